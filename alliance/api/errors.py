@@ -1,0 +1,111 @@
+"""One error shape for every API answer: {"error": {"type", "code", "message", "param"}}."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
+from django.http import Http404, HttpRequest, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    406: "invalid_request_error",
+    409: "conflict_error",
+    413: "invalid_request_error",
+    415: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+    503: "service_unavailable_error",
+}
+
+
+class ApiError(exceptions.APIException):
+    """An error with an explicit code and parameter, raised by services and views alike."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str,
+        status_code: int = status.HTTP_400_BAD_REQUEST,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail=message, code=code)
+        self.status_code = status_code
+        self.message = message
+        self.error_code = code
+        self.param = param
+        self.headers = headers or {}
+
+
+def error_body(status_code: int, code: str, message: str, param: str | None = None) -> dict[str, Any]:
+    return {
+        "error": {
+            "type": ERROR_TYPES.get(status_code, "api_error"),
+            "code": code,
+            "message": message,
+            "param": param,
+        }
+    }
+
+
+def _first_validation_error(detail: Any, path: str = "") -> tuple[str | None, str, str]:
+    """Walks a DRF ValidationError detail to its first leaf: (param, code, message)."""
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            name = "" if key == "non_field_errors" else str(key)
+            return _first_validation_error(value, f"{path}.{name}" if path and name else (name or path))
+    if isinstance(detail, list) and detail:
+        first = detail[0]
+        if isinstance(first, (dict, list)):
+            index = next(i for i, item in enumerate(detail) if item)
+            return _first_validation_error(detail[index], f"{path}[{index}]" if isinstance(detail[index], dict) else path)
+        return _first_validation_error(first, path)
+    code = getattr(detail, "code", "invalid") or "invalid"
+    return (path or None), str(code), str(detail)
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    headers: dict[str, str] = {}
+    if isinstance(exc, ApiError):
+        body = error_body(exc.status_code, exc.error_code, exc.message, exc.param)
+        return Response(body, status=exc.status_code, headers=exc.headers)
+    if isinstance(exc, RequestDataTooBig):
+        return Response(
+            error_body(413, "request_too_large", "The request body is larger than the platform accepts."),
+            status=413,
+        )
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    if not isinstance(exc, exceptions.APIException):
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        param, code, message = _first_validation_error(exc.detail)
+        if param and not message.lower().startswith(param.split(".")[-1].lower()):
+            message = f"{param}: {message}"
+        return Response(error_body(400, code, message, param), status=400)
+    if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+        headers["Retry-After"] = str(max(1, int(exc.wait + 0.999)))
+    code = exc.get_codes() if isinstance(exc.get_codes(), str) else exc.default_code
+    message = str(exc.detail) if not isinstance(exc.detail, (list, dict)) else str(exc.default_detail)
+    if isinstance(exc, exceptions.ParseError):
+        code = "invalid_json"
+    return Response(error_body(exc.status_code, str(code), message), status=exc.status_code, headers=headers)
+
+
+def json_not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return JsonResponse(error_body(404, "not_found", "No such resource."), status=404)
+
+
+def json_server_error(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(error_body(500, "internal_error", "The platform failed to answer; try again."), status=500)

@@ -1,0 +1,80 @@
+"""The base of every partner API view: key auth, per-key request limits and the x-ratelimit-* headers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from alliance.api.errors import ApiError
+from partners import ratelimit
+from partners.models import ApiKey, Partner
+from partners.selectors import units_totals
+from partners.services import UnitsState, month_start, next_month_start
+
+
+def format_duration(seconds: float) -> str:
+    """OpenAI's reset format: 1s, 6m0s, 2h3m4s."""
+    total = max(0, int(seconds + 0.999))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes}m{secs}s"
+    if minutes:
+        return f"{minutes}m{secs}s"
+    return f"{secs}s"
+
+
+class PartnerApiView(APIView):
+    """Views that act for the partner behind an API key. Read requests share one per-key bucket."""
+
+    read_bucket = True
+
+    @property
+    def partner(self) -> Partner:
+        return self.request.auth.partner
+
+    @property
+    def api_key(self) -> ApiKey:
+        return self.request.auth
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        if self.read_bucket:
+            self.check_request_rate(request, "read", settings.API_KEY_READ_RPM)
+
+    def check_request_rate(self, request: Request, bucket: str, limit: int) -> None:
+        state = ratelimit.hit(f"{request.auth.public_id}:{bucket}", limit)
+        request.requests_state = state
+        if not state.allowed:
+            raise ApiError(
+                f"Rate limit of {limit} requests per minute reached for this key.",
+                code="rate_limit_exceeded",
+                status_code=429,
+                headers={"Retry-After": str(int(state.reset_seconds) + 1)},
+            )
+
+    def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Response:
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if isinstance(getattr(request, "auth", None), ApiKey):
+            self._add_ratelimit_headers(request, response)
+        return response
+
+    def _add_ratelimit_headers(self, request: Request, response: Response) -> None:
+        state = getattr(request, "requests_state", None)
+        if state is not None:
+            response["x-ratelimit-limit-requests"] = str(state.limit)
+            response["x-ratelimit-remaining-requests"] = str(state.remaining)
+            response["x-ratelimit-reset-requests"] = format_duration(state.reset_seconds)
+        units: UnitsState | None = getattr(request, "units_state", None)
+        if units is None:
+            limit, used = units_totals(partner=request.auth.partner, month=month_start())
+            from django.utils import timezone
+
+            units = UnitsState(limit=limit, used=used, reset_seconds=(next_month_start() - timezone.now()).total_seconds())
+        response["x-ratelimit-limit-units"] = str(units.limit)
+        response["x-ratelimit-remaining-units"] = str(units.remaining)
+        response["x-ratelimit-reset-units"] = format_duration(units.reset_seconds)

@@ -1,0 +1,210 @@
+"""Settings, driven by the environment.
+
+With nothing set, the platform runs embedded: SQLite, a filesystem broker and an
+in-process cache. Set DATABASE_URL (PostgreSQL) and CELERY_BROKER_URL / REDIS_URL
+(Redis) for the distributed mode.
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from kombu import Queue
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("ALLIANCE_VAR_DIR", BASE_DIR / "var"))
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    return os.environ.get(name, str(default)).strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def env_float(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))
+
+
+DEBUG = env_bool("DJANGO_DEBUG", False)
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "insecure-embedded-default-change-me-in-production-0123456789")
+ALLOWED_HOSTS = [h for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver").split(",") if h]
+CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "partners",
+    "usecases",
+    "inference",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "alliance.urls"
+WSGI_APPLICATION = "alliance.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'alliance.sqlite3'}"),
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
+        conn_health_checks=True,
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = os.environ.get("REDIS_URL", "")
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
+if not REDIS_URL and CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    REDIS_URL = CELERY_BROKER_URL
+
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "alliance"}
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "alliance"}
+    )
+}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+MEDIA_URL = "media/"
+MEDIA_ROOT = Path(os.environ.get("ALLIANCE_MEDIA_ROOT", VAR_DIR / "media"))
+
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("ALLIANCE_MAX_BODY_BYTES", 2 * 1024 * 1024)
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["partners.authentication.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["partners.permissions.HasActiveApiKey"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["alliance.api.parsers.BoundedJSONParser"],
+    "EXCEPTION_HANDLER": "alliance.api.errors.api_exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("ALLIANCE_LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+
+# Celery: PostgreSQL is the source of truth for a job; the broker only carries its id.
+CELERY_BROKER_URL = CELERY_BROKER_URL or "filesystem://"
+CELERY_BROKER_TRANSPORT_OPTIONS = (
+    {
+        "data_folder_in": str(VAR_DIR / "broker"),
+        "data_folder_out": str(VAR_DIR / "broker"),
+        "control_folder": str(VAR_DIR / "broker-control"),
+        "store_processed": False,
+        "polling_interval": 0.05,
+    }
+    if CELERY_BROKER_URL == "filesystem://"
+    else {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
+)
+if CELERY_BROKER_URL == "filesystem://":
+    for folder in ("broker", "broker-control"):
+        (VAR_DIR / folder).mkdir(parents=True, exist_ok=True)
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_WORKER_CONCURRENCY = env_int("CELERY_WORKER_CONCURRENCY", 1)
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Workers serve queues by model family: a machine that hosts only vision models takes only vision jobs.
+ALLIANCE_QUEUES = ["default", "embeddings", "llm", "vision", "tuning"]
+CELERY_TASK_QUEUES = [Queue(name) for name in ALLIANCE_QUEUES]
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ROUTES = {"inference.tasks.deliver_webhook": {"queue": "default"}}
+
+# Jobs
+JOB_HEARTBEAT_SECONDS = env_float("ALLIANCE_JOB_HEARTBEAT_SECONDS", 5.0)
+JOB_STALE_SECONDS = env_float("ALLIANCE_JOB_STALE_SECONDS", 30.0)
+JOB_REENQUEUE_SECONDS = env_float("ALLIANCE_JOB_REENQUEUE_SECONDS", 120.0)
+JOB_REAPER_INTERVAL_SECONDS = env_float("ALLIANCE_JOB_REAPER_INTERVAL_SECONDS", 15.0)
+JOB_MAX_ATTEMPTS = env_int("ALLIANCE_JOB_MAX_ATTEMPTS", 3)
+JOB_MAX_WAIT_SECONDS = env_float("ALLIANCE_JOB_MAX_WAIT_SECONDS", 60.0)
+CELERY_BEAT_SCHEDULE = {
+    "reap-stale-jobs": {"task": "inference.tasks.reap_stale_jobs", "schedule": JOB_REAPER_INTERVAL_SECONDS},
+}
+
+# Webhooks
+WEBHOOK_ALLOW_PRIVATE_ADDRESSES = env_bool("ALLIANCE_WEBHOOK_ALLOW_PRIVATE", False)
+WEBHOOK_TIMEOUT_SECONDS = env_float("ALLIANCE_WEBHOOK_TIMEOUT_SECONDS", 5.0)
+WEBHOOK_MAX_RETRIES = env_int("ALLIANCE_WEBHOOK_MAX_RETRIES", 5)
+WEBHOOK_SIGNING_KEY = os.environ.get("ALLIANCE_WEBHOOK_SIGNING_KEY", SECRET_KEY)
+
+# Quotas and rate limits
+DEFAULT_MONTHLY_UNITS = env_int("ALLIANCE_DEFAULT_MONTHLY_UNITS", 1_000_000)
+DEFAULT_RPM = env_int("ALLIANCE_DEFAULT_RPM", 600)
+API_KEY_READ_RPM = env_int("ALLIANCE_API_KEY_READ_RPM", 6000)
+AUTH_FAILURES_PER_MINUTE = env_int("ALLIANCE_AUTH_FAILURES_PER_MINUTE", 30)
+API_KEY_LAST_USED_RESOLUTION_SECONDS = 60
+
+# Models: the worker side reads this registry; the web side only reads names and families.
+ALLIANCE_MODELS_FILE = os.environ.get("ALLIANCE_MODELS_FILE", "")
+ALLIANCE_DEVICE = os.environ.get("ALLIANCE_DEVICE", "auto")
+
+# Benchmarks mount a bare endpoint to compare against.
+ALLIANCE_BENCH_ENDPOINTS = env_bool("ALLIANCE_BENCH_ENDPOINTS", False)
+
+if not DEBUG and env_bool("ALLIANCE_SECURE", False):
+    SECURE_SSL_REDIRECT = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = 31536000
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

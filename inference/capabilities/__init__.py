@@ -1,0 +1,30 @@
+"""Capabilities: each a schema, a unit cost and a default model. Importable by the web process (no torch)."""
+
+from __future__ import annotations
+
+from inference.capabilities.base import Capability, CapabilityUnavailable
+from inference.capabilities.keyword_extraction import KEYWORD_EXTRACTION
+
+CAPABILITY_NAMES: tuple[str, ...] = (
+    "question_answering",
+    "text_classification",
+    "summarization",
+    "dialogue",
+    "text_generation",
+    "keyword_extraction",
+    "image_generation",
+    "image_captioning",
+)
+
+CAPABILITIES: dict[str, Capability] = {capability.name: capability for capability in (KEYWORD_EXTRACTION,)}
+
+
+def get_capability(name: str) -> Capability:
+    """The capability of that name; raises CapabilityUnavailable for a name known but not yet served."""
+    try:
+        return CAPABILITIES[name]
+    except KeyError:
+        raise CapabilityUnavailable(name) from None
+
+
+__all__ = ["CAPABILITIES", "CAPABILITY_NAMES", "Capability", "CapabilityUnavailable", "get_capability"]

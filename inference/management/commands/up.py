@@ -1,0 +1,89 @@
+"""The embedded default in one foreground process tree: migrate, seed, prepare models, serve and work."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandParser
+
+from partners.models import ApiKey, Partner
+from partners.services import api_key_issue, api_key_revoke
+
+DEMO_KEY_NAME = "up: demo"
+DEMO_PARTNER = "lg-ai-research"
+
+
+def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+class Command(BaseCommand):
+    help = "Runs the whole platform on this machine: web server, worker and scheduler. Ctrl-C stops everything."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--web-threads", type=int, default=8)
+
+    def handle(self, *args: object, port: int, host: str, web_threads: int, **options: object) -> None:
+        settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
+        call_command("migrate", interactive=False, verbosity=0)
+        if not Partner.objects.exists():
+            call_command("seed_alliance")
+        call_command("prepare_models")
+        call_command("collectstatic", interactive=False, verbosity=0)
+        demo_key = self._fresh_demo_key()
+        processes = self._start(host, port, web_threads)
+        self.stdout.write(
+            f"\nThe platform is up at http://{host}:{port}/\n"
+            f"A demo key for {DEMO_PARTNER} (shown once; replaced at the next start):\n  {demo_key}\n"
+            f"Try:\n  curl -s -X POST 'http://{host}:{port}/api/v1/jobs?wait=30' "
+            f"-H 'Authorization: Bearer {demo_key}' -H 'Content-Type: application/json' "
+            "-d '{\"capability\": \"keyword_extraction\", \"input\": {\"text\": \"Alliance partners tune "
+            "foundation models on their own data.\"}}'\n"
+        )
+        self._supervise(processes)
+
+    def _fresh_demo_key(self) -> str:
+        partner = Partner.objects.get(slug=DEMO_PARTNER)
+        for old in ApiKey.objects.filter(partner=partner, name=DEMO_KEY_NAME, revoked_at__isnull=True):
+            api_key_revoke(api_key=old, actor="system:up")
+        _, raw = api_key_issue(partner=partner, name=DEMO_KEY_NAME, actor="system:up")
+        return raw
+
+    def _start(self, host: str, port: int, web_threads: int) -> list[subprocess.Popen]:
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "alliance.settings"}
+        worker = [
+            sys.executable, "-m", "celery", "-A", "alliance", "worker", "--beat", "--loglevel=INFO",
+            f"--concurrency={settings.CELERY_WORKER_CONCURRENCY}",
+            f"--schedule={settings.VAR_DIR / 'celerybeat-schedule'}",
+        ]
+        web = [
+            sys.executable, "-m", "gunicorn", "alliance.wsgi", "--bind", f"{host}:{port}", "--workers", "1",
+            "--threads", str(web_threads), "--access-logfile", "-",
+        ]
+        return [subprocess.Popen(cmd, env=env, cwd=settings.BASE_DIR) for cmd in (worker, web)]
+
+    def _supervise(self, processes: list[subprocess.Popen]) -> None:
+        signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+        try:
+            while all(process.poll() is None for process in processes):
+                time.sleep(0.5)
+            self.stderr.write("a platform process exited; stopping the others")
+        except KeyboardInterrupt:
+            self.stdout.write("stopping")
+        finally:
+            for process in processes:
+                if process.poll() is None:
+                    process.send_signal(signal.SIGTERM)
+            for process in processes:
+                try:
+                    process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    process.kill()

@@ -1,0 +1,43 @@
+"""Reads of jobs, always scoped to one partner: another partner's job is simply not found."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from django.db.models import QuerySet
+from rest_framework.exceptions import NotFound
+
+from inference.models import Job
+from partners.models import Partner
+
+
+def jobs_of(
+    *,
+    partner: Partner,
+    status: str | None = None,
+    capability: str | None = None,
+    created_after: dt.datetime | None = None,
+    created_before: dt.datetime | None = None,
+) -> QuerySet[Job]:
+    jobs = Job.objects.filter(partner=partner)
+    if status:
+        jobs = jobs.filter(status=status)
+    if capability:
+        jobs = jobs.filter(capability=capability)
+    if created_after:
+        jobs = jobs.filter(created_at__gte=created_after)
+    if created_before:
+        jobs = jobs.filter(created_at__lt=created_before)
+    return jobs
+
+
+def job_of(*, partner: Partner, job_id: str) -> Job:
+    try:
+        key = uuid.UUID(str(job_id))
+    except ValueError:
+        raise NotFound("No job with that id.") from None
+    job = Job.objects.filter(partner=partner, pk=key).first()
+    if job is None:
+        raise NotFound("No job with that id.")
+    return job

@@ -1,0 +1,36 @@
+"""Celery tasks: thin wrappers that load by id and call a service."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from django.conf import settings
+
+from inference import services
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="inference.tasks.run_job", acks_late=True, reject_on_worker_lost=True)
+def run_job(job_id: str) -> None:
+    services.job_execute(job_id)
+
+
+@shared_task(name="inference.tasks.reap_stale_jobs")
+def reap_stale_jobs() -> dict[str, int]:
+    counts = services.jobs_reap()
+    if any(counts.values()):
+        logger.warning("reaper: %s", counts)
+    return counts
+
+
+@shared_task(name="inference.tasks.deliver_webhook", bind=True, acks_late=True, max_retries=None)
+def deliver_webhook(self, job_id: str) -> None:  # noqa: ANN001 - celery's bound task
+    attempt = self.request.retries + 1
+    if services.webhook_deliver(job_id=job_id, attempt=attempt):
+        return
+    if attempt > settings.WEBHOOK_MAX_RETRIES:
+        logger.warning("webhook of job %s not delivered after %d attempts", job_id, attempt)
+        return
+    raise self.retry(countdown=min(300, 2 ** (attempt - 1)))

@@ -1,0 +1,43 @@
+from django.contrib import admin
+
+from partners.models import ApiKey, AuditEvent, Membership, Partner, Quota, UsageRecord
+
+
+@admin.register(Partner)
+class PartnerAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "sector", "tier", "founding_member", "is_active"]
+    list_filter = ["sector", "tier", "is_active"]
+    prepopulated_fields = {"slug": ["name"]}
+    search_fields = ["name"]
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["user", "partner", "role"]
+    list_filter = ["role"]
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = ["public_id", "partner", "name", "created_at", "expires_at", "revoked_at", "last_used_at"]
+    readonly_fields = ["public_id", "created_at", "last_used_at"]
+    list_filter = ["partner"]
+
+
+@admin.register(Quota)
+class QuotaAdmin(admin.ModelAdmin):
+    list_display = ["partner", "capability", "monthly_units", "rpm"]
+    list_filter = ["capability"]
+
+
+@admin.register(UsageRecord)
+class UsageRecordAdmin(admin.ModelAdmin):
+    list_display = ["partner", "capability", "kind", "units", "created_at"]
+    list_filter = ["kind", "capability"]
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "partner", "actor", "action", "target"]
+    list_filter = ["action"]
+    readonly_fields = ["partner", "actor", "action", "target", "data", "created_at"]

@@ -1,0 +1,158 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Sector(models.TextChoices):
+    IT = "it", "IT"
+    FINANCE = "finance", "Finance"
+    EDUCATION = "education", "Education"
+    MEDICAL = "medical", "Medical"
+    MANUFACTURING = "manufacturing", "Manufacturing"
+    TELECOM = "telecom", "Telecom"
+    CONTENT = "content", "Content"
+
+
+class Tier(models.TextChoices):
+    LAB = "lab", "Lab"
+    FOUNDING = "founding", "Founding"
+    STRATEGIC = "strategic", "Strategic"
+    STANDARD = "standard", "Standard"
+
+
+class Partner(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    slug = models.SlugField(max_length=200, unique=True)
+    sector = models.CharField(max_length=32, choices=Sector.choices)
+    tier = models.CharField(max_length=32, choices=Tier.choices, default=Tier.STANDARD)
+    founding_member = models.BooleanField(default=False)
+    country = models.CharField(max_length=2, blank=True, help_text="ISO 3166-1 alpha-2")
+    website = models.URLField(blank=True)
+    description = models.TextField(blank=True)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Role(models.TextChoices):
+    OWNER = "owner", "Owner"
+    ADMIN = "admin", "Admin"
+    DEVELOPER = "developer", "Developer"
+    VIEWER = "viewer", "Viewer"
+
+
+class Membership(models.Model):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "partner"], name="unique_membership")]
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.partner} ({self.role})"
+
+
+class ApiKey(models.Model):
+    """A stable key identity; its secrets are ApiKeyCredentials, so rotation keeps the id."""
+
+    public_id = models.CharField(max_length=32, unique=True)
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100)
+    scopes = models.JSONField(default=list, blank=True, help_text="Capabilities this key may call; empty means all.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.public_id} ({self.name})"
+
+    def allows(self, capability: str) -> bool:
+        return not self.scopes or capability in self.scopes
+
+
+class ApiKeyCredential(models.Model):
+    """One secret of a key: a public prefix for lookup and the SHA-512 hash of the secret."""
+
+    api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="credentials")
+    prefix = models.CharField(max_length=16, unique=True)
+    hashed_secret = models.CharField(max_length=128)
+    created_at = models.DateTimeField(auto_now_add=True)
+    valid_until = models.DateTimeField(null=True, blank=True, help_text="Set when rotated: the grace period's end.")
+
+
+class Quota(models.Model):
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="quotas")
+    capability = models.CharField(max_length=64)
+    monthly_units = models.PositiveBigIntegerField()
+    rpm = models.PositiveIntegerField(help_text="Requests per minute, per API key.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["partner", "capability"], name="unique_quota")]
+
+    def __str__(self) -> str:
+        return f"{self.partner} {self.capability}: {self.monthly_units}/month, {self.rpm} rpm"
+
+
+class QuotaPeriod(models.Model):
+    """Units used of a quota in one calendar month; consumed by one conditional UPDATE."""
+
+    quota = models.ForeignKey(Quota, on_delete=models.CASCADE, related_name="periods")
+    month = models.DateField(help_text="First day of the month (UTC).")
+    used = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["quota", "month"], name="unique_quota_period")]
+
+
+class UsageKind(models.TextChoices):
+    CHARGE = "charge", "Charge"
+    REFUND = "refund", "Refund"
+
+
+class UsageRecord(models.Model):
+    """The ledger: one charge per job, and at most one refund."""
+
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="usage_records")
+    api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL)
+    capability = models.CharField(max_length=64)
+    job_id = models.UUIDField()
+    kind = models.CharField(max_length=8, choices=UsageKind.choices)
+    units = models.PositiveBigIntegerField()
+    month = models.DateField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["job_id", "kind"], name="one_charge_one_refund_per_job")]
+        indexes = [models.Index(fields=["partner", "created_at"], name="usage_partner_created")]
+
+
+class AuditEvent(models.Model):
+    partner = models.ForeignKey(Partner, null=True, blank=True, on_delete=models.CASCADE, related_name="audit_events")
+    actor = models.CharField(max_length=200, help_text="user:<username>, key:<id> or system")
+    action = models.CharField(max_length=64)
+    target = models.CharField(max_length=200, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["partner", "-created_at"], name="audit_partner_created")]
+        constraints = [models.CheckConstraint(condition=~Q(action=""), name="audit_action_not_empty")]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor} {self.action} {self.target}"
