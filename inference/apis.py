@@ -27,8 +27,21 @@ class JobOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = Job
         fields = [
-            "id", "object", "capability", "model", "status", "input", "params", "output", "error", "usage",
-            "webhook_url", "attempts", "created_at", "started_at", "finished_at",
+            "id",
+            "object",
+            "capability",
+            "model",
+            "status",
+            "input",
+            "params",
+            "output",
+            "error",
+            "usage",
+            "webhook_url",
+            "attempts",
+            "created_at",
+            "started_at",
+            "finished_at",
         ]
 
     def get_object(self, job: Job) -> str:

@@ -22,8 +22,8 @@ from rest_framework import serializers
 
 from alliance.api.errors import ApiError
 from inference import webhooks
-from inference.errors import JobInputError
 from inference.capabilities import CAPABILITY_NAMES, Capability, CapabilityUnavailable, get_capability
+from inference.errors import JobInputError
 from inference.models import Job, JobStatus, WebhookDelivery
 from inference.registry import ModelNotAvailable, get_model_spec
 from partners.models import ApiKey, Quota
@@ -50,7 +50,8 @@ def capability_for_submission(name: Any) -> Capability:
     except CapabilityUnavailable:
         known = name in CAPABILITY_NAMES
         raise ApiError(
-            f"Capability {name!r} is not served by this platform yet." if known
+            f"Capability {name!r} is not served by this platform yet."
+            if known
             else f"Unknown capability {name!r}; expected one of: {', '.join(CAPABILITY_NAMES)}.",
             code="capability_unavailable" if known else "unknown_capability",
             param="capability",
@@ -84,8 +85,9 @@ def _model_for(capability: Capability, requested: Any) -> str:
     try:
         spec = get_model_spec(requested)
     except ModelNotAvailable:
-        raise ApiError(f"No model {requested!r} is available to you.", code="model_not_found", status_code=404,
-                       param="model") from None
+        raise ApiError(
+            f"No model {requested!r} is available to you.", code="model_not_found", status_code=404, param="model"
+        ) from None
     if capability.name not in spec.capabilities:
         raise ApiError(f"Model {requested!r} does not serve {capability.name}.", code="model_mismatch", param="model")
     return requested
@@ -115,8 +117,12 @@ def job_submit(
 ) -> Submission:
     """Validates, charges and stores a job in one transaction, and enqueues it once that commits."""
     if not api_key.allows(capability.name):
-        raise ApiError(f"This API key is not scoped for {capability.name}.", code="scope_denied", status_code=403,
-                       param="capability")
+        raise ApiError(
+            f"This API key is not scoped for {capability.name}.",
+            code="scope_denied",
+            status_code=403,
+            param="capability",
+        )
     model_name = _model_for(capability, model)
     clean_input = _validated(capability.input_serializer, data, "input")
     clean_params = _validated(capability.params_serializer, params, "params")
@@ -177,7 +183,7 @@ def job_enqueue(job: Job) -> None:
 
     try:
         run_job.apply_async(args=[str(job.pk)], queue=job.queue, retry=False)
-    except Exception:  # noqa: BLE001 - the broker may be down; the database keeps the job
+    except Exception:
         logger.warning("enqueue of job %s failed; the reaper will send it again", job.pk, exc_info=True)
 
 
@@ -264,7 +270,7 @@ def job_execute(job_id: str) -> Job | None:
             job_fail(job=job, token=token, code="model_unavailable", message=str(exc))
         except MemoryError:
             job_fail(job=job, token=token, code="out_of_memory", message="The model ran out of memory on this input.")
-        except Exception as exc:  # noqa: BLE001 - any model failure fails the job, never the worker
+        except Exception as exc:
             logger.exception("job %s: model failed", job.pk)
             job_fail(job=job, token=token, code="model_error", message=f"The model failed: {type(exc).__name__}.")
         else:
@@ -306,8 +312,12 @@ def jobs_reap(now: dt.datetime | None = None) -> dict[str, int]:
     stale_before = now - dt.timedelta(seconds=settings.JOB_STALE_SECONDS)
     for job in Job.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=stale_before)[:500]:
         if job.attempts >= settings.JOB_MAX_ATTEMPTS:
-            if job_fail(job=job, token=job.claim_token, code="worker_lost",
-                        message=f"The job's worker stopped {job.attempts} times; giving up."):
+            if job_fail(
+                job=job,
+                token=job.claim_token,
+                code="worker_lost",
+                message=f"The job's worker stopped {job.attempts} times; giving up.",
+            ):
                 counts["failed"] += 1
             continue
         requeued = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, claim_token=job.claim_token).update(
@@ -332,7 +342,7 @@ def _enqueue_webhook(job_id: uuid.UUID) -> None:
 
     try:
         deliver_webhook.apply_async(args=[str(job_id)], retry=False)
-    except Exception:  # noqa: BLE001
+    except Exception:
         logger.warning("could not enqueue the webhook of job %s", job_id, exc_info=True)
 
 

@@ -26,7 +26,7 @@ def reap_stale_jobs() -> dict[str, int]:
 
 
 @shared_task(name="inference.tasks.deliver_webhook", bind=True, acks_late=True, max_retries=None)
-def deliver_webhook(self, job_id: str) -> None:  # noqa: ANN001 - celery's bound task
+def deliver_webhook(self, job_id: str) -> None:
     attempt = self.request.retries + 1
     if services.webhook_deliver(job_id=job_id, attempt=attempt):
         return

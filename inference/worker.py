@@ -18,7 +18,9 @@ def load_models_for_this_worker(**_: Any) -> None:
     queues = set(app.amqp.queues.consume_from or app.amqp.queues)
     try:
         names = warm_up(queues)
-    except Exception:  # noqa: BLE001 - a model that fails to load fails its jobs with a clear error instead
+    except Exception:
         logger.exception("model warm-up failed; jobs will report the error")
         return
-    logger.info("worker process ready with models: %s (queues: %s)", ", ".join(names) or "none", ", ".join(sorted(queues)))
+    logger.info(
+        "worker process ready with models: %s (queues: %s)", ", ".join(names) or "none", ", ".join(sorted(queues))
+    )

@@ -203,9 +203,7 @@ def api_key_authenticate(raw_key: str) -> ApiKey | None:
     if material is None:
         keys.hash_secret(raw_key)  # same work as a real check, so a malformed key answers no faster
         return None
-    credential = (
-        ApiKeyCredential.objects.select_related("api_key__partner").filter(prefix=material.prefix).first()
-    )
+    credential = ApiKeyCredential.objects.select_related("api_key__partner").filter(prefix=material.prefix).first()
     if credential is None:
         keys.hash_secret(material.secret)
         return None
@@ -294,10 +292,7 @@ class UnitsState:
 
 
 def _consume_sql(table: str) -> str:
-    return (
-        f"UPDATE {table} SET used = used + %s "
-        "WHERE quota_id = %s AND month = %s AND used + %s <= %s RETURNING used"
-    )
+    return f"UPDATE {table} SET used = used + %s WHERE quota_id = %s AND month = %s AND used + %s <= %s RETURNING used"
 
 
 def quota_consume(*, quota: Quota, units: int, month: dt.date) -> int | None:

@@ -67,7 +67,9 @@ def _first_validation_error(detail: Any, path: str = "") -> tuple[str | None, st
         first = detail[0]
         if isinstance(first, (dict, list)):
             index = next(i for i, item in enumerate(detail) if item)
-            return _first_validation_error(detail[index], f"{path}[{index}]" if isinstance(detail[index], dict) else path)
+            return _first_validation_error(
+                detail[index], f"{path}[{index}]" if isinstance(detail[index], dict) else path
+            )
         return _first_validation_error(first, path)
     code = getattr(detail, "code", "invalid") or "invalid"
     return (path or None), str(code), str(detail)

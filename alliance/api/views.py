@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.utils import timezone
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -72,9 +73,9 @@ class PartnerApiView(APIView):
         units: UnitsState | None = getattr(request, "units_state", None)
         if units is None:
             limit, used = units_totals(partner=request.auth.partner, month=month_start())
-            from django.utils import timezone
-
-            units = UnitsState(limit=limit, used=used, reset_seconds=(next_month_start() - timezone.now()).total_seconds())
+            units = UnitsState(
+                limit=limit, used=used, reset_seconds=(next_month_start() - timezone.now()).total_seconds()
+            )
         response["x-ratelimit-limit-units"] = str(units.limit)
         response["x-ratelimit-remaining-units"] = str(units.remaining)
         response["x-ratelimit-reset-units"] = format_duration(units.reset_seconds)

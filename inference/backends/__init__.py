@@ -38,9 +38,7 @@ def configure_torch() -> None:
 def _load(spec: ModelSpec) -> Any:
     path = resolve_source(spec.source)
     if not path.exists():
-        raise ModelNotAvailable(
-            f"Model {spec.name!r}: {path} does not exist. Set its source in ALLIANCE_MODELS_FILE."
-        )
+        raise ModelNotAvailable(f"Model {spec.name!r}: {path} does not exist. Set its source in ALLIANCE_MODELS_FILE.")
     loader = LOADERS.get(spec.backend)
     if loader is None:
         raise ModelNotAvailable(f"Model {spec.name!r}: unknown backend {spec.backend!r}.")

@@ -4,19 +4,26 @@ from typing import Any
 
 from rest_framework import serializers
 
-from inference.capabilities.base import Capability, StrictSerializer, text_units
+from inference.capabilities.base import (
+    Capability,
+    StrictCharField,
+    StrictFloatField,
+    StrictIntegerField,
+    StrictSerializer,
+    text_units,
+)
 
 MAX_TEXT_CHARS = 100_000
 
 
 class KeywordExtractionInput(StrictSerializer):
-    text = serializers.CharField(max_length=MAX_TEXT_CHARS, trim_whitespace=True)
-    top_k = serializers.IntegerField(min_value=1, max_value=50, default=5)
+    text = StrictCharField(max_length=MAX_TEXT_CHARS, trim_whitespace=True)
+    top_k = StrictIntegerField(min_value=1, max_value=50, default=5)
 
 
 class KeywordExtractionParams(StrictSerializer):
-    max_ngram = serializers.IntegerField(min_value=1, max_value=3, default=2)
-    diversity = serializers.FloatField(min_value=0.0, max_value=1.0, default=0.0)
+    max_ngram = StrictIntegerField(min_value=1, max_value=3, default=2)
+    diversity = StrictFloatField(min_value=0.0, max_value=1.0, default=0.0)
     stop_words = serializers.ChoiceField(choices=["english", "none"], default="english")
 
 

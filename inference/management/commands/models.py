@@ -10,6 +10,4 @@ class Command(BaseCommand):
         for spec in model_specs().values():
             ready, detail = model_ready(spec)
             state = "ready" if ready else "MISSING"
-            self.stdout.write(
-                f"{spec.name:24} {spec.family:10} {state:8} {','.join(spec.capabilities):30} {detail}"
-            )
+            self.stdout.write(f"{spec.name:24} {spec.family:10} {state:8} {','.join(spec.capabilities):30} {detail}")

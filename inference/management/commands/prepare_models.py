@@ -14,4 +14,6 @@ class Command(BaseCommand):
             if not ready:
                 missing.append(spec.name)
         if missing:
-            raise CommandError(f"Models not available: {', '.join(missing)}. Set their sources in ALLIANCE_MODELS_FILE.")
+            raise CommandError(
+                f"Models not available: {', '.join(missing)}. Set their sources in ALLIANCE_MODELS_FILE."
+            )

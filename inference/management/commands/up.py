@@ -45,7 +45,7 @@ class Command(BaseCommand):
             f"A demo key for {DEMO_PARTNER} (shown once; replaced at the next start):\n  {demo_key}\n"
             f"Try:\n  curl -s -X POST 'http://{host}:{port}/api/v1/jobs?wait=30' "
             f"-H 'Authorization: Bearer {demo_key}' -H 'Content-Type: application/json' "
-            "-d '{\"capability\": \"keyword_extraction\", \"input\": {\"text\": \"Alliance partners tune "
+            '-d \'{"capability": "keyword_extraction", "input": {"text": "Alliance partners tune '
             "foundation models on their own data.\"}}'\n"
         )
         self._supervise(processes)
@@ -60,13 +60,30 @@ class Command(BaseCommand):
     def _start(self, host: str, port: int, web_threads: int) -> list[subprocess.Popen]:
         env = {**os.environ, "DJANGO_SETTINGS_MODULE": "alliance.settings"}
         worker = [
-            sys.executable, "-m", "celery", "-A", "alliance", "worker", "--beat", "--loglevel=INFO",
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "alliance",
+            "worker",
+            "--beat",
+            "--loglevel=INFO",
             f"--concurrency={settings.CELERY_WORKER_CONCURRENCY}",
             f"--schedule={settings.VAR_DIR / 'celerybeat-schedule'}",
         ]
         web = [
-            sys.executable, "-m", "gunicorn", "alliance.wsgi", "--bind", f"{host}:{port}", "--workers", "1",
-            "--threads", str(web_threads), "--access-logfile", "-",
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "alliance.wsgi",
+            "--bind",
+            f"{host}:{port}",
+            "--workers",
+            "1",
+            "--threads",
+            str(web_threads),
+            "--access-logfile",
+            "-",
         ]
         return [subprocess.Popen(cmd, env=env, cwd=settings.BASE_DIR) for cmd in (worker, web)]
 

@@ -17,8 +17,9 @@ class Command(BaseCommand):
         parser.add_argument("--scopes", default="", help="Comma-separated capabilities; empty means all.")
         parser.add_argument("--expires-in-days", type=int, default=None)
 
-    def handle(self, *args: object, partner_slug: str, name: str, scopes: str, expires_in_days: int | None,
-               **options: object) -> None:
+    def handle(
+        self, *args: object, partner_slug: str, name: str, scopes: str, expires_in_days: int | None, **options: object
+    ) -> None:
         partner = Partner.objects.filter(slug=partner_slug).first()
         if partner is None:
             raise CommandError(f"No partner with slug {partner_slug!r}.")
@@ -27,7 +28,10 @@ class Command(BaseCommand):
         expires_at = timezone.now() + dt.timedelta(days=expires_in_days) if expires_in_days else None
         try:
             _, raw = api_key_issue(
-                partner=partner, name=name, scopes=scopes.split(",") if scopes else [], expires_at=expires_at,
+                partner=partner,
+                name=name,
+                scopes=scopes.split(",") if scopes else [],
+                expires_at=expires_at,
                 actor="system:cli",
             )
         except ApiError as exc:

@@ -17,16 +17,22 @@ class Command(BaseCommand):
         for entry in FOUNDING_PARTNERS:
             if Partner.objects.filter(slug=slugify(entry["name"])).exists():
                 continue
-            partner_create(founding_member=True, tier=entry.get("tier", "founding"),
-                           **{k: v for k, v in entry.items() if k != "tier"})
+            partner_create(
+                founding_member=True,
+                tier=entry.get("tier", "founding"),
+                **{k: v for k, v in entry.items() if k != "tier"},
+            )
             created += 1
         showcases = 0
         for entry in SHOWCASES:
             partner = Partner.objects.get(slug=entry["partner"])
             _, made = UseCase.objects.get_or_create(
                 slug=slugify(entry["title"]),
-                defaults={**{k: v for k, v in entry.items() if k != "partner"}, "partner": partner,
-                          "status": UseCaseStatus.PUBLISHED},
+                defaults={
+                    **{k: v for k, v in entry.items() if k != "partner"},
+                    "partner": partner,
+                    "status": UseCaseStatus.PUBLISHED,
+                },
             )
             showcases += made
         self.stdout.write(f"seed_alliance: {created} partners and {showcases} showcases added")

@@ -14,16 +14,24 @@ class Command(BaseCommand):
         parser.add_argument("--monthly-units", type=int, default=None)
         parser.add_argument("--rpm", type=int, default=None)
 
-    def handle(self, *args: object, partner_slug: str, capability: str, monthly_units: int | None,
-               rpm: int | None, **options: object) -> None:
+    def handle(
+        self,
+        *args: object,
+        partner_slug: str,
+        capability: str,
+        monthly_units: int | None,
+        rpm: int | None,
+        **options: object,
+    ) -> None:
         partner = Partner.objects.filter(slug=partner_slug).first()
         if partner is None:
             raise CommandError(f"No partner with slug {partner_slug!r}.")
         if (monthly_units is not None and monthly_units < 0) or (rpm is not None and rpm < 0):
             raise CommandError("Limits must not be negative.")
         try:
-            quota = quota_set(partner=partner, capability=capability, monthly_units=monthly_units, rpm=rpm,
-                              actor="system:cli")
+            quota = quota_set(
+                partner=partner, capability=capability, monthly_units=monthly_units, rpm=rpm, actor="system:cli"
+            )
         except ApiError as exc:
             raise CommandError(exc.message) from exc
         self.stdout.write(f"{partner.slug} {quota.capability}: {quota.monthly_units} units/month, {quota.rpm} rpm")

@@ -1,0 +1,281 @@
+"""Gateway overhead: a bare DRF endpoint against job submission, on one gunicorn server.
+
+Usage: .venv/bin/python bench/gateway.py [--quick] [--workers 2] [--threads 4] [--concurrency 8]
+
+Uses PostgreSQL (127.0.0.1:5432, a fresh `alliance_bench` database) and Redis (127.0.0.1:6379 db 14) when they
+answer, else SQLite and the filesystem broker in a temp dir. No Celery worker runs: submitted jobs stay queued.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"
+PG_ADMIN = f"host={HOST} port=5432 user=postgres dbname=postgres connect_timeout=2"
+PG_DB = "alliance_bench"
+REDIS_URL = f"redis://{HOST}:6379/14"
+SLUG = "lg-ai-research"
+CAPABILITY = "keyword_extraction"
+BODY = json.dumps({"capability": CAPABILITY, "input": {"text": "Alliance partners tune language models on data."}})
+
+
+@dataclass
+class Result:
+    latencies: list[float] = field(default_factory=list)  # seconds, successful requests only
+    errors: Counter[str] = field(default_factory=Counter)
+    elapsed: float = 0.0  # merge() sums it: callers average over parallel parts, rounds add up
+
+    def merge(self, other: Result) -> None:
+        self.latencies += other.latencies
+        self.errors.update(other.errors)
+        self.elapsed += other.elapsed
+
+
+def _connection_loop(port: int, path: str, headers: dict[str, str], start_at: float, end_at: float) -> Result:
+    """One keep-alive connection sending requests back to back until end_at (monotonic, system-wide)."""
+    result = Result()
+    conn = http.client.HTTPConnection(HOST, port, timeout=30)
+    time.sleep(max(0.0, start_at - time.monotonic()))
+    while (t0 := time.monotonic()) < end_at:
+        try:
+            conn.request("POST", path, body=BODY, headers=headers)
+            resp = conn.getresponse()
+            payload = resp.read()
+        except (OSError, http.client.HTTPException) as exc:
+            result.errors[type(exc).__name__] += 1
+            conn.close()
+            continue
+        if 200 <= resp.status < 300:
+            result.latencies.append(time.monotonic() - t0)
+        else:
+            result.errors[f"{resp.status} {payload[:120].decode(errors='replace')}"] += 1
+    result.elapsed = time.monotonic() - start_at
+    conn.close()
+    return result
+
+
+def _client_process(
+    port: int, path: str, headers: dict[str, str], conns: int, start_at: float, end_at: float
+) -> Result:
+    total = Result()
+    with ThreadPoolExecutor(conns) as pool:
+        futures = [pool.submit(_connection_loop, port, path, headers, start_at, end_at) for _ in range(conns)]
+        for future in futures:
+            total.merge(future.result())
+    total.elapsed /= conns
+    return total
+
+
+def hammer(
+    procs: ProcessPoolExecutor,
+    n_procs: int,
+    args: argparse.Namespace,
+    path: str,
+    headers: dict[str, str],
+    seconds: float,
+) -> Result:
+    start_at = time.monotonic() + 0.3
+    per_proc = [args.concurrency // n_procs + (i < args.concurrency % n_procs) for i in range(n_procs)]
+    futures = [
+        procs.submit(_client_process, args.port, path, headers, c, start_at, start_at + seconds) for c in per_proc if c
+    ]
+    total = Result()
+    for future in futures:
+        total.merge(future.result())
+    total.elapsed /= len(futures)
+    return total
+
+
+def pick_backends() -> tuple[str | None, str | None]:
+    """DATABASE_URL and broker URL for PostgreSQL / Redis when they answer, else None (embedded)."""
+    db_url = broker_url = None
+    try:
+        pg_admin(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)", f"CREATE DATABASE {PG_DB}")
+        db_url = f"postgres://postgres@{HOST}:5432/{PG_DB}"
+    except Exception as exc:  # noqa: BLE001 - any failure means "not available"
+        print(f"postgresql unavailable ({type(exc).__name__}: {exc}); using sqlite")
+    try:
+        flush_redis()
+        broker_url = REDIS_URL
+    except Exception as exc:  # noqa: BLE001
+        print(f"redis unavailable ({type(exc).__name__}: {exc}); using the filesystem broker")
+    return db_url, broker_url
+
+
+def pg_admin(*statements: str) -> None:
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        for statement in statements:
+            conn.execute(statement)  # type: ignore[arg-type]  # fixed strings built from constants
+
+
+def flush_redis() -> None:
+    import redis
+
+    redis.Redis.from_url(REDIS_URL, socket_timeout=2).flushdb()
+
+
+def manage(env: dict[str, str], *argv: str) -> str:
+    proc = subprocess.run([sys.executable, "manage.py", *argv], cwd=ROOT, env=env, capture_output=True, text=True)
+    if proc.returncode:
+        raise RuntimeError(f"manage.py {' '.join(argv)} failed:\n{proc.stderr[-2000:]}")
+    return proc.stdout.strip()
+
+
+def start_gunicorn(env: dict[str, str], args: argparse.Namespace, log: Path, stack: ExitStack) -> None:
+    cmd = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "alliance.wsgi",
+        "--bind",
+        f"{HOST}:{args.port}",
+        "--workers",
+        str(args.workers),
+        "--threads",
+        str(args.threads),
+    ]
+    log_file = stack.enter_context(log.open("w"))
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+
+    def stop() -> None:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    stack.callback(stop)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with {proc.returncode}:\n{log.read_text()[-2000:]}")
+        try:
+            conn = http.client.HTTPConnection(HOST, args.port, timeout=2)
+            conn.request("GET", "/api/bench/bare")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError("gunicorn did not answer within 60 s")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def pct(sorted_values: list[float], q: float) -> float:
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))] * 1000 if sorted_values else 0.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="5 s per endpoint instead of 20 s")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--concurrency", type=int, default=8, help="keep-alive connections")
+    parser.add_argument("--client-procs", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds per endpoint")
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args()
+    args.port = args.port or free_port()
+    seconds = 5.0 if args.quick else 20.0
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+    with ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="alliance-bench-")))
+        db_url, broker_url = pick_backends()
+        if db_url:
+            stack.callback(pg_admin, f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
+        if broker_url:
+            stack.callback(flush_redis)
+        backend = f"database={'postgresql' if db_url else 'sqlite'} broker={'redis' if broker_url else 'filesystem'}"
+        print(f"backend: {backend}")
+        env = {
+            **os.environ,
+            "ALLIANCE_VAR_DIR": str(tmp),
+            "ALLIANCE_BENCH_ENDPOINTS": "1",
+            "ALLIANCE_LOG_LEVEL": "WARNING",
+            "DJANGO_DEBUG": "0",
+        }
+        for key in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"):
+            env.pop(key, None)
+        if db_url:
+            env["DATABASE_URL"] = db_url
+        if broker_url:
+            env["REDIS_URL"] = env["CELERY_BROKER_URL"] = broker_url
+
+        manage(env, "migrate", "--noinput")
+        manage(env, "seed_alliance")
+        key = manage(env, "issue_api_key", SLUG).splitlines()[-1]
+        manage(env, "set_quota", SLUG, CAPABILITY, "--monthly-units", str(10**12), "--rpm", str(10**9))
+        start_gunicorn(env, args, tmp / "gunicorn.log", stack)
+        print(
+            f"server: gunicorn {args.workers} workers x {args.threads} threads on {HOST}:{args.port}; "
+            f"client: {args.concurrency} keep-alive connections in {args.client_procs} processes; "
+            f"{seconds:g} s per endpoint in {args.rounds} rounds"
+        )
+
+        json_headers = {"Content-Type": "application/json", "Connection": "keep-alive"}
+        endpoints: dict[str, tuple[str, dict[str, str]]] = {
+            "bare": ("/api/bench/bare", json_headers),
+            "submit": ("/api/v1/jobs?wait=0", {**json_headers, "Authorization": f"Bearer {key}"}),
+        }
+        results = {name: Result() for name in endpoints}
+        n_procs = max(1, min(args.client_procs, args.concurrency))
+        procs = stack.enter_context(ProcessPoolExecutor(n_procs))
+        for name, (path, headers) in endpoints.items():  # warm-up: connections, caches, first inserts
+            warm = hammer(procs, n_procs, args, path, headers, 1.0)
+            if not warm.latencies:
+                raise RuntimeError(f"warm-up of {name} got no 2xx: {dict(warm.errors)}")
+        for _ in range(args.rounds):
+            for name, (path, headers) in endpoints.items():
+                results[name].merge(hammer(procs, n_procs, args, path, headers, seconds / args.rounds))
+
+        stats: dict[str, dict[str, Any]] = {}
+        print(f"\n{'endpoint':<8} {'requests':>9} {'errors':>7} {'req/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8}")
+        for name, res in results.items():
+            lat = sorted(res.latencies)
+            rps = len(lat) / res.elapsed if res.elapsed else 0.0
+            stats[name] = {"rps": rps, "p50": pct(lat, 0.5)}
+            n_err = sum(res.errors.values())
+            print(
+                f"{name:<8} {len(lat):>9} {n_err:>7} {rps:>9.1f} {pct(lat, 0.5):>8.2f} {pct(lat, 0.9):>8.2f} "
+                f"{pct(lat, 0.99):>8.2f}"
+            )
+        for name, res in results.items():
+            for err, count in res.errors.most_common(5):
+                print(f"  {name} error x{count}: {err}")
+
+    bare, submit = stats["bare"], stats["submit"]
+    ratio = submit["rps"] / bare["rps"] if bare["rps"] else 0.0
+    print(
+        f"gateway: bare_rps={bare['rps']:.1f} submit_rps={submit['rps']:.1f} submit_vs_bare={ratio:.3f} "
+        f"p50_overhead_ms={submit['p50'] - bare['p50']:.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import pytest
+from django.conf import settings
+
+from tests.factories import client_for, make_key, make_partner
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _clean_redis() -> None:
+    """Each run starts from an empty Redis database: no stale rate-limit windows or queued messages."""
+    if settings.REDIS_URL:
+        import redis
+
+        redis.Redis.from_url(settings.REDIS_URL).flushdb()
+
+
+@pytest.fixture(autouse=True)
+def _media_root(tmp_path, settings) -> None:
+    settings.MEDIA_ROOT = tmp_path / "media"
+
+
+@pytest.fixture
+def partner(db):
+    return make_partner("Woori Bank", sector="finance")
+
+
+@pytest.fixture
+def other_partner(db):
+    return make_partner("LG Chem", sector="manufacturing")
+
+
+@pytest.fixture
+def key_and_raw(partner):
+    return make_key(partner)
+
+
+@pytest.fixture
+def api(key_and_raw):
+    return client_for(key_and_raw[1])
