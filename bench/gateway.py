@@ -23,7 +23,9 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+
+import psycopg
+import redis
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -32,6 +34,7 @@ PG_DB = "alliance_bench"
 REDIS_URL = f"redis://{HOST}:6379/14"
 SLUG = "lg-ai-research"
 CAPABILITY = "keyword_extraction"
+INHERIT_NOT = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "DJANGO_DEBUG")  # the bench sets its own
 BODY = json.dumps({"capability": CAPABILITY, "input": {"text": "Alliance partners tune language models on data."}})
 
 
@@ -83,18 +86,12 @@ def _client_process(
 
 
 def hammer(
-    procs: ProcessPoolExecutor,
-    n_procs: int,
-    args: argparse.Namespace,
-    path: str,
-    headers: dict[str, str],
-    seconds: float,
+    procs: ProcessPoolExecutor, args: argparse.Namespace, path: str, headers: dict[str, str], secs: float
 ) -> Result:
-    start_at = time.monotonic() + 0.3
-    per_proc = [args.concurrency // n_procs + (i < args.concurrency % n_procs) for i in range(n_procs)]
-    futures = [
-        procs.submit(_client_process, args.port, path, headers, c, start_at, start_at + seconds) for c in per_proc if c
-    ]
+    """All connections, split over the client processes, on one endpoint for secs seconds."""
+    start_at, n = time.monotonic() + 0.3, args.client_procs
+    conns = [args.concurrency // n + (i < args.concurrency % n) for i in range(n)]
+    futures = [procs.submit(_client_process, args.port, path, headers, c, start_at, start_at + secs) for c in conns]
     total = Result()
     for future in futures:
         total.merge(future.result())
@@ -119,16 +116,12 @@ def pick_backends() -> tuple[str | None, str | None]:
 
 
 def pg_admin(*statements: str) -> None:
-    import psycopg
-
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
         for statement in statements:
             conn.execute(statement)  # type: ignore[arg-type]  # fixed strings built from constants
 
 
 def flush_redis() -> None:
-    import redis
-
     redis.Redis.from_url(REDIS_URL, socket_timeout=2).flushdb()
 
 
@@ -140,18 +133,8 @@ def manage(env: dict[str, str], *argv: str) -> str:
 
 
 def start_gunicorn(env: dict[str, str], args: argparse.Namespace, log: Path, stack: ExitStack) -> None:
-    cmd = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "alliance.wsgi",
-        "--bind",
-        f"{HOST}:{args.port}",
-        "--workers",
-        str(args.workers),
-        "--threads",
-        str(args.threads),
-    ]
+    cmd = [sys.executable, "-m", "gunicorn", "alliance.wsgi", "--bind", f"{HOST}:{args.port}"]
+    cmd += ["--workers", str(args.workers), "--threads", str(args.threads)]
     log_file = stack.enter_context(log.open("w"))
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
 
@@ -172,9 +155,11 @@ def start_gunicorn(env: dict[str, str], args: argparse.Namespace, log: Path, sta
         try:
             conn = http.client.HTTPConnection(HOST, args.port, timeout=2)
             conn.request("GET", "/api/bench/bare")
-            if conn.getresponse().status == 200:
+            ok = conn.getresponse().status == 200
+            conn.close()
+            if ok:
                 return
-        except OSError:
+        except (OSError, http.client.HTTPException):
             pass
         time.sleep(0.2)
     raise RuntimeError("gunicorn did not answer within 60 s")
@@ -201,6 +186,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args()
     args.port = args.port or free_port()
+    args.client_procs = max(1, min(args.client_procs, args.concurrency))
     seconds = 5.0 if args.quick else 20.0
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
@@ -213,19 +199,10 @@ def main() -> None:
             stack.callback(flush_redis)
         backend = f"database={'postgresql' if db_url else 'sqlite'} broker={'redis' if broker_url else 'filesystem'}"
         print(f"backend: {backend}")
-        env = {
-            **os.environ,
-            "ALLIANCE_VAR_DIR": str(tmp),
-            "ALLIANCE_BENCH_ENDPOINTS": "1",
-            "ALLIANCE_LOG_LEVEL": "WARNING",
-            "DJANGO_DEBUG": "0",
-        }
-        for key in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"):
-            env.pop(key, None)
-        if db_url:
-            env["DATABASE_URL"] = db_url
-        if broker_url:
-            env["REDIS_URL"] = env["CELERY_BROKER_URL"] = broker_url
+        env = {k: v for k, v in os.environ.items() if k not in INHERIT_NOT}
+        env.update(ALLIANCE_VAR_DIR=str(tmp), ALLIANCE_BENCH_ENDPOINTS="1", ALLIANCE_LOG_LEVEL="WARNING")
+        env.update({"DATABASE_URL": db_url} if db_url else {})
+        env.update({"REDIS_URL": broker_url, "CELERY_BROKER_URL": broker_url} if broker_url else {})
 
         manage(env, "migrate", "--noinput")
         manage(env, "seed_alliance")
@@ -244,22 +221,21 @@ def main() -> None:
             "submit": ("/api/v1/jobs?wait=0", {**json_headers, "Authorization": f"Bearer {key}"}),
         }
         results = {name: Result() for name in endpoints}
-        n_procs = max(1, min(args.client_procs, args.concurrency))
-        procs = stack.enter_context(ProcessPoolExecutor(n_procs))
+        procs = stack.enter_context(ProcessPoolExecutor(args.client_procs))
         for name, (path, headers) in endpoints.items():  # warm-up: connections, caches, first inserts
-            warm = hammer(procs, n_procs, args, path, headers, 1.0)
+            warm = hammer(procs, args, path, headers, 1.0)
             if not warm.latencies:
                 raise RuntimeError(f"warm-up of {name} got no 2xx: {dict(warm.errors)}")
         for _ in range(args.rounds):
             for name, (path, headers) in endpoints.items():
-                results[name].merge(hammer(procs, n_procs, args, path, headers, seconds / args.rounds))
+                results[name].merge(hammer(procs, args, path, headers, seconds / args.rounds))
 
-        stats: dict[str, dict[str, Any]] = {}
+        stats: dict[str, tuple[float, float]] = {}  # name -> (requests/s, p50 ms)
         print(f"\n{'endpoint':<8} {'requests':>9} {'errors':>7} {'req/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8}")
         for name, res in results.items():
             lat = sorted(res.latencies)
             rps = len(lat) / res.elapsed if res.elapsed else 0.0
-            stats[name] = {"rps": rps, "p50": pct(lat, 0.5)}
+            stats[name] = (rps, pct(lat, 0.5))
             n_err = sum(res.errors.values())
             print(
                 f"{name:<8} {len(lat):>9} {n_err:>7} {rps:>9.1f} {pct(lat, 0.5):>8.2f} {pct(lat, 0.9):>8.2f} "
@@ -269,11 +245,11 @@ def main() -> None:
             for err, count in res.errors.most_common(5):
                 print(f"  {name} error x{count}: {err}")
 
-    bare, submit = stats["bare"], stats["submit"]
-    ratio = submit["rps"] / bare["rps"] if bare["rps"] else 0.0
+    (bare_rps, bare_p50), (submit_rps, submit_p50) = stats["bare"], stats["submit"]
+    ratio = submit_rps / bare_rps if bare_rps else 0.0
     print(
-        f"gateway: bare_rps={bare['rps']:.1f} submit_rps={submit['rps']:.1f} submit_vs_bare={ratio:.3f} "
-        f"p50_overhead_ms={submit['p50'] - bare['p50']:.2f}"
+        f"gateway: bare_rps={bare_rps:.1f} submit_rps={submit_rps:.1f} submit_vs_bare={ratio:.3f} "
+        f"p50_overhead_ms={submit_p50 - bare_p50:.2f}"
     )
 
 

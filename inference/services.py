@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, close_old_connections, connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 from rest_framework import serializers
@@ -253,7 +253,6 @@ class JobHeartbeat:
 
 def job_execute(job_id: str) -> Job | None:
     """Runs one delivery of a job: a duplicate delivery, or one for a finished job, does nothing."""
-    close_old_connections()
     claimed = job_claim(job_id)
     if claimed is None:
         logger.info("job %s: not queued any more; delivery ignored", job_id)

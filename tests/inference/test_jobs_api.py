@@ -10,8 +10,23 @@ from tests.factories import KEYWORD_TEXT, client_for, keyword_job, make_key
 
 pytestmark = pytest.mark.django_db
 
-JOB_FIELDS = {"id", "object", "capability", "model", "status", "input", "params", "output", "error", "usage",
-              "webhook_url", "attempts", "created_at", "started_at", "finished_at"}
+JOB_FIELDS = {
+    "id",
+    "object",
+    "capability",
+    "model",
+    "status",
+    "input",
+    "params",
+    "output",
+    "error",
+    "usage",
+    "webhook_url",
+    "attempts",
+    "created_at",
+    "started_at",
+    "finished_at",
+}
 
 
 def test_submit_answers_202_with_the_queued_job(api, partner):
@@ -46,15 +61,24 @@ def test_get_returns_the_same_job(api):
         ({"capability": "keyword_extraction", "input": "text"}, "input", "invalid_type"),
         ({"capability": "keyword_extraction", "input": {"text": "x", "top_k": 0}}, "input.top_k", "min_value"),
         ({"capability": "keyword_extraction", "input": {"text": "x", "colour": "red"}}, "input.colour", "invalid"),
-        ({"capability": "keyword_extraction", "input": {"text": "x"}, "params": {"max_ngram": 9}},
-         "params.max_ngram", "max_value"),
+        (
+            {"capability": "keyword_extraction", "input": {"text": "x"}, "params": {"max_ngram": 9}},
+            "params.max_ngram",
+            "max_value",
+        ),
         ({"capability": "keyword_extraction", "input": {"text": "x"}, "priority": 1}, "priority", "unknown_field"),
         ({"capability": "keyword_extraction", "input": {"text": "x" * 100_001}}, "input.text", "max_length"),
         ({"capability": "keyword_extraction", "input": {"text": "x"}, "model": "gpt-9"}, "model", "model_not_found"),
-        ({"capability": "keyword_extraction", "input": {"text": "x"}, "webhook_url": "http://127.0.0.1:8000/hook"},
-         "webhook_url", "unsafe_webhook_url"),
-        ({"capability": "keyword_extraction", "input": {"text": "x"}, "webhook_url": "ftp://example.com/"},
-         "webhook_url", "unsafe_webhook_url"),
+        (
+            {"capability": "keyword_extraction", "input": {"text": "x"}, "webhook_url": "http://127.0.0.1:8000/hook"},
+            "webhook_url",
+            "unsafe_webhook_url",
+        ),
+        (
+            {"capability": "keyword_extraction", "input": {"text": "x"}, "webhook_url": "ftp://example.com/"},
+            "webhook_url",
+            "unsafe_webhook_url",
+        ),
     ],
 )
 def test_bad_input_is_a_4xx_in_the_error_shape_and_stores_nothing(api, body, param, code):

@@ -27,8 +27,9 @@ def test_keywords_come_from_the_text_ranked_by_score():
 
 
 def test_single_words_without_stop_words():
-    output = run_job_model("keyword_extraction", "all-MiniLM-L6-v2", {"text": TEXT, "top_k": 3},
-                           {**PARAMS, "max_ngram": 1})
+    output = run_job_model(
+        "keyword_extraction", "all-MiniLM-L6-v2", {"text": TEXT, "top_k": 3}, {**PARAMS, "max_ngram": 1}
+    )
     assert all(" " not in item["keyword"] for item in output["keywords"])
     assert not {"the", "and", "to"} & {item["keyword"] for item in output["keywords"]}
 

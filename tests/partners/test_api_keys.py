@@ -111,8 +111,17 @@ def test_unknown_scope_is_refused(partner):
 
 def test_issue_api_key_command_prints_the_raw_key_alone(partner):
     out = io.StringIO()
-    call_command("issue_api_key", partner.slug, "--name", "ci", "--scopes", "keyword_extraction",
-                 "--expires-in-days", "30", stdout=out)
+    call_command(
+        "issue_api_key",
+        partner.slug,
+        "--name",
+        "ci",
+        "--scopes",
+        "keyword_extraction",
+        "--expires-in-days",
+        "30",
+        stdout=out,
+    )
     raw = out.getvalue().strip()
     assert "\n" not in raw
     api_key = api_key_authenticate(raw)

@@ -87,8 +87,14 @@ def test_usage_reports_net_units_per_capability_and_day(api, partner):
     api.post("/api/v1/jobs", keyword_job("A second text about tuning adapters."), format="json")
     usage_refund(job_id=first)
     yesterday = timezone.now() - dt.timedelta(days=1)
-    UsageRecord.objects.create(partner=partner, capability="summarization", job_id="00000000-0000-0000-0000-000000000001",
-                               kind="charge", units=7, month=month_start(yesterday))
+    UsageRecord.objects.create(
+        partner=partner,
+        capability="summarization",
+        job_id="00000000-0000-0000-0000-000000000001",
+        kind="charge",
+        units=7,
+        month=month_start(yesterday),
+    )
     UsageRecord.objects.filter(capability="summarization").update(created_at=yesterday)
     start = (yesterday.date() - dt.timedelta(days=1)).isoformat()
     body = api.get(f"/api/v1/usage?start={start}").json()
