@@ -38,3 +38,14 @@ def key_and_raw(partner):
 @pytest.fixture
 def api(key_and_raw):
     return client_for(key_and_raw[1])
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """With ALLIANCE_REQUIRE_SERVICES=1 (CI), a skipped test fails the run."""
+    from tests.services import require_services
+
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter else []
+    if require_services() and skipped and session.exitstatus == 0:
+        reporter.write_line(f"{len(skipped)} test(s) skipped while every service is required: failing the run.")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
