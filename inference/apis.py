@@ -13,42 +13,12 @@ from alliance.api.pagination import NewestFirstCursorPagination
 from alliance.api.views import PartnerApiView
 from inference import selectors, services
 from inference.capabilities import CAPABILITIES, CAPABILITY_NAMES
-from inference.models import Job, JobStatus
+from inference.models import JobStatus
 from inference.registry import model_specs
+from inference.representations import job_representation
 from partners.services import quota_for
 
 SUBMIT_FIELDS = {"capability", "input", "params", "model", "webhook_url"}
-
-
-class JobOutputSerializer(serializers.ModelSerializer):
-    object = serializers.SerializerMethodField()
-    usage = serializers.SerializerMethodField()
-
-    class Meta:
-        model = Job
-        fields = [
-            "id",
-            "object",
-            "capability",
-            "model",
-            "status",
-            "input",
-            "params",
-            "output",
-            "error",
-            "usage",
-            "webhook_url",
-            "attempts",
-            "created_at",
-            "started_at",
-            "finished_at",
-        ]
-
-    def get_object(self, job: Job) -> str:
-        return "job"
-
-    def get_usage(self, job: Job) -> dict[str, int]:
-        return {"units": job.units}
 
 
 class JobListFilterSerializer(serializers.Serializer):
@@ -82,7 +52,7 @@ class JobCollectionApi(PartnerApiView):
         jobs = selectors.jobs_of(partner=self.partner, **filters.validated_data)
         paginator = NewestFirstCursorPagination()
         page = paginator.paginate_queryset(jobs, request, view=self)
-        return paginator.get_paginated_response(JobOutputSerializer(page, many=True).data)
+        return paginator.get_paginated_response([job_representation(job) for job in page])
 
     def post(self, request: Request) -> Response:
         body = request.data
@@ -92,7 +62,7 @@ class JobCollectionApi(PartnerApiView):
         if unknown:
             raise ApiError(f"Unknown field {unknown[0]!r}.", code="unknown_field", param=unknown[0])
         capability = services.capability_for_submission(body.get("capability"))
-        quota = quota_for(partner=self.partner, capability=capability.name)
+        quota = quota_for(partner=self.partner, capability=capability.name, cached=True)
         self.check_request_rate(request, capability.name, quota.rpm)
         wait = _wait_seconds(request)
         submission = services.job_submit(
@@ -111,20 +81,20 @@ class JobCollectionApi(PartnerApiView):
         if wait:
             job = services.job_wait(job=job, timeout=wait)
         code = status.HTTP_200_OK if job.is_finished else status.HTTP_202_ACCEPTED
-        response = Response(JobOutputSerializer(job).data, status=code)
+        response = Response(job_representation(job), status=code)
         response["Location"] = f"/api/v1/jobs/{job.pk}"
         return response
 
 
 class JobDetailApi(PartnerApiView):
     def get(self, request: Request, job_id: str) -> Response:
-        return Response(JobOutputSerializer(selectors.job_of(partner=self.partner, job_id=job_id)).data)
+        return Response(job_representation(selectors.job_of(partner=self.partner, job_id=job_id)))
 
 
 class JobCancelApi(PartnerApiView):
     def post(self, request: Request, job_id: str) -> Response:
         job = services.job_cancel(job=selectors.job_of(partner=self.partner, job_id=job_id))
-        return Response(JobOutputSerializer(job).data)
+        return Response(job_representation(job))
 
 
 class CapabilityListApi(PartnerApiView):

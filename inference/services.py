@@ -26,6 +26,7 @@ from inference.capabilities import CAPABILITY_NAMES, Capability, CapabilityUnava
 from inference.errors import JobInputError
 from inference.models import Job, JobStatus, WebhookDelivery
 from inference.registry import ModelNotAvailable, get_model_spec
+from inference.representations import job_representation
 from partners.models import ApiKey, Quota
 from partners.services import UnitsState, usage_charge, usage_refund
 
@@ -352,12 +353,10 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 def webhook_deliver(*, job_id: str, attempt: int) -> bool:
     """POSTs the finished job, signed, to its webhook URL. True when delivered (2xx) or nothing to do."""
-    from inference.apis import JobOutputSerializer
-
     job = Job.objects.select_related("partner").filter(pk=job_id).first()
     if job is None or not job.webhook_url:
         return True
-    body = json.dumps({"type": f"job.{job.status}", "data": JobOutputSerializer(job).data}).encode()
+    body = json.dumps({"type": f"job.{job.status}", "data": job_representation(job)}).encode()
     delivery = WebhookDelivery(job=job, attempt=attempt)
     try:
         webhooks.check_webhook_url(job.webhook_url)

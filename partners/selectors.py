@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.db import connection
 from django.db.models import Case, IntegerField, QuerySet, Sum, Value, When
 from django.db.models.functions import TruncDate
 
-from partners.models import ApiKey, AuditEvent, Partner, QuotaPeriod, UsageKind, UsageRecord
+from partners.models import ApiKey, AuditEvent, Partner, Quota, QuotaPeriod, UsageKind, UsageRecord
 
 
 def partner_by_slug(slug: str) -> Partner:
@@ -23,11 +24,16 @@ def audit_events_of(*, partner: Partner) -> QuerySet[AuditEvent]:
 
 
 def units_totals(*, partner: Partner, month: dt.date) -> tuple[int, int]:
-    """(limit, used) summed over the partner's quotas for a month."""
-    from partners.models import Quota
-
-    limit = Quota.objects.filter(partner=partner).aggregate(total=Sum("monthly_units"))["total"] or 0
-    used = QuotaPeriod.objects.filter(quota__partner=partner, month=month).aggregate(total=Sum("used"))["total"] or 0
+    """(limit, used) summed over the partner's quotas for a month, in one query."""
+    quotas, periods = Quota._meta.db_table, QuotaPeriod._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT (SELECT COALESCE(SUM(monthly_units), 0) FROM {quotas} WHERE partner_id = %s), "
+            f"(SELECT COALESCE(SUM(p.used), 0) FROM {periods} p JOIN {quotas} q ON q.id = p.quota_id "
+            "WHERE q.partner_id = %s AND p.month = %s)",
+            [partner.pk, partner.pk, month],
+        )
+        limit, used = cursor.fetchone()
     return int(limit), int(used)
 
 

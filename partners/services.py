@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from uuid import UUID
@@ -239,7 +240,21 @@ def next_month_start(moment: dt.datetime | None = None) -> dt.datetime:
     return dt.datetime(year, month, 1, tzinfo=dt.UTC)
 
 
-def quota_for(*, partner: Partner, capability: str) -> Quota:
+QUOTA_CACHE_SECONDS = 5.0
+_quota_cache: dict[tuple[int, str], tuple[float, Quota]] = {}
+
+
+def quota_for(*, partner: Partner, capability: str, cached: bool = False) -> Quota:
+    """The partner's quota for a capability, created with the defaults on first use.
+
+    `cached` allows a copy up to QUOTA_CACHE_SECONDS old (for the rpm and the headers on the hot path);
+    consumption always checks the current limit in the database.
+    """
+    cache_key = (partner.pk, capability)
+    if cached:
+        hit = _quota_cache.get(cache_key)
+        if hit is not None and time.monotonic() - hit[0] < QUOTA_CACHE_SECONDS:
+            return hit[1]
     quota = Quota.objects.filter(partner=partner, capability=capability).first()
     if quota is None:
         quota, _ = Quota.objects.get_or_create(
@@ -247,6 +262,7 @@ def quota_for(*, partner: Partner, capability: str) -> Quota:
             capability=capability,
             defaults={"monthly_units": settings.DEFAULT_MONTHLY_UNITS, "rpm": settings.DEFAULT_RPM},
         )
+    _quota_cache[cache_key] = (time.monotonic(), quota)
     return quota
 
 
@@ -270,6 +286,7 @@ def quota_set(
     if rpm is not None:
         quota.rpm = rpm
     quota.save(update_fields=["monthly_units", "rpm", "updated_at"])
+    _quota_cache.pop((partner.pk, capability), None)
     audit_record(
         partner=partner,
         actor=actor,
@@ -291,14 +308,21 @@ class UnitsState:
         return max(0, self.limit - self.used)
 
 
-def _consume_sql(table: str) -> str:
-    return f"UPDATE {table} SET used = used + %s WHERE quota_id = %s AND month = %s AND used + %s <= %s RETURNING used"
+def _consume_sql() -> str:
+    periods, quotas = QuotaPeriod._meta.db_table, Quota._meta.db_table
+    return (
+        f"UPDATE {periods} SET used = used + %s WHERE quota_id = %s AND month = %s "
+        f"AND used + %s <= (SELECT monthly_units FROM {quotas} WHERE id = %s) RETURNING used"
+    )
 
 
 def quota_consume(*, quota: Quota, units: int, month: dt.date) -> int | None:
-    """Adds units to this month's use in one conditional UPDATE; the new total, or None when over quota."""
-    sql = _consume_sql(QuotaPeriod._meta.db_table)
-    params = [units, quota.pk, month, units, quota.monthly_units]
+    """Adds units to this month's use in one conditional UPDATE against the current limit.
+
+    Returns the new total, or None when the units do not fit.
+    """
+    sql = _consume_sql()
+    params = [units, quota.pk, month, units, quota.pk]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
