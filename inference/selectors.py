@@ -8,7 +8,7 @@ import uuid
 from django.db.models import QuerySet
 from rest_framework.exceptions import NotFound
 
-from inference.models import Job
+from inference.models import Job, StoredFile
 from partners.models import Partner
 
 
@@ -41,3 +41,10 @@ def job_of(*, partner: Partner, job_id: str) -> Job:
     if job is None:
         raise NotFound("No job with that id.")
     return job
+
+
+def file_of(*, partner: Partner, file_id: str) -> StoredFile:
+    stored = StoredFile.objects.filter(partner=partner, public_id=str(file_id)).first()
+    if stored is None:
+        raise NotFound("No file with that id.")
+    return stored

@@ -14,13 +14,10 @@ logger = logging.getLogger(__name__)
 def load_models_for_this_worker(**_: Any) -> None:
     from alliance.celery import app
     from inference.backends import warm_up
+    from inference.registry import models_for_queues
 
     queues = set(app.amqp.queues.consume_from or app.amqp.queues)
-    try:
-        names = warm_up(queues)
-    except Exception:
-        logger.exception("model warm-up failed; jobs will report the error")
-        return
+    loaded = warm_up(models_for_queues(queues))
     logger.info(
-        "worker process ready with models: %s (queues: %s)", ", ".join(names) or "none", ", ".join(sorted(queues))
+        "worker process ready with models: %s (queues: %s)", ", ".join(loaded) or "none", ", ".join(sorted(queues))
     )

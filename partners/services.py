@@ -311,24 +311,28 @@ class UnitsState:
 def _consume_sql() -> str:
     periods, quotas = QuotaPeriod._meta.db_table, Quota._meta.db_table
     return (
-        f"UPDATE {periods} SET used = used + %s WHERE quota_id = %s AND month = %s "
-        f"AND used + %s <= (SELECT monthly_units FROM {quotas} WHERE id = %s) RETURNING used"
+        f"UPDATE {periods} SET used = used + %s "
+        f"WHERE quota_id = (SELECT id FROM {quotas} WHERE partner_id = %s AND capability = %s) AND month = %s "
+        f"AND used + %s <= (SELECT monthly_units FROM {quotas} WHERE partner_id = %s AND capability = %s) "
+        "RETURNING used"
     )
 
 
 def quota_consume(*, quota: Quota, units: int, month: dt.date) -> int | None:
     """Adds units to this month's use in one conditional UPDATE against the current limit.
 
-    Returns the new total, or None when the units do not fit.
+    The row and the limit are looked up by partner and capability inside the statement, so a cached
+    Quota object never decides the outcome. Returns the new total, or None when the units do not fit.
     """
-    sql = _consume_sql()
-    params = [units, quota.pk, month, units, quota.pk]
+    key = [quota.partner_id, quota.capability]
+    params = [units, *key, month, units, *key]
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(_consume_sql(), params)
         row = cursor.fetchone()
-        if row is None and not QuotaPeriod.objects.filter(quota=quota, month=month).exists():
-            QuotaPeriod.objects.get_or_create(quota=quota, month=month)
-            cursor.execute(sql, params)
+        if row is None:
+            current = quota_for(partner=quota.partner, capability=quota.capability)
+            QuotaPeriod.objects.get_or_create(quota=current, month=month)
+            cursor.execute(_consume_sql(), params)
             row = cursor.fetchone()
     return None if row is None else int(row[0])
 

@@ -49,3 +49,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if require_services() and skipped and session.exitstatus == 0:
         reporter.write_line(f"{len(skipped)} test(s) skipped while every service is required: failing the run.")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(autouse=True)
+def _fresh_process_caches() -> None:
+    """Rows roll back between tests and their ids come back: forget per-process caches of them."""
+    from partners import services
+
+    services._quota_cache.clear()

@@ -57,21 +57,17 @@ def error_body(status_code: int, code: str, message: str, param: str | None = No
     }
 
 
-def _first_validation_error(detail: Any, path: str = "") -> tuple[str | None, str, str]:
-    """Walks a DRF ValidationError detail to its first leaf: (param, code, message)."""
-    if isinstance(detail, dict):
-        for key, value in detail.items():
-            name = "" if key == "non_field_errors" else str(key)
-            return _first_validation_error(value, f"{path}.{name}" if path and name else (name or path))
+def first_validation_error(detail: Any, path: str = "") -> tuple[str | None, str, str]:
+    """Walks a DRF ValidationError detail to its first leaf: (param path like `a.b[0].c`, code, message)."""
+    if isinstance(detail, dict) and detail:
+        key, value = next(iter(detail.items()))
+        if key == "non_field_errors":
+            return first_validation_error(value, path)
+        step = f"[{key}]" if isinstance(key, int) else (f".{key}" if path else str(key))
+        return first_validation_error(value, path + step)
     if isinstance(detail, list) and detail:
-        first = detail[0]
-        if isinstance(first, (dict, list)):
-            index = next(i for i, item in enumerate(detail) if item)
-            return _first_validation_error(
-                detail[index], f"{path}[{index}]" if isinstance(detail[index], dict) else path
-            )
-        return _first_validation_error(first, path)
-    code = getattr(detail, "code", "invalid") or "invalid"
+        return first_validation_error(next((item for item in detail if item), detail[0]), path)
+    code = getattr(detail, "code", None) or "invalid"
     return (path or None), str(code), str(detail)
 
 
@@ -92,7 +88,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     if not isinstance(exc, exceptions.APIException):
         return None
     if isinstance(exc, exceptions.ValidationError):
-        param, code, message = _first_validation_error(exc.detail)
+        param, code, message = first_validation_error(exc.detail)
         if param and not message.lower().startswith(param.split(".")[-1].lower()):
             message = f"{param}: {message}"
         return Response(error_body(400, code, message, param), status=400)

@@ -1,21 +1,30 @@
-"""Model backends: the only package that imports torch. Models load once per worker process."""
+"""Model backends: the only package that imports torch. Models load once per worker process.
+
+A backend is a loader (spec, path, device) -> model object; a runner (model, spec, inputs, params) -> outputs
+serves one capability on one backend and takes a whole batch of jobs' inputs and params at once.
+"""
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 
-from inference.registry import ModelNotAvailable, ModelSpec, get_model_spec, model_specs, resolve_source
+from inference.registry import EMBEDDER, ModelNotAvailable, ModelSpec, get_model_spec, resolve_source
 
 logger = logging.getLogger(__name__)
 
+Loader = Callable[[ModelSpec, Path, str], Any]
+Runner = Callable[[Any, ModelSpec, list[dict[str, Any]], list[dict[str, Any]]], list[dict[str, Any]]]
+
 _loaded: dict[str, Any] = {}
-_lock = threading.Lock()
+_lock = threading.RLock()
 
 
 def pick_device(requested: str = "auto") -> str:
@@ -36,14 +45,15 @@ def configure_torch() -> None:
 
 
 def _load(spec: ModelSpec) -> Any:
-    path = resolve_source(spec.source)
+    path = prepare(spec)
     if not path.exists():
-        raise ModelNotAvailable(f"Model {spec.name!r}: {path} does not exist. Set its source in ALLIANCE_MODELS_FILE.")
+        hint = "run `python manage.py prepare_models`" if spec.options.get("prepare") else "set its source"
+        raise ModelNotAvailable(f"Model {spec.name!r}: {path} does not exist; {hint} (ALLIANCE_MODELS_FILE).")
     loader = LOADERS.get(spec.backend)
     if loader is None:
         raise ModelNotAvailable(f"Model {spec.name!r}: unknown backend {spec.backend!r}.")
     logger.info("loading model %s (%s) from %s", spec.name, spec.backend, path)
-    return loader(spec, str(path), pick_device(spec.device))
+    return loader(spec, path, pick_device(spec.device))
 
 
 def get_model(name: str) -> Any:
@@ -56,38 +66,175 @@ def get_model(name: str) -> Any:
     return model
 
 
-def warm_up(queues: set[str] | None = None) -> list[str]:
-    """Loads every model whose family this worker serves and runs each once."""
+def warm_up(names: list[str]) -> list[str]:
+    """Loads each model; one that fails is logged and left out, and its jobs fail with the reason."""
     configure_torch()
-    names = [spec.name for spec in model_specs().values() if queues is None or spec.queue in queues]
+    loaded = []
     for name in names:
-        get_model(name)
-    return names
+        try:
+            get_model(name)
+        except Exception:
+            logger.exception("model %s failed to load", name)
+        else:
+            loaded.append(name)
+    return loaded
 
 
-def run_job_model(capability: str, model: str, data: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
-    runner = RUNNERS.get(capability)
+def prepare(spec: ModelSpec) -> Path:
+    """Runs the model's one-time conversion (e.g. GGUF to a model directory) if it has one and it is missing."""
+    path = resolve_source(spec.source)
+    hook = spec.options.get("prepare")
+    if hook and not path.exists():
+        module, _, function = hook.partition(":")
+        logger.info("preparing model %s into %s", spec.name, path)
+        getattr(importlib.import_module(module), function)(path)
+    return path
+
+
+def run_batch(
+    capability: str, model: str, inputs: list[dict[str, Any]], params: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Runs one batch of jobs of one capability on one model; one output per input, in order."""
+    spec = get_model_spec(model)
+    runner = RUNNERS.get((spec.backend, capability))
     if runner is None:
-        raise ModelNotAvailable(f"No runner for capability {capability!r} on this worker.")
-    return runner(get_model(model), [data], params)[0]
+        raise ModelNotAvailable(f"Model {model!r} ({spec.backend}) cannot serve {capability}.")
+    outputs = runner(get_model(model), spec, inputs, params)
+    if len(outputs) != len(inputs):
+        raise RuntimeError(f"{capability} runner returned {len(outputs)} outputs for {len(inputs)} inputs")
+    return outputs
 
 
-def _load_sentence_transformer(spec: ModelSpec, path: str, device: str) -> Any:
+def _embedder(spec: ModelSpec) -> Any:
+    return get_model(spec.options.get("embedder", EMBEDDER))
+
+
+# ---------------------------------------------------------------- loaders
+
+
+def _load_sentence_transformer(spec: ModelSpec, path: Path, device: str) -> Any:
     from inference.backends.embeddings import load_sentence_transformer
 
-    return load_sentence_transformer(path, device)
+    return load_sentence_transformer(str(path), device)
 
 
-def _run_keywords(model: Any, inputs: list[dict[str, Any]], params: dict[str, Any]) -> list[dict[str, Any]]:
+def _load_causal_lm(spec: ModelSpec, path: Path, device: str) -> Any:
+    from inference.backends.llm import load_causal_lm
+
+    return load_causal_lm(path, device, spec.dtype)
+
+
+def _load_offline_captioner(spec: ModelSpec, path: Path, device: str) -> Any:
+    from inference.backends.vision import load_captioner
+
+    return load_captioner(device)
+
+
+def _load_pattern_artist(spec: ModelSpec, path: Path, device: str) -> Any:
+    from inference.backends.vision import load_pattern_artist
+
+    return load_pattern_artist(_embedder(spec), device)
+
+
+def _load_hf_image_to_text(spec: ModelSpec, path: Path, device: str) -> Any:
+    from inference.backends.vision import load_hf_captioner
+
+    return load_hf_captioner(path, device)
+
+
+def _load_diffusers(spec: ModelSpec, path: Path, device: str) -> Any:
+    from inference.backends.vision import load_diffusers_pipeline
+
+    return load_diffusers_pipeline(path, device)
+
+
+LOADERS: dict[str, Loader] = {
+    "sentence_transformers": _load_sentence_transformer,
+    "causal_lm": _load_causal_lm,
+    "offline_captioner": _load_offline_captioner,
+    "pattern_artist": _load_pattern_artist,
+    "hf_image_to_text": _load_hf_image_to_text,
+    "diffusers_text_to_image": _load_diffusers,
+}
+
+
+# ---------------------------------------------------------------- runners
+
+
+def _keywords(model: Any, spec: ModelSpec, inputs: list[dict], params: list[dict]) -> list[dict]:
     from inference.backends.keywords import extract_keywords
 
     return extract_keywords(model, inputs, params)
 
 
-LOADERS: dict[str, Callable[[ModelSpec, str, str], Any]] = {
-    "sentence_transformers": _load_sentence_transformer,
+def _classify(model: Any, spec: ModelSpec, inputs: list[dict], params: list[dict]) -> list[dict]:
+    from inference.backends.classification import classify_zero_shot
+
+    return classify_zero_shot(model, inputs, params)
+
+
+def _text_generation(model: Any, spec: ModelSpec, inputs: list[dict], params: list[dict]) -> list[dict]:
+    from inference.backends.llm import run_text_generation
+
+    return run_text_generation(model, inputs, params)
+
+
+def _dialogue(model: Any, spec: ModelSpec, inputs: list[dict], params: list[dict]) -> list[dict]:
+    from inference.backends.llm import run_dialogue
+
+    return run_dialogue(model, inputs, params)
+
+
+def _summarization(model: Any, spec: ModelSpec, inputs: list[dict], params: list[dict]) -> list[dict]:
+    from inference.backends.llm import run_summarization
+
+    return run_summarization(model, _embedder(spec), inputs, params)
+
+
+def _question_answering(model: Any, spec: ModelSpec, inputs: list[dict], params: list[dict]) -> list[dict]:
+    from inference.backends.llm import run_question_answering
+
+    return run_question_answering(model, _embedder(spec), inputs, params)
+
+
+def _offline_captioning(model: Any, spec: ModelSpec, inputs: list[dict], params: list[dict]) -> list[dict]:
+    from inference.backends.vision import run_image_captioning
+
+    return run_image_captioning(model, inputs, params)
+
+
+def _pattern_generation(model: Any, spec: ModelSpec, inputs: list[dict], params: list[dict]) -> list[dict]:
+    from inference.backends.vision import run_image_generation
+
+    return run_image_generation(model, inputs, params)
+
+
+def _hf_captioning(model: Any, spec: ModelSpec, inputs: list[dict], params: list[dict]) -> list[dict]:
+    from inference.backends.vision import run_hf_image_captioning
+
+    return run_hf_image_captioning(model, inputs, params)
+
+
+def _diffusers_generation(model: Any, spec: ModelSpec, inputs: list[dict], params: list[dict]) -> list[dict]:
+    from inference.backends.vision import run_diffusers_image_generation
+
+    return run_diffusers_image_generation(model, inputs, params)
+
+
+RUNNERS: dict[tuple[str, str], Runner] = {
+    ("sentence_transformers", "keyword_extraction"): _keywords,
+    ("sentence_transformers", "text_classification"): _classify,
+    ("causal_lm", "text_generation"): _text_generation,
+    ("causal_lm", "dialogue"): _dialogue,
+    ("causal_lm", "summarization"): _summarization,
+    ("causal_lm", "question_answering"): _question_answering,
+    ("offline_captioner", "image_captioning"): _offline_captioning,
+    ("pattern_artist", "image_generation"): _pattern_generation,
+    ("hf_image_to_text", "image_captioning"): _hf_captioning,
+    ("diffusers_text_to_image", "image_generation"): _diffusers_generation,
 }
 
-RUNNERS: dict[str, Callable[[Any, list[dict[str, Any]], dict[str, Any]], list[dict[str, Any]]]] = {
-    "keyword_extraction": _run_keywords,
-}
+
+def run_job_model(capability: str, model: str, data: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """One job alone (tests and tools); workers go through run_batch."""
+    return run_batch(capability, model, [data], [params])[0]

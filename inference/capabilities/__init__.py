@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from inference.capabilities.base import Capability, CapabilityUnavailable
+from inference.capabilities.images import IMAGE_CAPTIONING, IMAGE_GENERATION
 from inference.capabilities.keyword_extraction import KEYWORD_EXTRACTION
+from inference.capabilities.text import (
+    DIALOGUE,
+    QUESTION_ANSWERING,
+    SUMMARIZATION,
+    TEXT_CLASSIFICATION,
+    TEXT_GENERATION,
+)
 
 CAPABILITY_NAMES: tuple[str, ...] = (
     "question_answering",
@@ -16,7 +24,19 @@ CAPABILITY_NAMES: tuple[str, ...] = (
     "image_captioning",
 )
 
-CAPABILITIES: dict[str, Capability] = {capability.name: capability for capability in (KEYWORD_EXTRACTION,)}
+CAPABILITIES: dict[str, Capability] = {
+    capability.name: capability
+    for capability in (
+        QUESTION_ANSWERING,
+        TEXT_CLASSIFICATION,
+        SUMMARIZATION,
+        DIALOGUE,
+        TEXT_GENERATION,
+        KEYWORD_EXTRACTION,
+        IMAGE_GENERATION,
+        IMAGE_CAPTIONING,
+    )
+}
 
 
 def get_capability(name: str) -> Capability:

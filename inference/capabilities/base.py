@@ -65,8 +65,30 @@ class Capability:
     default_model: str
     cost: Callable[[dict[str, Any], dict[str, Any]], int]
     example_input: dict[str, Any]
+    image_fields: tuple[str, ...] = ()
 
 
 def text_units(*texts: str) -> int:
     """Billing tokens for text: about four characters a token, at least one."""
     return max(1, math.ceil(sum(len(text) for text in texts) / 4))
+
+
+class StrictBooleanField(serializers.BooleanField):
+    default_error_messages = {"invalid": "Must be true or false."}
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid")
+        return data
+
+
+class GenerationParams(StrictSerializer):
+    """Sampling parameters shared by the generative text capabilities."""
+
+    max_new_tokens = StrictIntegerField(min_value=1, max_value=512, default=64)
+    temperature = StrictFloatField(min_value=0.0, max_value=2.0, default=0.7)
+    top_p = StrictFloatField(min_value=0.01, max_value=1.0, default=0.95)
+    stop = serializers.ListField(
+        child=StrictCharField(max_length=32, trim_whitespace=False), max_length=4, default=list
+    )
+    seed = StrictIntegerField(min_value=0, max_value=2**31 - 1, required=False)

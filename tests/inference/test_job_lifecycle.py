@@ -85,5 +85,5 @@ def test_failure_refunds_and_records_a_clear_error(queued_job):
 def test_a_delivery_for_a_finished_job_is_a_no_op(queued_job):
     job, token = services.job_claim(str(queued_job.pk))
     services.job_succeed(job=job, token=token, output={"keywords": []})
-    assert services.job_execute(str(job.pk)) is None
+    assert services.job_execute(str(job.pk)) == []
     assert Job.objects.get(pk=job.pk).attempts == 1

@@ -4,11 +4,19 @@ from inference.registry import model_ready, model_specs
 
 
 class Command(BaseCommand):
-    help = "Checks (and converts where needed) every model of the registry so workers start fast. Idempotent."
+    help = (
+        "Converts what needs converting (the SmolLM2 GGUF into a model directory) and checks every model. Idempotent."
+    )
 
     def handle(self, *args: object, **options: object) -> None:
+        from inference.backends import prepare
+
         missing = []
         for spec in model_specs().values():
+            try:
+                prepare(spec)
+            except Exception as exc:  # noqa: BLE001 - report every model, then fail once
+                self.stderr.write(f"{spec.name}: preparation failed: {exc}")
             ready, detail = model_ready(spec)
             self.stdout.write(f"{spec.name}: {'ready' if ready else 'missing'} ({detail})")
             if not ready:

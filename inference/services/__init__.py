@@ -1,0 +1,35 @@
+"""Writes of the job lifecycle. Submission runs in the web process; execution and webhooks in workers."""
+
+from inference.services.execution import (
+    job_claim,
+    job_execute,
+    job_fail,
+    job_succeed,
+    jobs_claim_batch,
+    jobs_reap,
+)
+from inference.services.submission import (
+    Submission,
+    capability_for_submission,
+    job_cancel,
+    job_enqueue,
+    job_submit,
+    job_wait,
+)
+from inference.services.webhooks import webhook_deliver
+
+__all__ = [
+    "Submission",
+    "capability_for_submission",
+    "job_cancel",
+    "job_claim",
+    "job_enqueue",
+    "job_execute",
+    "job_fail",
+    "job_submit",
+    "job_succeed",
+    "job_wait",
+    "jobs_claim_batch",
+    "jobs_reap",
+    "webhook_deliver",
+]

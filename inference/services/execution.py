@@ -1,0 +1,275 @@
+"""The worker side of a job: claim (with dynamic batching), heartbeat, run, finish, reap."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import logging
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from inference.capabilities import get_capability
+from inference.errors import JobInputError
+from inference.images import file_path, store_file
+from inference.models import FilePurpose, Job, JobStatus, StoredFile
+from inference.registry import ModelNotAvailable, get_model_spec
+from inference.services.submission import job_enqueue
+from partners.services import usage_refund
+
+logger = logging.getLogger(__name__)
+
+_RECENTLY_DONE_LIMIT = 4096
+_recently_done: OrderedDict[str, None] = OrderedDict()
+
+
+def _remember_done(job_ids: list[str]) -> None:
+    for job_id in job_ids:
+        _recently_done[job_id] = None
+    while len(_recently_done) > _RECENTLY_DONE_LIMIT:
+        _recently_done.popitem(last=False)
+
+
+def job_claim(job_id: str, token: uuid.UUID | None = None) -> tuple[Job, uuid.UUID] | None:
+    """queued -> running in one conditional UPDATE; None when another delivery got there first."""
+    token = token or uuid.uuid4()
+    now = timezone.now()
+    claimed = Job.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(
+        status=JobStatus.RUNNING, claim_token=token, started_at=now, heartbeat_at=now, attempts=F("attempts") + 1
+    )
+    if not claimed:
+        return None
+    return Job.objects.get(pk=job_id), token
+
+
+def max_batch_size(model: str) -> int:
+    return max(1, settings.ALLIANCE_MAX_BATCH or get_model_spec(model).batch_size)
+
+
+def jobs_claim_batch(*, first: Job, token: uuid.UUID, limit: int, wait_seconds: float) -> list[Job]:
+    """Claims up to `limit` more queued jobs of the same model and capability under the same token.
+
+    Waits at most `wait_seconds` for more to arrive. The conditional UPDATE makes a job claimed by another
+    worker in the meantime simply drop out of this batch.
+    """
+    deadline = time.monotonic() + wait_seconds
+    claimed = 0
+    while claimed < limit:
+        candidates = list(
+            Job.objects.filter(status=JobStatus.QUEUED, model=first.model, capability=first.capability)
+            .order_by("created_at")
+            .values_list("pk", flat=True)[: limit - claimed]
+        )
+        if candidates:
+            now = timezone.now()
+            claimed += Job.objects.filter(pk__in=candidates, status=JobStatus.QUEUED).update(
+                status=JobStatus.RUNNING,
+                claim_token=token,
+                started_at=now,
+                heartbeat_at=now,
+                attempts=F("attempts") + 1,
+            )
+        elif time.monotonic() >= deadline:
+            break
+        else:
+            time.sleep(0.002)
+    if not claimed:
+        return []
+    return list(Job.objects.filter(claim_token=token, status=JobStatus.RUNNING).exclude(pk=first.pk))
+
+
+class JobHeartbeat:
+    """Refreshes heartbeat_at of a claimed batch while it runs, so the reaper can tell slow from dead."""
+
+    def __init__(self, token: uuid.UUID) -> None:
+        self._token = token
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{token}", daemon=True)
+
+    def __enter__(self) -> JobHeartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _beat(self) -> None:
+        try:
+            while not self._stop.wait(settings.JOB_HEARTBEAT_SECONDS):
+                Job.objects.filter(claim_token=self._token, status=JobStatus.RUNNING).update(
+                    heartbeat_at=timezone.now()
+                )
+        finally:
+            connection.close()
+
+
+def job_execute(job_id: str) -> list[Job]:
+    """Runs one delivery: the job and whatever of its kind is queued with it. A duplicate delivery does nothing."""
+    if job_id in _recently_done:
+        return []
+    claimed = job_claim(job_id)
+    if claimed is None:
+        logger.debug("job %s: not queued any more; delivery ignored", job_id)
+        return []
+    first, token = claimed
+    batch = [first]
+    limit = max_batch_size(first.model) - 1
+    if limit > 0:
+        batch += jobs_claim_batch(
+            first=first, token=token, limit=limit, wait_seconds=settings.ALLIANCE_BATCH_WAIT_MS / 1000
+        )
+    with JobHeartbeat(token):
+        _run(batch, token)
+    _remember_done([str(job.pk) for job in batch])
+    return batch
+
+
+def _run(batch: list[Job], token: uuid.UUID) -> None:
+    from inference.backends import run_batch
+
+    try:
+        inputs = [_worker_input(job) for job in batch]
+        outputs = run_batch(batch[0].capability, batch[0].model, inputs, [job.params for job in batch])
+    except Exception as exc:  # noqa: BLE001 - isolate the job that failed, fail only that one
+        if len(batch) > 1:
+            logger.warning(
+                "batch of %d %s jobs failed (%s); running them one by one",
+                len(batch),
+                batch[0].capability,
+                type(exc).__name__,
+            )
+            for job in batch:
+                _run([job], token)
+            return
+        _fail_for(batch[0], token, exc)
+        return
+    for job, output in zip(batch, outputs, strict=True):
+        try:
+            job_succeed(job=job, token=token, output=_stored_output(job, output))
+        except Exception as exc:  # noqa: BLE001
+            _fail_for(job, token, exc)
+
+
+def _fail_for(job: Job, token: uuid.UUID, exc: BaseException) -> None:
+    if isinstance(exc, JobInputError):
+        job_fail(job=job, token=token, code="invalid_input", message=str(exc))
+    elif isinstance(exc, ModelNotAvailable):
+        job_fail(job=job, token=token, code="model_unavailable", message=str(exc))
+    elif isinstance(exc, MemoryError) or "out of memory" in str(exc).lower():
+        job_fail(job=job, token=token, code="out_of_memory", message="The model ran out of memory on this input.")
+    else:
+        logger.error("job %s: model failed", job.pk, exc_info=exc)
+        job_fail(job=job, token=token, code="model_error", message=f"The model failed: {type(exc).__name__}.")
+
+
+def _worker_input(job: Job) -> dict[str, Any]:
+    """The job's input with uploaded image ids replaced by RGB images."""
+    fields = get_capability(job.capability).image_fields
+    if not fields:
+        return job.input
+    from PIL import Image
+
+    data = dict(job.input)
+    for field in fields:
+        stored = StoredFile.objects.filter(partner_id=job.partner_id, public_id=data[field]).first()
+        if stored is None or not file_path(stored).exists():
+            raise JobInputError(f"The image {data[field]} is no longer available.")
+        with Image.open(file_path(stored)) as image:
+            data[field] = image.convert("RGB")
+    return data
+
+
+def _stored_output(job: Job, output: dict[str, Any]) -> dict[str, Any]:
+    """Generated images go to MEDIA_ROOT; the output names them by URL, served to the job's owner only."""
+    image = output.get("image")
+    if image is None or isinstance(image, dict):
+        return output
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    stored = store_file(
+        partner=job.partner,
+        data=buffer.getvalue(),
+        filename=f"{job.pk}.png",
+        content_type="image/png",
+        purpose=FilePurpose.GENERATED,
+        width=image.width,
+        height=image.height,
+        job=job,
+    )
+    return {
+        **output,
+        "image": {
+            "url": f"/api/v1/files/{stored.public_id}/content",
+            "file_id": stored.public_id,
+            "width": image.width,
+            "height": image.height,
+        },
+    }
+
+
+@transaction.atomic
+def job_succeed(*, job: Job, token: uuid.UUID, output: dict[str, Any]) -> bool:
+    finished = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, claim_token=token).update(
+        status=JobStatus.SUCCEEDED, output=output, finished_at=timezone.now()
+    )
+    if finished and job.webhook_url:
+        transaction.on_commit(lambda: _enqueue_webhook(job.pk))
+    return bool(finished)
+
+
+@transaction.atomic
+def job_fail(*, job: Job, token: uuid.UUID | None, code: str, message: str) -> bool:
+    """Fails a job and refunds its charge: a failed job costs the partner nothing."""
+    jobs = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING)
+    if token is not None:
+        jobs = jobs.filter(claim_token=token)
+    finished = jobs.update(
+        status=JobStatus.FAILED, error={"code": code, "message": message}, finished_at=timezone.now()
+    )
+    if finished:
+        usage_refund(job_id=job.pk)
+        if job.webhook_url:
+            transaction.on_commit(lambda: _enqueue_webhook(job.pk))
+    return bool(finished)
+
+
+def _enqueue_webhook(job_id: uuid.UUID) -> None:
+    from inference.tasks import deliver_webhook
+
+    try:
+        deliver_webhook.apply_async(args=[str(job_id)], retry=False)
+    except Exception:
+        logger.warning("could not enqueue the webhook of job %s", job_id, exc_info=True)
+
+
+def jobs_reap(now: dt.datetime | None = None) -> dict[str, int]:
+    """Requeues jobs whose worker stopped heart-beating, and re-sends queued jobs the broker may have lost."""
+    now = now or timezone.now()
+    counts = {"requeued": 0, "failed": 0, "resent": 0}
+    stale_before = now - dt.timedelta(seconds=settings.JOB_STALE_SECONDS)
+    for job in Job.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=stale_before)[:500]:
+        if job.attempts >= settings.JOB_MAX_ATTEMPTS:
+            message = f"The job's worker stopped {job.attempts} times; giving up."
+            if job_fail(job=job, token=job.claim_token, code="worker_lost", message=message):
+                counts["failed"] += 1
+            continue
+        requeued = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, claim_token=job.claim_token).update(
+            status=JobStatus.QUEUED, claim_token=None, heartbeat_at=None, enqueued_at=now
+        )
+        if requeued:
+            counts["requeued"] += 1
+            job_enqueue(job)
+    resend_before = now - dt.timedelta(seconds=settings.JOB_REENQUEUE_SECONDS)
+    for job in Job.objects.filter(status=JobStatus.QUEUED, enqueued_at__lt=resend_before)[:500]:
+        if Job.objects.filter(pk=job.pk, status=JobStatus.QUEUED, enqueued_at=job.enqueued_at).update(enqueued_at=now):
+            counts["resent"] += 1
+            job_enqueue(job)
+    return counts

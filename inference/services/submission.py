@@ -1,0 +1,229 @@
+"""The web side of a job: validate, charge, store and enqueue; wait; cancel."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from rest_framework import serializers
+
+from alliance.api.errors import ApiError, first_validation_error
+from inference import webhooks
+from inference.capabilities import CAPABILITY_NAMES, Capability, CapabilityUnavailable, get_capability
+from inference.images import FILE_ID_PREFIX, ImageRejected, decode_base64_image, file_path, store_image
+from inference.models import FilePurpose, Job, JobStatus, StoredFile
+from inference.registry import ModelNotAvailable, get_model_spec
+from partners.models import ApiKey, Partner, Quota
+from partners.services import UnitsState, usage_charge, usage_refund
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Submission:
+    job: Job
+    created: bool
+    units: UnitsState | None
+
+
+# ---------------------------------------------------------------- submission
+
+
+def capability_for_submission(name: Any) -> Capability:
+    if not isinstance(name, str) or not name:
+        raise ApiError("`capability` is required and must be a string.", code="required", param="capability")
+    try:
+        return get_capability(name)
+    except CapabilityUnavailable:
+        known = name in CAPABILITY_NAMES
+        raise ApiError(
+            f"Capability {name!r} is not served by this platform yet."
+            if known
+            else f"Unknown capability {name!r}; expected one of: {', '.join(CAPABILITY_NAMES)}.",
+            code="capability_unavailable" if known else "unknown_capability",
+            param="capability",
+        ) from None
+
+
+def _validated(serializer_class: type[serializers.Serializer], data: Any, param: str) -> dict[str, Any]:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ApiError(f"`{param}` must be a JSON object.", code="invalid_type", param=param)
+    serializer = serializer_class(data=data)
+    if not serializer.is_valid():
+        path, code, message = first_validation_error(serializer.errors, param)
+        raise ApiError(f"{path}: {message}", code=code, param=path)
+    return dict(serializer.validated_data)
+
+
+def _fingerprint(capability: str, model: str, data: dict, params: dict, webhook_url: str) -> str:
+    payload = json.dumps([capability, model, data, params, webhook_url], sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _model_for(capability: Capability, requested: Any) -> str:
+    if requested in (None, ""):
+        return capability.default_model
+    if not isinstance(requested, str):
+        raise ApiError("`model` must be a string.", code="invalid_type", param="model")
+    try:
+        spec = get_model_spec(requested)
+    except ModelNotAvailable:
+        raise ApiError(
+            f"No model {requested!r} is available to you.", code="model_not_found", status_code=404, param="model"
+        ) from None
+    if capability.name not in spec.capabilities:
+        raise ApiError(f"Model {requested!r} does not serve {capability.name}.", code="model_mismatch", param="model")
+    return requested
+
+
+def _existing_for_key(api_key: ApiKey, idempotency_key: str, fingerprint: str) -> Job | None:
+    job = Job.objects.filter(partner_id=api_key.partner_id, idempotency_key=idempotency_key).first()
+    if job is not None and job.request_fingerprint != fingerprint:
+        raise ApiError(
+            "This Idempotency-Key was used with a different request.",
+            code="idempotency_key_reused",
+            status_code=409,
+        )
+    return job
+
+
+def job_submit(
+    *,
+    api_key: ApiKey,
+    quota: Quota,
+    capability: Capability,
+    data: Any,
+    params: Any = None,
+    model: Any = None,
+    idempotency_key: str | None = None,
+    webhook_url: Any = None,
+) -> Submission:
+    """Validates, charges and stores a job in one transaction, and enqueues it once that commits."""
+    if not api_key.allows(capability.name):
+        raise ApiError(
+            f"This API key is not scoped for {capability.name}.",
+            code="scope_denied",
+            status_code=403,
+            param="capability",
+        )
+    model_name = _model_for(capability, model)
+    clean_input = _validated(capability.input_serializer, data, "input")
+    clean_params = _validated(capability.params_serializer, params, "params")
+    webhook = _webhook_url(webhook_url)
+    if idempotency_key is not None and not (0 < len(idempotency_key) <= 255):
+        raise ApiError("Idempotency-Key must be 1 to 255 characters.", code="invalid_idempotency_key")
+    fingerprint = _fingerprint(capability.name, model_name, clean_input, clean_params, webhook)
+    if idempotency_key:
+        existing = _existing_for_key(api_key, idempotency_key, fingerprint)
+        if existing is not None:
+            return Submission(job=existing, created=False, units=None)
+    units = capability.cost(clean_input, clean_params)
+    queue = get_model_spec(model_name).queue
+    new_files: list[StoredFile] = []
+    try:
+        with transaction.atomic():
+            for field in capability.image_fields:
+                clean_input[field], stored = _image_reference(api_key.partner, clean_input[field], f"input.{field}")
+                new_files += [stored] if stored else []
+            now = timezone.now()
+            job = Job.objects.create(
+                partner_id=api_key.partner_id,
+                api_key=api_key,
+                capability=capability.name,
+                model=model_name,
+                queue=queue,
+                input=clean_input,
+                params=clean_params,
+                units=units,
+                idempotency_key=idempotency_key or None,
+                request_fingerprint=fingerprint,
+                webhook_url=webhook,
+                enqueued_at=now,
+            )
+            units_state = usage_charge(quota=quota, api_key=api_key, job_id=job.id, units=units, now=now)
+            transaction.on_commit(lambda: job_enqueue(job))
+    except IntegrityError:
+        _remove_files(new_files)
+        if not idempotency_key:
+            raise
+        existing = _existing_for_key(api_key, idempotency_key, fingerprint)
+        if existing is None:
+            raise
+        return Submission(job=existing, created=False, units=None)
+    except Exception:
+        _remove_files(new_files)
+        raise
+    return Submission(job=job, created=True, units=units_state)
+
+
+def _image_reference(partner: Partner, value: str, param: str) -> tuple[str, StoredFile | None]:
+    """An uploaded file id of this partner, or base64 data checked and stored now: (file id, new file)."""
+    if value.startswith(FILE_ID_PREFIX):
+        if not StoredFile.objects.filter(partner=partner, public_id=value, purpose=FilePurpose.IMAGE).exists():
+            raise ApiError(f"No image file {value!r}.", code="file_not_found", status_code=404, param=param)
+        return value, None
+    try:
+        checked = decode_base64_image(value)
+    except ImageRejected as exc:
+        status = 413 if exc.code == "image_too_large" else 400
+        raise ApiError(str(exc), code=exc.code, status_code=status, param=param) from None
+    stored = store_image(partner=partner, image=checked)
+    return stored.public_id, stored
+
+
+def _remove_files(files: list[StoredFile]) -> None:
+    for stored in files:
+        file_path(stored).unlink(missing_ok=True)
+
+
+def _webhook_url(url: Any) -> str:
+    if url in (None, ""):
+        return ""
+    if not isinstance(url, str) or len(url) > 2000:
+        raise ApiError("`webhook_url` must be a URL string.", code="invalid_type", param="webhook_url")
+    try:
+        webhooks.check_webhook_url(url)
+    except webhooks.UnsafeWebhookUrl as exc:
+        raise ApiError(str(exc), code="unsafe_webhook_url", param="webhook_url") from None
+    return url
+
+
+def job_enqueue(job: Job) -> None:
+    """Sends the job id to its family's queue. A failed send leaves the job queued for the reaper."""
+    from inference.tasks import run_job
+
+    try:
+        run_job.apply_async(args=[str(job.pk)], queue=job.queue, retry=False)
+    except Exception:
+        logger.warning("enqueue of job %s failed; the reaper will send it again", job.pk, exc_info=True)
+
+
+def job_wait(*, job: Job, timeout: float) -> Job:
+    deadline = time.monotonic() + min(max(timeout, 0.0), settings.JOB_MAX_WAIT_SECONDS)
+    delay = 0.01
+    while not job.is_finished and time.monotonic() < deadline:
+        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = min(delay * 1.5, 0.25)
+        job.refresh_from_db()
+    return job
+
+
+@transaction.atomic
+def job_cancel(*, job: Job) -> Job:
+    updated = Job.objects.filter(pk=job.pk, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).update(
+        status=JobStatus.CANCELED, finished_at=timezone.now(), claim_token=None
+    )
+    job.refresh_from_db()
+    if not updated:
+        raise ApiError(f"The job is already {job.status}.", code="job_finished", status_code=409)
+    usage_refund(job_id=job.pk)
+    return job
