@@ -11,12 +11,10 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -24,17 +22,10 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import psycopg
-import redis
+from platform_env import HOST, ROOT, manage, platform_env
 
-ROOT = Path(__file__).resolve().parent.parent
-HOST = "127.0.0.1"
-PG_ADMIN = f"host={HOST} port=5432 user=postgres dbname=postgres connect_timeout=2"
-PG_DB = "alliance_bench"
-REDIS_URL = f"redis://{HOST}:6379/14"
 SLUG = "lg-ai-research"
 CAPABILITY = "keyword_extraction"
-INHERIT_NOT = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "DJANGO_DEBUG")  # the bench sets its own
 BODY = json.dumps({"capability": CAPABILITY, "input": {"text": "Alliance partners tune language models on data."}})
 
 
@@ -99,39 +90,6 @@ def hammer(
     return total
 
 
-def pick_backends() -> tuple[str | None, str | None]:
-    """DATABASE_URL and broker URL for PostgreSQL / Redis when they answer, else None (embedded)."""
-    db_url = broker_url = None
-    try:
-        pg_admin(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)", f"CREATE DATABASE {PG_DB}")
-        db_url = f"postgres://postgres@{HOST}:5432/{PG_DB}"
-    except Exception as exc:  # noqa: BLE001 - any failure means "not available"
-        print(f"postgresql unavailable ({type(exc).__name__}: {exc}); using sqlite")
-    try:
-        flush_redis()
-        broker_url = REDIS_URL
-    except Exception as exc:  # noqa: BLE001
-        print(f"redis unavailable ({type(exc).__name__}: {exc}); using the filesystem broker")
-    return db_url, broker_url
-
-
-def pg_admin(*statements: str) -> None:
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        for statement in statements:
-            conn.execute(statement)  # type: ignore[arg-type]  # fixed strings built from constants
-
-
-def flush_redis() -> None:
-    redis.Redis.from_url(REDIS_URL, socket_timeout=2).flushdb()
-
-
-def manage(env: dict[str, str], *argv: str) -> str:
-    proc = subprocess.run([sys.executable, "manage.py", *argv], cwd=ROOT, env=env, capture_output=True, text=True)
-    if proc.returncode:
-        raise RuntimeError(f"manage.py {' '.join(argv)} failed:\n{proc.stderr[-2000:]}")
-    return proc.stdout.strip()
-
-
 def start_gunicorn(env: dict[str, str], args: argparse.Namespace, log: Path, stack: ExitStack) -> None:
     cmd = [sys.executable, "-m", "gunicorn", "alliance.wsgi", "--bind", f"{HOST}:{args.port}"]
     cmd += ["--workers", str(args.workers), "--threads", str(args.threads)]
@@ -191,21 +149,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     with ExitStack() as stack:
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="alliance-bench-")))
-        db_url, broker_url = pick_backends()
-        if db_url:
-            stack.callback(pg_admin, f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
-        if broker_url:
-            stack.callback(flush_redis)
-        backend = f"database={'postgresql' if db_url else 'sqlite'} broker={'redis' if broker_url else 'filesystem'}"
-        print(f"backend: {backend}")
-        env = {k: v for k, v in os.environ.items() if k not in INHERIT_NOT}
-        env.update(ALLIANCE_VAR_DIR=str(tmp), ALLIANCE_BENCH_ENDPOINTS="1", ALLIANCE_LOG_LEVEL="WARNING")
-        env.update({"DATABASE_URL": db_url} if db_url else {})
-        env.update({"REDIS_URL": broker_url, "CELERY_BROKER_URL": broker_url} if broker_url else {})
-
-        manage(env, "migrate", "--noinput")
-        manage(env, "seed_alliance")
+        env, tmp = platform_env(stack, database="alliance_bench", redis_db=14, ALLIANCE_BENCH_ENDPOINTS="1")
         key = manage(env, "issue_api_key", SLUG).splitlines()[-1]
         manage(env, "set_quota", SLUG, CAPABILITY, "--monthly-units", str(10**12), "--rpm", str(10**9))
         start_gunicorn(env, args, tmp / "gunicorn.log", stack)

@@ -12,7 +12,7 @@ from collections import OrderedDict
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -104,9 +104,12 @@ class JobHeartbeat:
     def _beat(self) -> None:
         try:
             while not self._stop.wait(settings.JOB_HEARTBEAT_SECONDS):
-                Job.objects.filter(claim_token=self._token, status=JobStatus.RUNNING).update(
-                    heartbeat_at=timezone.now()
-                )
+                try:
+                    Job.objects.filter(claim_token=self._token, status=JobStatus.RUNNING).update(
+                        heartbeat_at=timezone.now()
+                    )
+                except DatabaseError:
+                    logger.warning("heartbeat of batch %s missed; retrying", self._token, exc_info=True)
         finally:
             connection.close()
 

@@ -21,10 +21,25 @@ from inference.backends.vision.efficientnet import (
 TOP_LABELS = 3
 CONFIDENT = 0.4  # a classifier label this sure is worth naming even when the detector did not see it
 MAX_SUBJECTS = 3
-READABLE_COCO = {"aeroplane": "airplane", "motorbike": "motorbike", "sofa": "sofa", "pottedplant": "potted plant",
-                 "diningtable": "dining table", "tvmonitor": "tv monitor"}
-IRREGULAR_PLURALS = {"person": "people", "mouse": "mice", "knife": "knives", "sheep": "sheep", "skis": "skis",
-                     "scissors": "scissors", "broccoli": "broccoli", "fish": "fish", "goose": "geese"}
+READABLE_COCO = {
+    "aeroplane": "airplane",
+    "motorbike": "motorbike",
+    "sofa": "sofa",
+    "pottedplant": "potted plant",
+    "diningtable": "dining table",
+    "tvmonitor": "tv monitor",
+}
+IRREGULAR_PLURALS = {
+    "person": "people",
+    "mouse": "mice",
+    "knife": "knives",
+    "sheep": "sheep",
+    "skis": "skis",
+    "scissors": "scissors",
+    "broccoli": "broccoli",
+    "fish": "fish",
+    "goose": "geese",
+}
 NUMBERS = ("no", "a", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
 # ImageNet-1k classes that are a finer name for a COCO category (inclusive index ranges).
 IMAGENET_TO_COCO: dict[str, tuple[tuple[int, int], ...]] = {
@@ -37,14 +52,36 @@ IMAGENET_TO_COCO: dict[str, tuple[tuple[int, int], ...]] = {
     "cow": ((345, 347),),
     "sheep": ((348, 349),),
     "elephant": ((101, 101), (385, 386)),
-    "car": ((436, 436), (468, 468), (511, 511), (609, 609), (627, 627), (656, 656), (661, 661), (751, 751),
-            (817, 817), (407, 407)),
+    "car": (
+        (436, 436),
+        (468, 468),
+        (511, 511),
+        (609, 609),
+        (627, 627),
+        (656, 656),
+        (661, 661),
+        (751, 751),
+        (817, 817),
+        (407, 407),
+    ),
     "truck": ((555, 555), (569, 569), (675, 675), (717, 717), (734, 734), (864, 864), (867, 867)),
     "bus": ((654, 654), (779, 779), (874, 874)),
     "train": ((466, 466), (547, 547), (565, 565), (820, 820), (829, 829)),
     "aeroplane": ((404, 404), (726, 726), (895, 895)),
-    "boat": ((472, 472), (484, 484), (510, 510), (554, 554), (576, 576), (625, 625), (628, 628), (724, 724),
-             (780, 780), (814, 814), (871, 871), (914, 914)),
+    "boat": (
+        (472, 472),
+        (484, 484),
+        (510, 510),
+        (554, 554),
+        (576, 576),
+        (625, 625),
+        (628, 628),
+        (724, 724),
+        (780, 780),
+        (814, 814),
+        (871, 871),
+        (914, 914),
+    ),
     "bicycle": ((444, 444), (671, 671)),
     "motorbike": ((665, 665), (670, 670)),
     "cup": ((504, 504), (647, 647), (967, 968)),

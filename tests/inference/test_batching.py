@@ -1,0 +1,72 @@
+"""Dynamic batching on the worker's code path, with the real MiniLM classifier."""
+
+from __future__ import annotations
+
+import pytest
+
+from inference import services
+from inference.models import Job
+from partners.models import UsageRecord
+
+pytestmark = pytest.mark.django_db
+
+REVIEWS = [
+    ("This coffee is wonderful, rich and smooth. I will buy it again!", "praise"),
+    ("The package arrived broken and the support team never answered.", "complaint"),
+    ("Absolutely delicious snack, my kids love it.", "praise"),
+    ("Terrible taste, stale and overpriced. Very disappointed.", "complaint"),
+]
+
+
+def _submit(api, text: str, labels: list[str] | None = None) -> str:
+    data = {"text": text, **({"labels": labels} if labels is not None else {})}
+    response = api.post("/api/v1/jobs", {"capability": "text_classification", "input": data}, format="json")
+    assert response.status_code == 202, response.json()
+    return response.json()["id"]
+
+
+def test_one_delivery_runs_every_queued_job_of_its_kind_as_one_batch(api):
+    ids = [_submit(api, text, ["praise", "complaint"]) for text, _ in REVIEWS]
+    batch = services.job_execute(ids[0])
+    assert sorted(str(job.pk) for job in batch) == sorted(ids)
+    jobs = {str(job.pk): job for job in Job.objects.filter(pk__in=ids)}
+    assert len({job.claim_token for job in jobs.values()}) == 1
+    for job_id, (_, expected) in zip(ids, REVIEWS, strict=True):
+        job = jobs[job_id]
+        assert job.status == "succeeded" and job.attempts == 1
+        assert job.output["label"] == expected, job.output
+        assert abs(sum(job.output["scores"].values()) - 1) < 1e-3
+    assert services.job_execute(ids[1]) == []
+
+
+def test_batching_can_be_turned_off(api, settings):
+    settings.ALLIANCE_MAX_BATCH = 1
+    ids = [_submit(api, text, ["praise", "complaint"]) for text, _ in REVIEWS[:2]]
+    assert [str(job.pk) for job in services.job_execute(ids[0])] == [ids[0]]
+    assert Job.objects.get(pk=ids[1]).status == "queued"
+
+
+def test_a_bad_job_fails_alone_and_the_rest_of_its_batch_succeeds(api):
+    good = _submit(api, REVIEWS[0][0], ["praise", "complaint"])
+    bad = _submit(api, "no labels given to a zero-shot model")
+    other = _submit(api, REVIEWS[1][0], ["praise", "complaint"])
+    services.job_execute(good)
+    jobs = {str(job.pk): job for job in Job.objects.filter(pk__in=[good, bad, other])}
+    assert jobs[good].status == "succeeded" and jobs[other].status == "succeeded"
+    assert jobs[bad].status == "failed" and jobs[bad].error["code"] == "invalid_input"
+    assert "labels" in jobs[bad].error["message"]
+    assert UsageRecord.objects.filter(job_id=bad, kind="refund").count() == 1
+    assert not UsageRecord.objects.filter(job_id=good, kind="refund").exists()
+
+
+def test_multi_label_scores_are_independent(api):
+    job_id = _submit(
+        api,
+        "A fast laptop with a gorgeous screen and a long battery life.",
+        ["computers", "display quality", "cooking"],
+    )
+    Job.objects.filter(pk=job_id).update(params={"multi_label": True, "hypothesis_template": "This text is about {}."})
+    services.job_execute(job_id)
+    scores = Job.objects.get(pk=job_id).output["scores"]
+    assert scores["cooking"] < 0.5 < scores["computers"]
+    assert sum(scores.values()) > 1.0
