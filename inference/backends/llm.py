@@ -422,10 +422,11 @@ class Evidence:
 def run_question_answering(
     lm: CausalLM, embedder: SentenceTransformer, inputs: list[dict[str, Any]], params: list[dict[str, Any]]
 ) -> list[dict]:
-    """Answers each question from its context. MiniLM retrieves up to three evidence sentences, the LM answers from
-    them (greedy), and the answer is quoted from the context (see llm_tasks.quote_answer), so it always occurs
-    there. `score` = retrieval similarity of the answer's sentence x (0.5 + 0.5 x agreement of the LM's answer
-    with the quoted span), in [0, 1]; `evidence` is the context sentence holding the answer."""
+    """Answers each question from its context. Evidence: the up to three context sentences ranked best by MiniLM
+    cosine similarity to the question plus LEXICAL_WEIGHT x the share of the question's words they contain; the LM
+    answers from them (greedy), and the answer is quoted from the context (llm_tasks.quote_answer), so it always
+    occurs there. `score` = that retrieval score of the answer's sentence, clipped to [0, 1], x (0.5 + 0.5 x the
+    agreement of the LM's answer with the quoted span). `evidence` is the context sentence holding the answer."""
     evidence = _retrieve(embedder, [item["question"] for item in inputs], [item["context"] for item in inputs])
     prompts = [
         _chat_prompt(
