@@ -105,10 +105,11 @@ def normalize(pixels: torch.Tensor) -> torch.Tensor:
 
 
 def load_efficientnet_lite0(device: str = "cpu") -> EfficientNetLite0:
-    model = EfficientNetLite0()
-    state = torch.load(weights_path(), map_location="cpu", weights_only=True)
-    model.load_state_dict(state, strict=True)
-    return model.eval().requires_grad_(False).to(device)
+    with torch.inference_mode(False):  # ordinary tensors, so synthesis can backpropagate through the network
+        model = EfficientNetLite0()
+        state = torch.load(weights_path(), map_location="cpu", weights_only=True)
+        model.load_state_dict(state, strict=True)
+        return model.eval().requires_grad_(False).to(device)
 
 
 def image_tensor(image: Image.Image) -> torch.Tensor:

@@ -85,11 +85,15 @@ class PatternArtist:
     device: str
 
 
-def load_pattern_artist(embedder: SentenceTransformer, device: str = "cpu") -> PatternArtist:
+def load_pattern_artist(
+    embedder: SentenceTransformer, device: str = "cpu", classifier: EfficientNetLite0 | None = None
+) -> PatternArtist:
+    """Embeds "a photo of a {class}" for the 1000 classes once; pass `classifier` to share a loaded EfficientNet."""
     classes = imagenet_classes()
     texts = [f"a photo of a {phrase}" for phrase in classes.phrases]
     embeddings = embedder.encode(texts, convert_to_tensor=True, normalize_embeddings=True, show_progress_bar=False)
-    return PatternArtist(load_efficientnet_lite0(device), embedder, classes, embeddings.float().cpu(), device)
+    classifier = classifier if classifier is not None else load_efficientnet_lite0(device)
+    return PatternArtist(classifier, embedder, classes, embeddings.float().cpu(), device)
 
 
 def prompt_classes(artist: PatternArtist, prompt: str) -> list[tuple[int, float]]:
@@ -194,7 +198,7 @@ def run_image_generation(artist: PatternArtist, inputs: list[dict], params: list
         height = clamp_int(options.get("height"), DEFAULT_SIZE, MIN_SIZE, MAX_SIZE)
         steps = clamp_int(options.get("steps"), DEFAULT_STEPS, 1, MAX_STEPS)
         seed = int(options["seed"]) if options.get("seed") is not None else secrets.randbits(31)
-        with torch.enable_grad():
+        with torch.inference_mode(False), torch.enable_grad():  # the worker may call us under inference_mode
             image = synthesise(artist, targets, prompt_palette(prompt), (height, width), steps, seed)
         classes = [{"label": artist.classes.phrases[index], "weight": round(weight, 4)} for index, weight in targets]
         results.append({"image": image, "classes": classes, "seed": seed})
