@@ -74,8 +74,8 @@ def test_a_worker_killed_mid_job_loses_nothing_and_runs_nothing_twice(partner_ap
     first = start_worker(tmp_path, "w-doomed")
     try:
         slow = api.post("/api/v1/jobs", keyword_job(long_text), format="json").json()
-        quick = [api.post("/api/v1/jobs", keyword_job(f"{KEYWORD_TEXT} {i}"), format="json").json() for i in range(3)]
         _wait_until(lambda: Job.objects.get(pk=slow["id"]).status == "running", 60, "the slow job to start")
+        quick = [api.post("/api/v1/jobs", keyword_job(f"{KEYWORD_TEXT} {i}"), format="json").json() for i in range(3)]
         time.sleep(1)
         assert Job.objects.get(pk=slow["id"]).status == "running"
     finally:
