@@ -1,7 +1,7 @@
 """Model backends: the only package that imports torch. Models load once per worker process.
 
-A backend is a loader (spec, path, device) -> model object; a runner (model, spec, inputs, params) -> outputs
-serves one capability on one backend and takes a whole batch of jobs' inputs and params at once.
+A backend is a loader (spec, path, device) -> model object; a runner serves one capability on one backend
+and takes a whole batch of jobs' inputs and params at once.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from inference.registry import EMBEDDER, ModelNotAvailable, ModelSpec, get_model
 logger = logging.getLogger(__name__)
 
 Loader = Callable[[ModelSpec, Path, str], Any]
-Runner = Callable[[Any, ModelSpec, list[dict[str, Any]], list[dict[str, Any]]], list[dict[str, Any]]]
 
 _loaded: dict[str, Any] = {}
 _lock = threading.RLock()
@@ -95,11 +94,7 @@ def run_batch(
     capability: str, model: str, inputs: list[dict[str, Any]], params: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
     """Runs one batch of jobs of one capability on one model; one output per input, in order."""
-    spec = get_model_spec(model)
-    runner = RUNNERS.get((spec.backend, capability))
-    if runner is None:
-        raise ModelNotAvailable(f"Model {model!r} ({spec.backend}) cannot serve {capability}.")
-    outputs = runner(get_model(model), spec, inputs, params)
+    outputs = _call_runner(get_model_spec(model), capability, inputs, params)
     if len(outputs) != len(inputs):
         raise RuntimeError(f"{capability} runner returned {len(outputs)} outputs for {len(inputs)} inputs")
     return outputs
@@ -160,79 +155,36 @@ LOADERS: dict[str, Loader] = {
 
 # ---------------------------------------------------------------- runners
 
-
-def _keywords(model: Any, spec: ModelSpec, inputs: list[dict], params: list[dict]) -> list[dict]:
-    from inference.backends.keywords import extract_keywords
-
-    return extract_keywords(model, inputs, params)
-
-
-def _classify(model: Any, spec: ModelSpec, inputs: list[dict], params: list[dict]) -> list[dict]:
-    from inference.backends.classification import classify_zero_shot
-
-    return classify_zero_shot(model, inputs, params)
-
-
-def _text_generation(model: Any, spec: ModelSpec, inputs: list[dict], params: list[dict]) -> list[dict]:
-    from inference.backends.llm import run_text_generation
-
-    return run_text_generation(model, inputs, params)
-
-
-def _dialogue(model: Any, spec: ModelSpec, inputs: list[dict], params: list[dict]) -> list[dict]:
-    from inference.backends.llm import run_dialogue
-
-    return run_dialogue(model, inputs, params)
-
-
-def _summarization(model: Any, spec: ModelSpec, inputs: list[dict], params: list[dict]) -> list[dict]:
-    from inference.backends.llm import run_summarization
-
-    return run_summarization(model, _embedder(spec), inputs, params)
-
-
-def _question_answering(model: Any, spec: ModelSpec, inputs: list[dict], params: list[dict]) -> list[dict]:
-    from inference.backends.llm import run_question_answering
-
-    return run_question_answering(model, _embedder(spec), inputs, params)
-
-
-def _offline_captioning(model: Any, spec: ModelSpec, inputs: list[dict], params: list[dict]) -> list[dict]:
-    from inference.backends.vision import run_image_captioning
-
-    return run_image_captioning(model, inputs, params)
-
-
-def _pattern_generation(model: Any, spec: ModelSpec, inputs: list[dict], params: list[dict]) -> list[dict]:
-    from inference.backends.vision import run_image_generation
-
-    return run_image_generation(model, inputs, params)
-
-
-def _hf_captioning(model: Any, spec: ModelSpec, inputs: list[dict], params: list[dict]) -> list[dict]:
-    from inference.backends.vision import run_hf_image_captioning
-
-    return run_hf_image_captioning(model, inputs, params)
-
-
-def _diffusers_generation(model: Any, spec: ModelSpec, inputs: list[dict], params: list[dict]) -> list[dict]:
-    from inference.backends.vision import run_diffusers_image_generation
-
-    return run_diffusers_image_generation(model, inputs, params)
-
-
-RUNNERS: dict[tuple[str, str], Runner] = {
-    ("sentence_transformers", "keyword_extraction"): _keywords,
-    ("sentence_transformers", "text_classification"): _classify,
-    ("causal_lm", "text_generation"): _text_generation,
-    ("causal_lm", "dialogue"): _dialogue,
-    ("causal_lm", "summarization"): _summarization,
-    ("causal_lm", "question_answering"): _question_answering,
-    ("offline_captioner", "image_captioning"): _offline_captioning,
-    ("pattern_artist", "image_generation"): _pattern_generation,
-    ("hf_image_to_text", "image_captioning"): _hf_captioning,
-    ("diffusers_text_to_image", "image_generation"): _diffusers_generation,
+# (backend, capability) -> (runner "module:function", whether it also takes the spec's embedder).
+# A runner takes (model, [embedder,] inputs, params) and returns one output per input.
+RUNNERS: dict[tuple[str, str], tuple[str, bool]] = {
+    ("sentence_transformers", "keyword_extraction"): ("inference.backends.keywords:extract_keywords", False),
+    ("sentence_transformers", "text_classification"): ("inference.backends.classification:classify_zero_shot", False),
+    ("causal_lm", "text_generation"): ("inference.backends.llm:run_text_generation", False),
+    ("causal_lm", "dialogue"): ("inference.backends.llm:run_dialogue", False),
+    ("causal_lm", "summarization"): ("inference.backends.llm:run_summarization", True),
+    ("causal_lm", "question_answering"): ("inference.backends.llm:run_question_answering", True),
+    ("offline_captioner", "image_captioning"): ("inference.backends.vision:run_image_captioning", False),
+    ("pattern_artist", "image_generation"): ("inference.backends.vision:run_image_generation", False),
+    ("hf_image_to_text", "image_captioning"): ("inference.backends.vision:run_hf_image_captioning", False),
+    ("diffusers_text_to_image", "image_generation"): (
+        "inference.backends.vision:run_diffusers_image_generation",
+        False,
+    ),
 }
+
+
+def _call_runner(spec: ModelSpec, capability: str, inputs: list[dict], params: list[dict]) -> list[dict]:
+    entry = RUNNERS.get((spec.backend, capability))
+    if entry is None:
+        raise ModelNotAvailable(f"Model {spec.name!r} ({spec.backend}) cannot serve {capability}.")
+    target, with_embedder = entry
+    module, _, function = target.partition(":")
+    runner = getattr(importlib.import_module(module), function)
+    model = get_model(spec.name)
+    if with_embedder:
+        return runner(model, _embedder(spec), inputs, params)
+    return runner(model, inputs, params)
 
 
 def run_job_model(capability: str, model: str, data: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
