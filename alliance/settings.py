@@ -170,7 +170,11 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 ALLIANCE_QUEUES = ["default", "embeddings", "llm", "vision", "tuning"]
 CELERY_TASK_QUEUES = [Queue(name) for name in ALLIANCE_QUEUES]
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_ROUTES = {"inference.tasks.deliver_webhook": {"queue": "default"}}
+CELERY_TASK_ROUTES = {
+    "inference.tasks.deliver_webhook": {"queue": "default"},
+    "inference.tasks.reap_stale_jobs": {"queue": "default"},
+    "inference.tasks.run_tuning_job": {"queue": "tuning"},
+}
 
 # Jobs
 JOB_HEARTBEAT_SECONDS = env_float("ALLIANCE_JOB_HEARTBEAT_SECONDS", 5.0)
@@ -189,6 +193,13 @@ WEBHOOK_TIMEOUT_SECONDS = env_float("ALLIANCE_WEBHOOK_TIMEOUT_SECONDS", 5.0)
 WEBHOOK_MAX_RETRIES = env_int("ALLIANCE_WEBHOOK_MAX_RETRIES", 5)
 WEBHOOK_SIGNING_KEY = os.environ.get("ALLIANCE_WEBHOOK_SIGNING_KEY", SECRET_KEY)
 
+# Tuning: partners' data is encrypted at rest with a key per partner derived from this master key.
+ALLIANCE_DATA_KEY = os.environ.get("ALLIANCE_DATA_KEY", "")
+TUNING_MAX_SECONDS = env_float("ALLIANCE_TUNING_MAX_SECONDS", 3600.0)
+TUNING_STALE_SECONDS = env_float("ALLIANCE_TUNING_STALE_SECONDS", 600.0)
+DATASET_MAX_BYTES = env_int("ALLIANCE_DATASET_MAX_BYTES", 20 * 1024 * 1024)
+DATASET_MAX_ROWS = env_int("ALLIANCE_DATASET_MAX_ROWS", 50_000)
+
 # Quotas and rate limits
 DEFAULT_MONTHLY_UNITS = env_int("ALLIANCE_DEFAULT_MONTHLY_UNITS", 1_000_000)
 DEFAULT_RPM = env_int("ALLIANCE_DEFAULT_RPM", 600)
@@ -202,7 +213,8 @@ ALLIANCE_DEVICE = os.environ.get("ALLIANCE_DEVICE", "auto")
 ALLIANCE_MODELS_DIR = Path(os.environ.get("ALLIANCE_MODELS_DIR", VAR_DIR / "models"))
 # Dynamic batching: a worker gathers up to the model's batch size of queued jobs, waiting at most this long.
 ALLIANCE_BATCH_WAIT_MS = env_float("ALLIANCE_BATCH_WAIT_MS", 5.0)
-ALLIANCE_MAX_BATCH = env_int("ALLIANCE_MAX_BATCH", 0)  # 0: each model's own batch size; 1: batching off
+ALLIANCE_MAX_BATCH = env_int("ALLIANCE_MAX_BATCH", 0)
+ALLIANCE_ADAPTER_CACHE = env_int("ALLIANCE_ADAPTER_CACHE", 16)  # 0: each model's own batch size; 1: batching off
 
 # Benchmarks mount a bare endpoint to compare against.
 ALLIANCE_BENCH_ENDPOINTS = env_bool("ALLIANCE_BENCH_ENDPOINTS", False)

@@ -38,6 +38,7 @@ def file_representation(stored: StoredFile) -> dict:
 
 class FileCollectionApi(PartnerApiView):
     parser_classes = [MultiPartParser]
+    max_body_bytes = MAX_IMAGE_BYTES + 64 * 1024
 
     def post(self, request: Request) -> Response:
         upload = request.FILES.get("file")

@@ -8,7 +8,7 @@ from typing import Any
 from inference.models import Job
 
 
-def _timestamp(value: dt.datetime | None) -> str | None:
+def timestamp(value: dt.datetime | None) -> str | None:
     return None if value is None else value.isoformat().replace("+00:00", "Z")
 
 
@@ -26,7 +26,7 @@ def job_representation(job: Job) -> dict[str, Any]:
         "usage": {"units": job.units},
         "webhook_url": job.webhook_url,
         "attempts": job.attempts,
-        "created_at": _timestamp(job.created_at),
-        "started_at": _timestamp(job.started_at),
-        "finished_at": _timestamp(job.finished_at),
+        "created_at": timestamp(job.created_at),
+        "started_at": timestamp(job.started_at),
+        "finished_at": timestamp(job.finished_at),
     }

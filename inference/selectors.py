@@ -8,7 +8,7 @@ import uuid
 from django.db.models import QuerySet
 from rest_framework.exceptions import NotFound
 
-from inference.models import Job, StoredFile
+from inference.models import Dataset, Job, StoredFile, TuningJob
 from partners.models import Partner
 
 
@@ -48,3 +48,29 @@ def file_of(*, partner: Partner, file_id: str) -> StoredFile:
     if stored is None:
         raise NotFound("No file with that id.")
     return stored
+
+
+def datasets_of(*, partner: Partner) -> QuerySet[Dataset]:
+    return Dataset.objects.filter(partner=partner)
+
+
+def dataset_of(*, partner: Partner, dataset_id: str) -> Dataset:
+    dataset = Dataset.objects.filter(partner=partner, public_id=str(dataset_id)).first()
+    if dataset is None:
+        raise NotFound("No dataset with that id.")
+    return dataset
+
+
+def tuning_jobs_of(*, partner: Partner) -> QuerySet[TuningJob]:
+    return TuningJob.objects.filter(partner=partner).select_related("dataset")
+
+
+def tuning_job_of(*, partner: Partner, job_id: str) -> TuningJob:
+    try:
+        key = uuid.UUID(str(job_id))
+    except ValueError:
+        raise NotFound("No tuning job with that id.") from None
+    job = tuning_jobs_of(partner=partner).filter(pk=key).first()
+    if job is None:
+        raise NotFound("No tuning job with that id.")
+    return job

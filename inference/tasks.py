@@ -8,6 +8,7 @@ from celery import shared_task
 from django.conf import settings
 
 from inference import services
+from inference.services import tuning
 
 logger = logging.getLogger(__name__)
 
@@ -18,8 +19,8 @@ def run_job(job_id: str) -> None:
 
 
 @shared_task(name="inference.tasks.reap_stale_jobs")
-def reap_stale_jobs() -> dict[str, int]:
-    counts = services.jobs_reap()
+def reap_stale_jobs() -> dict[str, int]:  # and tuning jobs whose worker stopped
+    counts = {**services.jobs_reap(), "tuning_failed": tuning.tuning_jobs_reap()}
     if any(counts.values()):
         logger.warning("reaper: %s", counts)
     return counts
@@ -34,3 +35,8 @@ def deliver_webhook(self, job_id: str) -> None:
         logger.warning("webhook of job %s not delivered after %d attempts", job_id, attempt)
         return
     raise self.retry(countdown=min(300, 2 ** (attempt - 1)))
+
+
+@shared_task(name="inference.tasks.run_tuning_job", acks_late=True, reject_on_worker_lost=True)
+def run_tuning_job(job_id: str) -> None:
+    tuning.tuning_job_run(job_id)

@@ -11,7 +11,7 @@ from rest_framework.response import Response
 
 from alliance.api.errors import ApiError
 from alliance.api.views import PartnerApiView
-from inference.capabilities import CAPABILITY_NAMES
+from inference.capabilities import QUOTA_KEYS
 from inference.webhooks import signing_secret
 from partners.models import Quota
 from partners.selectors import usage_by_day
@@ -23,7 +23,7 @@ MAX_USAGE_DAYS = 366
 class UsageQuerySerializer(serializers.Serializer):
     start = serializers.DateField(required=False)
     end = serializers.DateField(required=False, help_text="Exclusive.")
-    capability = serializers.ChoiceField(choices=CAPABILITY_NAMES, required=False)
+    capability = serializers.ChoiceField(choices=QUOTA_KEYS, required=False)
 
 
 class UsageApi(PartnerApiView):

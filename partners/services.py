@@ -275,9 +275,9 @@ def quota_set(
     monthly_units: int | None = None,
     rpm: int | None = None,
 ) -> Quota:
-    from inference.capabilities import CAPABILITY_NAMES
+    from inference.capabilities import QUOTA_KEYS
 
-    if capability not in CAPABILITY_NAMES:
+    if capability not in QUOTA_KEYS:
         raise ApiError(f"Unknown capability {capability!r}.", code="unknown_capability", param="capability")
     quota = quota_for(partner=partner, capability=capability)
     before = {"monthly_units": quota.monthly_units, "rpm": quota.rpm}

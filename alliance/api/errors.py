@@ -37,6 +37,7 @@ class ApiError(exceptions.APIException):
         status_code: int = status.HTTP_400_BAD_REQUEST,
         param: str | None = None,
         headers: dict[str, str] | None = None,
+        details: list[dict[str, Any]] | None = None,
     ) -> None:
         super().__init__(detail=message, code=code)
         self.status_code = status_code
@@ -44,6 +45,7 @@ class ApiError(exceptions.APIException):
         self.error_code = code
         self.param = param
         self.headers = headers or {}
+        self.details = details
 
 
 def error_body(status_code: int, code: str, message: str, param: str | None = None) -> dict[str, Any]:
@@ -75,6 +77,8 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     headers: dict[str, str] = {}
     if isinstance(exc, ApiError):
         body = error_body(exc.status_code, exc.error_code, exc.message, exc.param)
+        if exc.details:
+            body["error"]["details"] = exc.details
         return Response(body, status=exc.status_code, headers=exc.headers)
     if isinstance(exc, RequestDataTooBig):
         return Response(

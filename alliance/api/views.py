@@ -33,6 +33,7 @@ class PartnerApiView(APIView):
     """Views that act for the partner behind an API key. Read requests share one per-key bucket."""
 
     read_bucket = True
+    max_body_bytes: int | None = None  # for uploads, checked before the body is read
 
     @property
     def partner(self) -> Partner:
@@ -44,8 +45,23 @@ class PartnerApiView(APIView):
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
+        self._refuse_oversized_body(request)
         if self.read_bucket:
             self.check_request_rate(request, "read", settings.API_KEY_READ_RPM)
+
+    def _refuse_oversized_body(self, request: Request) -> None:
+        if self.max_body_bytes is None:
+            return
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length > self.max_body_bytes:
+            raise ApiError(
+                f"The request body is {length} bytes; the limit is {self.max_body_bytes}.",
+                code="request_too_large",
+                status_code=413,
+            )
 
     def check_request_rate(self, request: Request, bucket: str, limit: int) -> None:
         state = ratelimit.hit(f"{request.auth.public_id}:{bucket}", limit)

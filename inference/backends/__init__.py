@@ -187,6 +187,32 @@ def _call_runner(spec: ModelSpec, capability: str, inputs: list[dict], params: l
     return runner(model, inputs, params)
 
 
+_adapter_pool: Any = None
+
+
+def adapter_pool() -> Any:
+    """One pool per worker process: base models loaded once, partners' adapters swapped in per batch."""
+    global _adapter_pool
+    with _lock:
+        if _adapter_pool is None:
+            from inference.backends.tuning import AdapterPool
+
+            _adapter_pool = AdapterPool(device=pick_device(), capacity=settings.ALLIANCE_ADAPTER_CACHE)
+    return _adapter_pool
+
+
+def run_tuned_batch(
+    *, task: str, base_model: str, adapter_dir: Path, adapter_id: str, inputs: list[dict], params: list[dict]
+) -> list[dict]:
+    base_path = prepare(get_model_spec(base_model))
+    if not adapter_dir.exists():
+        raise ModelNotAvailable(f"The adapter of {adapter_id} is missing from this worker's MEDIA_ROOT.")
+    pool = adapter_pool()
+    if task == "classification":
+        return pool.classify(base_path, adapter_dir, adapter_id, inputs, params)
+    return pool.generate(base_path, adapter_dir, adapter_id, inputs, params, chat=task == "chat")
+
+
 def run_job_model(capability: str, model: str, data: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
     """One job alone (tests and tools); workers go through run_batch."""
     return run_batch(capability, model, [data], [params])[0]

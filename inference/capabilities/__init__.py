@@ -24,6 +24,9 @@ CAPABILITY_NAMES: tuple[str, ...] = (
     "image_captioning",
 )
 
+# What quotas and usage are kept for: the eight capabilities and tuning (charged in training tokens).
+QUOTA_KEYS: tuple[str, ...] = (*CAPABILITY_NAMES, "tuning")
+
 CAPABILITIES: dict[str, Capability] = {
     capability.name: capability
     for capability in (
@@ -47,4 +50,4 @@ def get_capability(name: str) -> Capability:
         raise CapabilityUnavailable(name) from None
 
 
-__all__ = ["CAPABILITIES", "CAPABILITY_NAMES", "Capability", "CapabilityUnavailable", "get_capability"]
+__all__ = ["CAPABILITIES", "CAPABILITY_NAMES", "QUOTA_KEYS", "Capability", "CapabilityUnavailable", "get_capability"]

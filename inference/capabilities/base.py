@@ -66,6 +66,7 @@ class Capability:
     cost: Callable[[dict[str, Any], dict[str, Any]], int]
     example_input: dict[str, Any]
     image_fields: tuple[str, ...] = ()
+    required_with_base_model: tuple[str, ...] = ()
 
 
 def text_units(*texts: str) -> int:

@@ -141,6 +141,7 @@ TEXT_CLASSIFICATION = Capability(
     params_serializer=TextClassificationParams,
     default_model=EMBEDDER,
     cost=lambda data, params: text_units(data["text"], *data.get("labels", [])),
+    required_with_base_model=("labels",),
     example_input={
         "text": "I have called three times and nobody fixed the double charge on my bill.",
         "labels": ["complaint", "praise", "question"],

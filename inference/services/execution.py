@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -19,9 +20,10 @@ from django.utils import timezone
 from inference.capabilities import get_capability
 from inference.errors import JobInputError
 from inference.images import file_path, store_file
-from inference.models import FilePurpose, Job, JobStatus, StoredFile
+from inference.models import FilePurpose, Job, JobStatus, StoredFile, TunedModel
 from inference.registry import ModelNotAvailable, get_model_spec
 from inference.services.submission import job_enqueue
+from inference.tuning_config import TUNED_PREFIX
 from partners.services import usage_refund
 
 logger = logging.getLogger(__name__)
@@ -50,6 +52,8 @@ def job_claim(job_id: str, token: uuid.UUID | None = None) -> tuple[Job, uuid.UU
 
 
 def max_batch_size(model: str) -> int:
+    if model.startswith(TUNED_PREFIX):
+        return max(1, settings.ALLIANCE_MAX_BATCH or 8)
     return max(1, settings.ALLIANCE_MAX_BATCH or get_model_spec(model).batch_size)
 
 
@@ -136,11 +140,9 @@ def job_execute(job_id: str) -> list[Job]:
 
 
 def _run(batch: list[Job], token: uuid.UUID) -> None:
-    from inference.backends import run_batch
-
     try:
         inputs = [_worker_input(job) for job in batch]
-        outputs = run_batch(batch[0].capability, batch[0].model, inputs, [job.params for job in batch])
+        outputs = _run_model(batch[0], inputs, [job.params for job in batch])
     except Exception as exc:  # noqa: BLE001 - isolate the job that failed, fail only that one
         if len(batch) > 1:
             logger.warning(
@@ -159,6 +161,25 @@ def _run(batch: list[Job], token: uuid.UUID) -> None:
             job_succeed(job=job, token=token, output=_stored_output(job, output))
         except Exception as exc:  # noqa: BLE001
             _fail_for(job, token, exc)
+
+
+def _run_model(first: Job, inputs: list[dict[str, Any]], params: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A registry model, or a partner's adapter swapped into its shared base model for this batch."""
+    from inference.backends import run_batch, run_tuned_batch
+
+    if not first.model.startswith(TUNED_PREFIX):
+        return run_batch(first.capability, first.model, inputs, params)
+    tuned = TunedModel.objects.filter(name=first.model, partner_id=first.partner_id).first()
+    if tuned is None:
+        raise JobInputError(f"The tuned model {first.model} no longer exists.")
+    return run_tuned_batch(
+        task=tuned.task,
+        base_model=tuned.base_model,
+        adapter_dir=Path(settings.MEDIA_ROOT) / tuned.adapter_path,
+        adapter_id=tuned.name,
+        inputs=inputs,
+        params=params,
+    )
 
 
 def _fail_for(job: Job, token: uuid.UUID, exc: BaseException) -> None:

@@ -15,10 +15,10 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from alliance.api.errors import ApiError, first_validation_error
-from inference import webhooks
+from inference import tuning_config, webhooks
 from inference.capabilities import CAPABILITY_NAMES, Capability, CapabilityUnavailable, get_capability
 from inference.images import FILE_ID_PREFIX, ImageRejected, decode_base64_image, file_path, store_image
-from inference.models import FilePurpose, Job, JobStatus, StoredFile
+from inference.models import FilePurpose, Job, JobStatus, StoredFile, TunedModel
 from inference.registry import ModelNotAvailable, get_model_spec
 from partners.models import ApiKey, Partner, Quota
 from partners.services import UnitsState, usage_charge, usage_refund
@@ -69,20 +69,41 @@ def _fingerprint(capability: str, model: str, data: dict, params: dict, webhook_
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def _model_for(capability: Capability, requested: Any) -> str:
+@dataclass(frozen=True)
+class ModelChoice:
+    name: str
+    queue: str
+    tuned: bool
+
+
+def _model_for(partner: Partner, capability: Capability, requested: Any) -> ModelChoice:
+    """The registry model or the partner's own tuned model; another partner's tuned model is not found."""
     if requested in (None, ""):
-        return capability.default_model
+        requested = capability.default_model
     if not isinstance(requested, str):
         raise ApiError("`model` must be a string.", code="invalid_type", param="model")
+    not_found = ApiError(
+        f"No model {requested!r} is available to you.", code="model_not_found", status_code=404, param="model"
+    )
+    if requested.startswith(tuning_config.TUNED_PREFIX):
+        tuned = TunedModel.objects.filter(partner=partner, name=requested).first()
+        if tuned is None:
+            raise not_found
+        serves = tuning_config.TASK_CAPABILITY[tuned.task]
+        if serves != capability.name:
+            raise ApiError(
+                f"Model {requested!r} was tuned for {serves}, not {capability.name}.",
+                code="model_mismatch",
+                param="model",
+            )
+        return ModelChoice(name=requested, queue=get_model_spec(tuned.base_model).queue, tuned=True)
     try:
         spec = get_model_spec(requested)
     except ModelNotAvailable:
-        raise ApiError(
-            f"No model {requested!r} is available to you.", code="model_not_found", status_code=404, param="model"
-        ) from None
+        raise not_found from None
     if capability.name not in spec.capabilities:
         raise ApiError(f"Model {requested!r} does not serve {capability.name}.", code="model_mismatch", param="model")
-    return requested
+    return ModelChoice(name=requested, queue=spec.queue, tuned=False)
 
 
 def _existing_for_key(api_key: ApiKey, idempotency_key: str, fingerprint: str) -> Job | None:
@@ -115,8 +136,16 @@ def job_submit(
             status_code=403,
             param="capability",
         )
-    model_name = _model_for(capability, model)
+    choice = _model_for(api_key.partner, capability, model)
+    model_name = choice.name
     clean_input = _validated(capability.input_serializer, data, "input")
+    for field in capability.required_with_base_model if not choice.tuned else ():
+        if not clean_input.get(field):
+            raise ApiError(
+                f"input.{field} is required with the base model {model_name}; a tuned model knows its own.",
+                code="required",
+                param=f"input.{field}",
+            )
     clean_params = _validated(capability.params_serializer, params, "params")
     webhook = _webhook_url(webhook_url)
     if idempotency_key is not None and not (0 < len(idempotency_key) <= 255):
@@ -127,7 +156,7 @@ def job_submit(
         if existing is not None:
             return Submission(job=existing, created=False, units=None)
     units = capability.cost(clean_input, clean_params)
-    queue = get_model_spec(model_name).queue
+    queue = choice.queue
     new_files: list[StoredFile] = []
     try:
         with transaction.atomic():

@@ -1,0 +1,66 @@
+"""What a tuning job may ask for, and the figures for its pre-flight estimate. Web-safe: no torch."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from rest_framework import serializers
+
+from inference.capabilities.base import StrictFloatField, StrictIntegerField, StrictSerializer
+from inference.registry import EMBEDDER
+
+LLM = "smollm2-135m-instruct"
+METHODS = ("default", "lora", "ia3", "prompt_tuning", "p_tuning")
+BASE_MODELS = {"classification": (EMBEDDER,), "generation": (LLM,), "chat": (LLM,)}
+TASK_CAPABILITY = {"classification": "text_classification", "generation": "text_generation", "chat": "dialogue"}
+TUNED_PREFIX = "ft:"
+QUOTA_KEY = "tuning"
+
+# Training tokens per second on two CPU cores, measured by bench/tuning.py (classification) and a
+# LoRA run on SmolLM2 (generation); a GPU worker is far faster, so the estimate is an upper bound there.
+TOKENS_PER_SECOND = {"classification": 3_000.0, "generation": 400.0, "chat": 400.0}
+DEFAULT_EPOCHS = {"classification": 3, "generation": 2, "chat": 2}
+MAX_TOKENS_PER_ROW = {"classification": 128, "generation": 256, "chat": 256}
+
+
+class Hyperparameters(StrictSerializer):
+    epochs = StrictIntegerField(min_value=1, max_value=20, required=False)
+    learning_rate = StrictFloatField(min_value=1e-6, max_value=1.0, required=False)
+    batch_size = StrictIntegerField(min_value=1, max_value=128, required=False)
+    seed = StrictIntegerField(min_value=0, max_value=2**31 - 1, required=False)
+    max_length = StrictIntegerField(min_value=16, max_value=1024, required=False)
+    r = StrictIntegerField(min_value=1, max_value=64, required=False)
+    num_virtual_tokens = StrictIntegerField(min_value=1, max_value=100, required=False)
+    validation_fraction = StrictFloatField(min_value=0.05, max_value=0.5, required=False)
+
+
+class TuningRequest(StrictSerializer):
+    dataset = serializers.CharField(max_length=40)
+    task = serializers.ChoiceField(choices=list(BASE_MODELS))
+    base_model = serializers.CharField(max_length=200, required=False)
+    method = serializers.ChoiceField(choices=list(METHODS), default="default")
+    hyperparameters = Hyperparameters(required=False, default=dict)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        allowed = BASE_MODELS[attrs["task"]]
+        attrs.setdefault("base_model", allowed[0])
+        if attrs["base_model"] not in allowed:
+            raise serializers.ValidationError(
+                {"base_model": [f"For {attrs['task']}, the base model must be one of: {', '.join(allowed)}."]}
+            )
+        return attrs
+
+
+def estimate(task: str, stats: dict[str, Any], hyperparameters: dict[str, Any]) -> dict[str, Any]:
+    """Training tokens, quota units (one per training token) and expected seconds, before any training."""
+    epochs = hyperparameters.get("epochs", DEFAULT_EPOCHS[task])
+    cap = hyperparameters.get("max_length", MAX_TOKENS_PER_ROW[task])
+    per_row = min(stats.get("mean_tokens_per_row", 0), cap)
+    training_tokens = math.ceil(per_row * stats.get("rows", 0) * epochs)
+    return {
+        "epochs": epochs,
+        "training_tokens": training_tokens,
+        "units": max(1, training_tokens),
+        "expected_seconds": round(training_tokens / TOKENS_PER_SECOND[task] + 10, 1),
+    }
