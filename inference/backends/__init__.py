@@ -93,11 +93,29 @@ def prepare(spec: ModelSpec) -> Path:
 def run_batch(
     capability: str, model: str, inputs: list[dict[str, Any]], params: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
-    """Runs one batch of jobs of one capability on one model; one output per input, in order."""
-    outputs = _call_runner(get_model_spec(model), capability, inputs, params)
-    if len(outputs) != len(inputs):
-        raise RuntimeError(f"{capability} runner returned {len(outputs)} outputs for {len(inputs)} inputs")
-    return outputs
+    """Runs one batch of jobs of one capability on one model; one output per input, in order.
+
+    A job asking for `n` > 1 results (chat choices, images) becomes n items of the batch, with consecutive
+    seeds, and its output gains `choices`: all n results, the first of which is also the output itself.
+    """
+    owners: list[int] = []
+    expanded_inputs: list[dict[str, Any]] = []
+    expanded_params: list[dict[str, Any]] = []
+    for index, (data, options) in enumerate(zip(inputs, params, strict=True)):
+        copies = int(options.get("n", 1))
+        for copy in range(copies):
+            seed = options.get("seed")
+            varied = options if copies == 1 else {**options, "seed": (seed or 0) + copy if seed is not None else None}
+            owners.append(index)
+            expanded_inputs.append(data)
+            expanded_params.append({key: value for key, value in varied.items() if key != "n"})
+    outputs = _call_runner(get_model_spec(model), capability, expanded_inputs, expanded_params)
+    if len(outputs) != len(expanded_inputs):
+        raise RuntimeError(f"{capability} runner returned {len(outputs)} outputs for {len(expanded_inputs)} inputs")
+    grouped: list[list[dict[str, Any]]] = [[] for _ in inputs]
+    for owner, output in zip(owners, outputs, strict=True):
+        grouped[owner].append(output)
+    return [group[0] if len(group) == 1 else {**group[0], "choices": group} for group in grouped]
 
 
 def _embedder(spec: ModelSpec) -> Any:
@@ -160,6 +178,7 @@ LOADERS: dict[str, Loader] = {
 RUNNERS: dict[tuple[str, str], tuple[str, bool]] = {
     ("sentence_transformers", "keyword_extraction"): ("inference.backends.keywords:extract_keywords", False),
     ("sentence_transformers", "text_classification"): ("inference.backends.classification:classify_zero_shot", False),
+    ("sentence_transformers", "embeddings"): ("inference.backends.embeddings:embed", False),
     ("causal_lm", "text_generation"): ("inference.backends.llm:run_text_generation", False),
     ("causal_lm", "dialogue"): ("inference.backends.llm:run_dialogue", False),
     ("causal_lm", "summarization"): ("inference.backends.llm:run_summarization", True),

@@ -7,6 +7,7 @@ from inference.capabilities.images import IMAGE_CAPTIONING, IMAGE_GENERATION
 from inference.capabilities.keyword_extraction import KEYWORD_EXTRACTION
 from inference.capabilities.text import (
     DIALOGUE,
+    EMBEDDINGS,
     QUESTION_ANSWERING,
     SUMMARIZATION,
     TEXT_CLASSIFICATION,
@@ -22,6 +23,7 @@ CAPABILITY_NAMES: tuple[str, ...] = (
     "keyword_extraction",
     "image_generation",
     "image_captioning",
+    "embeddings",
 )
 
 # What quotas and usage are kept for: the eight capabilities and tuning (charged in training tokens).
@@ -38,6 +40,7 @@ CAPABILITIES: dict[str, Capability] = {
         KEYWORD_EXTRACTION,
         IMAGE_GENERATION,
         IMAGE_CAPTIONING,
+        EMBEDDINGS,
     )
 }
 

@@ -24,6 +24,7 @@ class ImageGenerationParams(StrictSerializer):
     height = StrictIntegerField(min_value=64, max_value=512, default=256)
     steps = StrictIntegerField(min_value=1, max_value=256, default=64)
     seed = StrictIntegerField(min_value=0, max_value=2**31 - 1, required=False)
+    n = StrictIntegerField(min_value=1, max_value=4, default=1)
 
 
 IMAGE_CAPTIONING = Capability(
@@ -43,6 +44,6 @@ IMAGE_GENERATION = Capability(
     input_serializer=ImageGenerationInput,
     params_serializer=ImageGenerationParams,
     default_model="alliance-pattern-artist",
-    cost=lambda data, params: 1,
+    cost=lambda data, params: params.get("n", 1),
     example_input={"prompt": "golden daisies on a deep blue field"},
 )

@@ -43,6 +43,11 @@ class DialogueInput(StrictSerializer):
 
 class DialogueParams(GenerationParams):
     max_new_tokens = StrictIntegerField(min_value=1, max_value=512, default=128)
+    n = StrictIntegerField(min_value=1, max_value=4, default=1)
+
+
+class EmbeddingsInput(StrictSerializer):
+    texts = serializers.ListField(child=StrictCharField(max_length=8_000), min_length=1, max_length=256)
 
 
 class SummarizationInput(StrictSerializer):
@@ -103,7 +108,9 @@ DIALOGUE = Capability(
     input_serializer=DialogueInput,
     params_serializer=DialogueParams,
     default_model=LLM,
-    cost=lambda data, params: _generation_cost(text_units(*(m["content"] for m in data["messages"])), params),
+    cost=lambda data, params: (
+        params.get("n", 1) * _generation_cost(text_units(*(m["content"] for m in data["messages"])), params)
+    ),
     example_input={"messages": [{"role": "user", "content": "What is the capital of France?"}]},
 )
 
@@ -146,4 +153,14 @@ TEXT_CLASSIFICATION = Capability(
         "text": "I have called three times and nobody fixed the double charge on my bill.",
         "labels": ["complaint", "praise", "question"],
     },
+)
+
+EMBEDDINGS = Capability(
+    name="embeddings",
+    description="Sentence embeddings (384 dimensions, L2-normalised) from all-MiniLM-L6-v2.",
+    input_serializer=EmbeddingsInput,
+    params_serializer=StrictSerializer,
+    default_model=EMBEDDER,
+    cost=lambda data, params: text_units(*data["texts"]),
+    example_input={"texts": ["An AI banker tuned on finance language.", "A chatbot that summarises calls."]},
 )

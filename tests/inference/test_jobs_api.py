@@ -180,7 +180,7 @@ def test_unknown_api_path_is_json_404(api):
 def test_capabilities_lists_all_eight_and_what_this_key_may_call(partner):
     _, raw = make_key(partner, scopes=["keyword_extraction"])
     data = client_for(raw).get("/api/v1/capabilities").json()["data"]
-    assert len(data) == 8
+    assert len(data) == 9
     assert all(row["available"] and row["example_input"] for row in data)
     keyword = next(row for row in data if row["name"] == "keyword_extraction")
     assert keyword["allowed"] and keyword["models"] == ["all-MiniLM-L6-v2"]
