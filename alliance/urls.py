@@ -5,6 +5,7 @@ from django.urls import include, path
 from django.views import defaults
 
 from alliance.api import errors
+from inference.playground.views import api_docs
 
 API_PREFIXES = ("/api/", "/v1/")
 
@@ -12,6 +13,10 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("inference.urls")),
     path("api/v1/", include("partners.urls")),
+    path("v1/", include("inference.openai.urls")),
+    path("api/docs/", api_docs, name="api-docs"),
+    path("portal/", include("partners.portal.urls")),
+    path("playground/", include("inference.playground.urls")),
     path("", include("usecases.urls")),
 ]
 

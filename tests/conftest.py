@@ -15,11 +15,6 @@ def _clean_redis() -> None:
         redis.Redis.from_url(settings.REDIS_URL).flushdb()
 
 
-@pytest.fixture(autouse=True)
-def _media_root(tmp_path, settings) -> None:
-    settings.MEDIA_ROOT = tmp_path / "media"
-
-
 @pytest.fixture
 def partner(db):
     return make_partner("Woori Bank", sector="finance")

@@ -27,6 +27,7 @@ def service_env(**overrides: str) -> dict[str, str]:
         "DATABASE_URL": f"postgres://{db['USER']}{password}@{host}:{port}/{db['NAME']}",
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
         "REDIS_URL": settings.REDIS_URL,
+        "ALLIANCE_MEDIA_ROOT": str(settings.MEDIA_ROOT),
         "ALLIANCE_JOB_HEARTBEAT_SECONDS": "0.5",
         "ALLIANCE_JOB_STALE_SECONDS": "3",
         "ALLIANCE_JOB_REAPER_INTERVAL_SECONDS": "1",
