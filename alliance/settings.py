@@ -42,6 +42,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "partners",
     "usecases",
     "inference",
@@ -130,7 +132,23 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["alliance.api.parsers.BoundedJSONParser"],
     "EXCEPTION_HANDLER": "alliance.api.errors.api_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "AI Alliance partner platform API",
+    "DESCRIPTION": "Jobs for eight capabilities, files, datasets and tuning, usage; and an OpenAI-compatible "
+    "surface under /v1/. Every call: `Authorization: Bearer <key>`. Errors: "
+    '`{"error": {"type", "code", "message", "param"}}`.',
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": ["alliance.api.schema.document_errors_and_bodies"],
+    "PREPROCESSING_HOOKS": ["alliance.api.schema.only_the_api"],
 }
 
 LOGGING = {

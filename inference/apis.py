@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -12,6 +13,7 @@ from alliance.api.errors import ApiError
 from alliance.api.pagination import NewestFirstCursorPagination
 from alliance.api.views import PartnerApiView
 from inference import selectors, services
+from inference.api_docs import IDEMPOTENCY_PARAMETER, JOB_EXAMPLES, WAIT_PARAMETER, JobDoc, JobListDoc, JobRequestDoc
 from inference.capabilities import CAPABILITIES, CAPABILITY_NAMES
 from inference.models import JobStatus
 from inference.registry import model_specs
@@ -41,6 +43,15 @@ def _wait_seconds(request: Request) -> float | None:
     return seconds
 
 
+@extend_schema_view(
+    get=extend_schema(responses={200: JobListDoc}, parameters=[JobListFilterSerializer]),
+    post=extend_schema(
+        request=JobRequestDoc,
+        responses={200: JobDoc, 202: JobDoc},
+        examples=JOB_EXAMPLES,
+        parameters=[WAIT_PARAMETER, IDEMPOTENCY_PARAMETER],
+    ),
+)
 class JobCollectionApi(PartnerApiView):
     @property
     def read_bucket(self) -> bool:  # submissions are counted against the capability's rpm instead
@@ -86,11 +97,13 @@ class JobCollectionApi(PartnerApiView):
         return response
 
 
+@extend_schema_view(get=extend_schema(responses={200: JobDoc}))
 class JobDetailApi(PartnerApiView):
     def get(self, request: Request, job_id: str) -> Response:
         return Response(job_representation(selectors.job_of(partner=self.partner, job_id=job_id)))
 
 
+@extend_schema_view(post=extend_schema(request=None, responses={200: JobDoc}))
 class JobCancelApi(PartnerApiView):
     def post(self, request: Request, job_id: str) -> Response:
         job = services.job_cancel(job=selectors.job_of(partner=self.partner, job_id=job_id))

@@ -6,6 +6,8 @@ from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -29,6 +31,7 @@ def format_duration(seconds: float) -> str:
     return f"{secs}s"
 
 
+@extend_schema(request=OpenApiTypes.OBJECT, responses={200: OpenApiTypes.OBJECT})
 class PartnerApiView(APIView):
     """Views that act for the partner behind an API key. Read requests share one per-key bucket."""
 
