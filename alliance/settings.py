@@ -132,7 +132,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["alliance.api.parsers.BoundedJSONParser"],
     "EXCEPTION_HANDLER": "alliance.api.errors.api_exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "alliance.api.schema.AllianceAutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
+
+logger = logging.getLogger(__name__)
 
 ERROR_TYPES = {
     400: "invalid_request_error",
@@ -80,6 +84,13 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         if exc.details:
             body["error"]["details"] = exc.details
         return Response(body, status=exc.status_code, headers=exc.headers)
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        logger.error("database unavailable: %s", type(exc).__name__)
+        return Response(
+            error_body(503, "database_unavailable", "The platform's database is unavailable; retry shortly."),
+            status=503,
+            headers={"Retry-After": "5"},
+        )
     if isinstance(exc, RequestDataTooBig):
         return Response(
             error_body(413, "request_too_large", "The request body is larger than the platform accepts."),

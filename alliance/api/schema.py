@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.openapi import AutoSchema
 
 ERROR_CODES = {
     "400": "Invalid request",
@@ -56,7 +57,7 @@ def document_errors_and_bodies(result: dict[str, Any], **_: Any) -> dict[str, An
     result.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
     error_ref = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
     for path, operations in result.get("paths", {}).items():
-        for method, operation in operations.items():
+        for operation in operations.values():
             responses = operation.setdefault("responses", {})
             body = BINARY if path.endswith("/content") else ANY_JSON
             for code, response in list(responses.items()):
@@ -71,3 +72,13 @@ def document_errors_and_bodies(result: dict[str, Any], **_: Any) -> dict[str, An
             responses.setdefault("503", {"description": "Unavailable", "content": error_ref})
             responses.setdefault("504", {"description": "Timed out", "content": error_ref})
     return result
+
+
+class AllianceAutoSchema(AutoSchema):
+    """Names collection reads `<path>_list`, as spectacular does for viewsets, so ids do not collide."""
+
+    def get_operation_id(self) -> str:
+        operation_id = super().get_operation_id()
+        if self.method == "GET" and not self.path.rstrip("/").endswith("}") and operation_id.endswith("_retrieve"):
+            return operation_id.removesuffix("_retrieve") + "_list"
+        return operation_id
