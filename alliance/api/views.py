@@ -79,7 +79,7 @@ class PartnerApiView(APIView):
 
     def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Response:
         response = super().finalize_response(request, response, *args, **kwargs)
-        if isinstance(getattr(request, "auth", None), ApiKey):
+        if isinstance(getattr(request, "_auth", None), ApiKey):  # never re-run authentication here
             self._add_ratelimit_headers(request, response)
         return response
 
