@@ -9,6 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from alliance.api.errors import ApiError
+from alliance.api.pagination import NewestFirstCursorPagination
 from alliance.api.views import PartnerApiView
 from inference.images import (
     MAX_IMAGE_BYTES,
@@ -39,6 +40,11 @@ def file_representation(stored: StoredFile) -> dict:
 class FileCollectionApi(PartnerApiView):
     parser_classes = [MultiPartParser]
     max_body_bytes = MAX_IMAGE_BYTES + 64 * 1024
+
+    def get(self, request: Request) -> Response:
+        paginator = NewestFirstCursorPagination()
+        page = paginator.paginate_queryset(StoredFile.objects.filter(partner=self.partner), request, view=self)
+        return paginator.get_paginated_response([file_representation(stored) for stored in page])
 
     def post(self, request: Request) -> Response:
         upload = request.FILES.get("file")

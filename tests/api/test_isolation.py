@@ -1,0 +1,133 @@
+"""Every API route, walked from the URL configuration: another partner's resources answer 404 and never show
+in lists. A new route that is not in the tables below fails this test until its isolation is declared."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver
+from PIL import Image
+
+from inference.models import TunedModel, TuningJob
+from tests.factories import client_for, keyword_job, make_key
+
+pytestmark = pytest.mark.django_db
+
+# route -> (kind of resource in the path, methods to try)
+OWNED = {
+    "api/v1/jobs/<str:job_id>": ("job", ["get"]),
+    "api/v1/jobs/<str:job_id>/cancel": ("job", ["post"]),
+    "api/v1/files/<str:file_id>": ("file", ["get", "delete"]),
+    "api/v1/files/<str:file_id>/content": ("file", ["get"]),
+    "api/v1/datasets/<str:dataset_id>": ("dataset", ["get", "delete"]),
+    "api/v1/tuning-jobs/<str:job_id>": ("tuning_job", ["get"]),
+    "api/v1/tuning-jobs/<str:job_id>/events": ("tuning_job", ["get"]),
+    "api/v1/tuning-jobs/<str:job_id>/cancel": ("tuning_job", ["post"]),
+    "v1/models/<path:model>": ("tuned_model", ["get"]),
+    "v1/files/<str:file_id>": ("dataset", ["get", "delete"]),
+    "v1/fine_tuning/jobs/<str:job_id>": ("tuning_job", ["get"]),
+    "v1/fine_tuning/jobs/<str:job_id>/events": ("tuning_job", ["get"]),
+    "v1/fine_tuning/jobs/<str:job_id>/cancel": ("tuning_job", ["post"]),
+}
+# routes whose GET lists the caller's own resources
+LISTS = {
+    "api/v1/jobs",
+    "api/v1/files",
+    "api/v1/datasets",
+    "api/v1/tuning-jobs",
+    "api/v1/models",
+    "api/v1/usage",
+    "api/v1/capabilities",
+    "api/v1/me",
+    "v1/models",
+    "v1/files",
+    "v1/fine_tuning/jobs",
+}
+# routes that only create; a reference to another partner's resource in their body is tested where named
+CREATE_ONLY = {
+    "api/v1/tuning-jobs/estimate": "test_datasets_and_tuning_api::another partner's dataset",
+    "v1/chat/completions": "test_openai_sdk / jobs API: models are checked per partner",
+    "v1/completions": "same path as chat",
+    "v1/embeddings": "same path as chat",
+    "v1/images/generations": "same path as chat",
+}
+
+
+def api_routes(patterns=None, prefix: str = "") -> list[str]:
+    routes = []
+    for pattern in patterns if patterns is not None else get_resolver().url_patterns:
+        text = prefix + str(pattern.pattern).lstrip("^").replace("/?$", "").rstrip("$")
+        if isinstance(pattern, URLResolver):
+            routes += api_routes(pattern.url_patterns, text)
+        elif isinstance(pattern, URLPattern) and text.startswith(("api/v1/", "v1/")):
+            routes.append(text)
+    return routes
+
+
+@pytest.fixture
+def theirs(other_partner):
+    _, raw = make_key(other_partner)
+    api = client_for(raw)
+    job = api.post("/api/v1/jobs", keyword_job(), format="json").json()
+    png = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(png, format="PNG")
+    upload = io.BytesIO(png.getvalue())
+    upload.name = "theirs.png"
+    stored = api.post("/api/v1/files", {"file": upload}, format="multipart").json()
+    rows = "\n".join(json.dumps({"text": f"row {i}", "label": "ab"[i % 2]}) for i in range(12))
+    data = io.BytesIO(rows.encode())
+    data.name = "theirs.jsonl"
+    dataset = api.post("/api/v1/datasets", {"file": data, "task": "classification"}, format="multipart").json()
+    tuning = api.post("/api/v1/tuning-jobs", {"dataset": dataset["id"], "task": "classification"}, format="json").json()
+    tuned = TunedModel.objects.create(
+        name="ft:all-MiniLM-L6-v2:lg-chem:feedfeed",
+        partner=other_partner,
+        task="classification",
+        tuning_job=TuningJob.objects.get(pk=tuning["id"]),
+        base_model="all-MiniLM-L6-v2",
+        adapter_path="adapters/x",
+    )
+    return {
+        "job": job["id"],
+        "file": stored["id"],
+        "dataset": dataset["id"],
+        "tuning_job": tuning["id"],
+        "tuned_model": tuned.name,
+    }
+
+
+def test_every_api_route_is_declared_here():
+    undeclared = [
+        route for route in api_routes() if route not in OWNED and route not in LISTS and route not in CREATE_ONLY
+    ]
+    assert undeclared == [], f"declare the isolation of these routes in this test: {undeclared}"
+
+
+def test_another_partners_resources_answer_404_on_every_route(api, theirs):
+    for route, (kind, methods) in OWNED.items():
+        path = "/" + re.sub(r"<[^>]+>", theirs[kind], route)
+        for method in methods:
+            response = getattr(api, method)(path)
+            assert response.status_code == 404, (method, path, response.status_code)
+            assert response.json()["error"]["type"] == "not_found_error"
+
+
+def test_lists_never_show_another_partners_resources(api, theirs):
+    identifiers = [value for value in theirs.values()] + ["lg-chem"]
+    for route in LISTS:
+        response = api.get("/" + route)
+        assert response.status_code == 200, route
+        body = json.dumps(response.json())
+        leaked = [identifier for identifier in identifiers if identifier in body]
+        assert leaked == [], (route, leaked)
+
+
+def test_trying_another_partners_resources_changes_none_of_them(api, theirs, other_partner):
+    test_another_partners_resources_answer_404_on_every_route(api, theirs)
+    assert TuningJob.objects.get(pk=theirs["tuning_job"]).status == "queued"
+    assert other_partner.datasets.filter(public_id=theirs["dataset"]).exists()
+    assert other_partner.files.filter(public_id=theirs["file"]).exists()
+    assert other_partner.jobs.get(pk=theirs["job"]).status == "queued"
