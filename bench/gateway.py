@@ -12,17 +12,14 @@ import argparse
 import http.client
 import json
 import signal
-import socket
-import subprocess
 import sys
 import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from platform_env import HOST, ROOT, manage, platform_env
+from platform_env import HOST, free_port, manage, pct, platform_env, start_gunicorn
 
 SLUG = "lg-ai-research"
 CAPABILITY = "keyword_extraction"
@@ -90,49 +87,6 @@ def hammer(
     return total
 
 
-def start_gunicorn(env: dict[str, str], args: argparse.Namespace, log: Path, stack: ExitStack) -> None:
-    cmd = [sys.executable, "-m", "gunicorn", "alliance.wsgi", "--bind", f"{HOST}:{args.port}"]
-    cmd += ["--workers", str(args.workers), "--threads", str(args.threads)]
-    log_file = stack.enter_context(log.open("w"))
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
-
-    def stop() -> None:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-    stack.callback(stop)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with {proc.returncode}:\n{log.read_text()[-2000:]}")
-        try:
-            conn = http.client.HTTPConnection(HOST, args.port, timeout=2)
-            conn.request("GET", "/api/bench/bare")
-            ok = conn.getresponse().status == 200
-            conn.close()
-            if ok:
-                return
-        except (OSError, http.client.HTTPException):
-            pass
-        time.sleep(0.2)
-    raise RuntimeError("gunicorn did not answer within 60 s")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-def pct(sorted_values: list[float], q: float) -> float:
-    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))] * 1000 if sorted_values else 0.0
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="5 s per endpoint instead of 20 s")
@@ -152,7 +106,7 @@ def main() -> None:
         env, tmp = platform_env(stack, database="alliance_bench", redis_db=14, ALLIANCE_BENCH_ENDPOINTS="1")
         key = manage(env, "issue_api_key", SLUG).splitlines()[-1]
         manage(env, "set_quota", SLUG, CAPABILITY, "--monthly-units", str(10**12), "--rpm", str(10**9))
-        start_gunicorn(env, args, tmp / "gunicorn.log", stack)
+        start_gunicorn(env, args.port, args.workers, args.threads, tmp / "gunicorn.log", stack)
         print(
             f"server: gunicorn {args.workers} workers x {args.threads} threads on {HOST}:{args.port}; "
             f"client: {args.concurrency} keep-alive connections in {args.client_procs} processes; "

@@ -3,10 +3,13 @@ broker, in a temp directory; torn down by the caller's ExitStack."""
 
 from __future__ import annotations
 
+import http.client
 import os
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -60,3 +63,47 @@ def platform_env(stack: ExitStack, *, database: str, redis_db: int, **extra: str
     manage(env, "migrate", "--noinput")
     manage(env, "seed_alliance")
     return env, tmp
+
+
+def start_gunicorn(env: dict[str, str], port: int, workers: int, threads: int, log: Path, stack: ExitStack) -> None:
+    """gunicorn on HOST:port, stopped by the stack; returns once it answers."""
+    cmd = [sys.executable, "-m", "gunicorn", "alliance.wsgi", "--bind", f"{HOST}:{port}"]
+    cmd += ["--workers", str(workers), "--threads", str(threads)]
+    log_file = stack.enter_context(log.open("w"))
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+
+    def stop() -> None:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    stack.callback(stop)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with {proc.returncode}:\n{log.read_text()[-2000:]}")
+        try:
+            conn = http.client.HTTPConnection(HOST, port, timeout=2)
+            conn.request("GET", "/api/bench/bare")
+            ok = conn.getresponse().status == 200
+            conn.close()
+            if ok:
+                return
+        except (OSError, http.client.HTTPException):
+            pass
+        time.sleep(0.2)
+    raise RuntimeError("gunicorn did not answer within 60 s")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def pct(sorted_values: list[float], q: float) -> float:
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))] * 1000 if sorted_values else 0.0

@@ -1,0 +1,204 @@
+"""Load: a mixed workload (submit, poll, list, usage) from many concurrent clients against gunicorn with
+PostgreSQL, Redis and a worker, for a fixed time; then how submission latency changes when the job and usage
+tables hold a million rows.
+
+Usage: .venv/bin/python bench/load.py [--quick] [--clients 16] [--seconds 30] [--rows 1000000]
+
+Last line: `load: rps=... p50_ms=... p99_ms=... errors=... latency_at_1m_rows_ratio=...`, the ratio being
+the p50 of single-connection submissions after the bulk rows over the same before them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import random
+import subprocess
+import sys
+import time
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack
+
+import psycopg
+from platform_env import HOST, ROOT, free_port, manage, pct, platform_env, start_gunicorn
+
+SLUG = "lg-ai-research"
+TEXT = "Alliance partners tune foundation models on their own data, privately, with adapters."
+MIX = (("submit", 0.4), ("poll", 0.3), ("list", 0.2), ("usage", 0.1))
+
+
+def client(port: int, key: str, seconds: float, seed: int) -> tuple[list[float], Counter, int]:
+    """One keep-alive connection running the mix until time is up: latencies (s), errors, submissions."""
+    rng = random.Random(seed)
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    body = json.dumps({"capability": "keyword_extraction", "input": {"text": TEXT}})
+    conn = http.client.HTTPConnection(HOST, port, timeout=60)
+    latencies, errors, job_ids = [], Counter(), []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        kind = rng.choices([name for name, _ in MIX], weights=[weight for _, weight in MIX])[0]
+        if kind == "poll" and not job_ids:
+            kind = "submit"
+        method, path, payload = {
+            "submit": ("POST", "/api/v1/jobs", body),
+            "poll": ("GET", f"/api/v1/jobs/{rng.choice(job_ids) if job_ids else ''}", None),
+            "list": ("GET", "/api/v1/jobs?limit=20", None),
+            "usage": ("GET", "/api/v1/usage", None),
+        }[kind]
+        started = time.monotonic()
+        try:
+            conn.request(method, path, payload, headers)
+            response = conn.getresponse()
+            data = response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            errors[type(exc).__name__] += 1
+            conn.close()
+            conn = http.client.HTTPConnection(HOST, port, timeout=60)
+            continue
+        latencies.append(time.monotonic() - started)
+        if response.status >= 400:
+            errors[f"{kind} {response.status}"] += 1
+        elif kind == "submit":
+            job_ids.append(json.loads(data)["id"])
+    conn.close()
+    return latencies, errors, len(job_ids)
+
+
+def submit_p50(port: int, key: str, count: int) -> float:
+    return pct(sorted(client_submits(port, key, count)), 0.5) * 1000
+
+
+def client_submits(port: int, key: str, count: int) -> list[float]:
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    body = json.dumps({"capability": "keyword_extraction", "input": {"text": TEXT}})
+    conn = http.client.HTTPConnection(HOST, port, timeout=60)
+    latencies = []
+    for _ in range(count):
+        started = time.monotonic()
+        conn.request("POST", "/api/v1/jobs", body, headers)
+        response = conn.getresponse()
+        response.read()
+        if response.status == 202:
+            latencies.append(time.monotonic() - started)
+    conn.close()
+    return latencies
+
+
+def bulk_rows(database_url: str, rows: int) -> float:
+    """Jobs and usage rows for the benchmark's partner, spread over the past year; returns seconds taken."""
+    started = time.monotonic()
+    with psycopg.connect(database_url.replace("postgres://", "postgresql://"), autocommit=True) as conn:
+        partner_id = conn.execute("SELECT id FROM partners_partner WHERE slug = %s", [SLUG]).fetchone()[0]
+        conn.execute(
+            """INSERT INTO inference_job (id, partner_id, capability, model, queue, status, input, params, units,
+                   request_fingerprint, webhook_url, attempts, created_at, finished_at, output)
+               SELECT gen_random_uuid(), %s, 'keyword_extraction', 'all-MiniLM-L6-v2', 'embeddings', 'succeeded',
+                      '{"text": "bulk"}', '{}', 10, '', '', 1, now() - (g % 365) * interval '1 day',
+                      now() - (g % 365) * interval '1 day', '{"keywords": []}'
+               FROM generate_series(1, %s) AS g""",
+            [partner_id, rows],
+        )
+        conn.execute(
+            """INSERT INTO partners_usagerecord (partner_id, capability, job_id, kind, units, month, created_at)
+               SELECT %s, 'keyword_extraction', gen_random_uuid(), 'charge', 10,
+                      date_trunc('month', now() - (g % 365) * interval '1 day')::date,
+                      now() - (g % 365) * interval '1 day'
+               FROM generate_series(1, %s) AS g""",
+            [partner_id, rows],
+        )
+        conn.execute("ANALYZE inference_job")
+        conn.execute("ANALYZE partners_usagerecord")
+    return time.monotonic() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=None)
+    parser.add_argument("--rows", type=int, default=None)
+    args = parser.parse_args()
+    seconds = args.seconds or (10.0 if args.quick else 30.0)
+    rows = args.rows or (200_000 if args.quick else 1_000_000)
+
+    with ExitStack() as stack:
+        env, tmp = platform_env(
+            stack,
+            database="alliance_bench_load",
+            redis_db=11,
+            ALLIANCE_DEFAULT_RPM="100000000",
+            ALLIANCE_API_KEY_READ_RPM="100000000",
+        )
+        if "DATABASE_URL" not in env:
+            sys.exit("bench/load.py needs PostgreSQL at 127.0.0.1:5432")
+        key = manage(env, "issue_api_key", SLUG).splitlines()[-1]
+        manage(env, "set_quota", SLUG, "keyword_extraction", "--monthly-units", str(10**13), "--rpm", str(10**9))
+        port = free_port()
+        start_gunicorn(env, port, 2, 8, tmp / "gunicorn.log", stack)
+        with (tmp / "worker.log").open("w") as log:
+            worker = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "alliance",
+                    "worker",
+                    "-Q",
+                    "embeddings",
+                    "--concurrency=1",
+                    "--loglevel=WARNING",
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        stack.callback(worker.terminate)
+
+        baseline_p50 = submit_p50(port, key, 200)
+        with ProcessPoolExecutor(4) as pool:
+            per_process = max(1, args.clients // 4)
+            futures = [pool.submit(_threads, port, key, seconds, per_process, seed) for seed in range(4)]
+            results = [future.result() for future in futures]
+        latencies = sorted(latency for result in results for latency in result[0])
+        errors = sum((result[1] for result in results), Counter())
+        submitted = sum(result[2] for result in results)
+        rps = len(latencies) / seconds
+        with psycopg.connect(env["DATABASE_URL"].replace("postgres://", "postgresql://")) as conn:
+            completed = conn.execute("SELECT count(*) FROM inference_job WHERE status = 'succeeded'").fetchone()[0]
+        print(
+            f"mixed load: {args.clients} clients for {seconds:g} s: {len(latencies)} requests, {rps:.1f} req/s, "
+            f"p50 {pct(latencies, 0.5) * 1000:.1f} ms, p99 {pct(latencies, 0.99) * 1000:.1f} ms, "
+            f"errors {sum(errors.values())} {dict(errors)}; {submitted} jobs submitted, {completed} completed"
+        )
+
+        took = bulk_rows(env["DATABASE_URL"], rows)
+        loaded_p50 = submit_p50(port, key, 200)
+        ratio = loaded_p50 / baseline_p50
+        print(
+            f"submission p50 on one connection: {baseline_p50:.2f} ms before, {loaded_p50:.2f} ms with {rows:,} "
+            f"more job and usage rows (inserted in {took:.0f} s)"
+        )
+        print(
+            f"load: rps={rps:.1f} p50_ms={pct(latencies, 0.5) * 1000:.1f} p99_ms={pct(latencies, 0.99) * 1000:.1f} "
+            f"errors={sum(errors.values())} latency_at_1m_rows_ratio={ratio:.2f}"
+        )
+
+
+def _threads(port: int, key: str, seconds: float, count: int, seed: int) -> tuple[list[float], Counter, int]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(count) as threads:
+        parts = list(threads.map(lambda i: client(port, key, seconds, seed * 100 + i), range(count)))
+    return (
+        [x for part in parts for x in part[0]],
+        sum((part[1] for part in parts), Counter()),
+        sum(part[2] for part in parts),
+    )
+
+
+if __name__ == "__main__":
+    main()
