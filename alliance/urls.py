@@ -18,7 +18,7 @@ urlpatterns = [
     path("api/v1/", include("inference.urls")),
     path("api/v1/", include("partners.urls")),
     path("v1/", include("inference.openai.urls")),
-    path("api/docs/", api_docs, name="api-docs"),
+    path("api/guide/", api_docs, name="api-guide"),
     path("portal/", include("partners.portal.urls")),
     path("playground/", include("inference.playground.urls")),
     path("", include("usecases.urls")),

@@ -1,6 +1,10 @@
+from typing import Any
+
 from django.contrib import admin
+from django.http import HttpRequest
 
 from partners.models import ApiKey, AuditEvent, Membership, Partner, Quota, UsageRecord
+from partners.services import actor_for, quota_set
 
 
 @admin.register(Partner)
@@ -28,6 +32,17 @@ class ApiKeyAdmin(admin.ModelAdmin):
 class QuotaAdmin(admin.ModelAdmin):
     list_display = ["partner", "capability", "monthly_units", "rpm"]
     list_filter = ["capability"]
+
+    def save_model(self, request: HttpRequest, obj: Quota, form: Any, change: bool) -> None:
+        """Through the service, so an operator's change is validated and audited like any other."""
+        saved = quota_set(
+            partner=obj.partner,
+            capability=obj.capability,
+            monthly_units=obj.monthly_units,
+            rpm=obj.rpm,
+            actor=actor_for(user=request.user),
+        )
+        obj.pk = saved.pk
 
 
 @admin.register(UsageRecord)

@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
+from django.conf import settings
 from django.db import connection
-from django.db.models import Case, IntegerField, QuerySet, Sum, Value, When
+from django.db.models import Case, IntegerField, Q, QuerySet, Sum, Value, When
 from django.db.models.functions import TruncDate
 
-from partners.models import ApiKey, AuditEvent, Partner, Quota, QuotaPeriod, UsageKind, UsageRecord
+from partners.models import (
+    ApiKey,
+    AuditEvent,
+    Membership,
+    Partner,
+    Quota,
+    QuotaPeriod,
+    Role,
+    UsageKind,
+    UsageRecord,
+)
 
 
 def partner_by_slug(slug: str) -> Partner:
@@ -69,3 +81,65 @@ def usage_by_day(
         }
         for row in rows
     ]
+
+
+# ---------------------------------------------------------------- portal reads
+
+
+def memberships_of_user(*, user) -> QuerySet[Membership]:
+    return Membership.objects.filter(user=user, partner__is_active=True).select_related("partner").order_by(
+        "partner__name"
+    )
+
+
+def members_of(*, partner: Partner) -> QuerySet[Membership]:
+    return Membership.objects.filter(partner=partner).select_related("user").order_by("user__username")
+
+
+def owners_count(*, partner: Partner) -> int:
+    return Membership.objects.filter(partner=partner, role=Role.OWNER).count()
+
+
+def active_api_keys_of(*, partner: Partner, now: dt.datetime) -> QuerySet[ApiKey]:
+    return ApiKey.objects.filter(partner=partner, revoked_at__isnull=True).filter(
+        Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+    )
+
+
+def api_key_named(*, partner: Partner, name: str, now: dt.datetime) -> ApiKey | None:
+    """The newest usable key of that name (the playground's per-member key, for one)."""
+    return active_api_keys_of(partner=partner, now=now).filter(name=name).order_by("-created_at").first()
+
+
+def quota_usage(*, partner: Partner, month: dt.date, capabilities: Sequence[str]) -> list[dict]:
+    """Each capability's monthly quota and this month's use; a capability without a quota row shows the defaults."""
+    quotas = {quota.capability: quota for quota in Quota.objects.filter(partner=partner)}
+    used = dict(
+        QuotaPeriod.objects.filter(quota__partner=partner, month=month).values_list("quota__capability", "used")
+    )
+    rows = []
+    for name in capabilities:
+        quota = quotas.get(name)
+        limit = quota.monthly_units if quota else settings.DEFAULT_MONTHLY_UNITS
+        units = int(used.get(name, 0))
+        rows.append(
+            {
+                "capability": name,
+                "monthly_units": limit,
+                "rpm": quota.rpm if quota else settings.DEFAULT_RPM,
+                "is_default": quota is None,
+                "used": units,
+                "remaining": max(0, limit - units),
+                "percent": min(100.0, 100.0 * units / limit) if limit else 100.0,
+            }
+        )
+    return rows
+
+
+def stored_file_for_member(*, user, file_id: str):
+    """A stored file of a partner the user belongs to, or None (another partner's file is simply not found)."""
+    from inference.models import StoredFile
+
+    if not user.is_authenticated:
+        return None
+    return StoredFile.objects.filter(public_id=str(file_id), partner__memberships__user=user).first()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
 from partners.models import Partner, Sector
@@ -20,13 +21,54 @@ class UseCase(models.Model):
     capabilities = models.JSONField(default=list)
     summary = models.CharField(max_length=300)
     story = models.TextField(blank=True)
+    results = models.TextField(blank=True, help_text="One result a line, e.g. a metric the partner measured.")
     example_input = models.JSONField(default=dict, blank=True)
+    try_capability = models.CharField(
+        max_length=64, blank=True, help_text="The capability 'Try it' opens; empty: the first that fits the example."
+    )
     featured = models.BooleanField(default=False)
     status = models.CharField(max_length=16, choices=UseCaseStatus.choices, default=UseCaseStatus.DRAFT)
+    rejection_reason = models.TextField(blank=True)
+    submitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    published_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-featured", "title"]
 
     def __str__(self) -> str:
         return self.title
+
+    @property
+    def is_public(self) -> bool:
+        return self.status == UseCaseStatus.PUBLISHED
+
+    @property
+    def results_list(self) -> list[str]:
+        return [line.strip() for line in self.results.splitlines() if line.strip()]
+
+
+def usecase_image_path(instance: UseCaseImage, filename: str) -> str:
+    return f"usecases/{instance.usecase_id}/{filename}"
+
+
+class UseCaseImage(models.Model):
+    usecase = models.ForeignKey(UseCase, on_delete=models.CASCADE, related_name="images")
+    image = models.ImageField(upload_to=usecase_image_path)
+    caption = models.CharField(max_length=200, blank=True)
+    position = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["position", "id"]
+
+    def __str__(self) -> str:
+        return self.caption or self.image.name

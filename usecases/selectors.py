@@ -1,12 +1,93 @@
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from typing import Any
 
-from usecases.models import UseCase, UseCaseStatus
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db import connection
+from django.db.models import Q, QuerySet
+
+from partners.models import Membership, Partner
+from usecases.models import UseCase, UseCaseImage, UseCaseStatus
 
 
-def published_usecases(*, sector: str | None = None) -> QuerySet[UseCase]:
+def published_usecases(
+    *,
+    sector: str | None = None,
+    capability: str | None = None,
+    partner: str | None = None,
+    query: str | None = None,
+) -> QuerySet[UseCase]:
     usecases = UseCase.objects.filter(status=UseCaseStatus.PUBLISHED).select_related("partner")
     if sector:
         usecases = usecases.filter(sector=sector)
+    if partner:
+        usecases = usecases.filter(partner__slug=partner)
+    if query:
+        usecases = usecases.filter(
+            Q(title__icontains=query)
+            | Q(summary__icontains=query)
+            | Q(story__icontains=query)
+            | Q(partner__name__icontains=query)
+        )
+    if capability:
+        usecases = with_capability(usecases, capability)
     return usecases
+
+
+def with_capability(usecases: QuerySet[UseCase], capability: str) -> QuerySet[UseCase]:
+    if connection.features.supports_json_field_contains:
+        return usecases.filter(capabilities__contains=[capability])
+    ids = [pk for pk, names in usecases.values_list("pk", "capabilities") if capability in (names or [])]
+    return usecases.filter(pk__in=ids)
+
+
+def gallery_partners() -> QuerySet[Partner]:
+    """Partners with at least one published showcase, for the gallery's filter."""
+    return Partner.objects.filter(usecases__status=UseCaseStatus.PUBLISHED).distinct().order_by("name")
+
+
+def usecases_of(*, partner: Partner) -> QuerySet[UseCase]:
+    return UseCase.objects.filter(partner=partner).order_by("-updated_at")
+
+
+def usecases_in_review() -> QuerySet[UseCase]:
+    return UseCase.objects.filter(status=UseCaseStatus.IN_REVIEW).select_related("partner")
+
+
+def can_preview(usecase: UseCase, user: AbstractBaseUser | AnonymousUser) -> bool:
+    """Published showcases are public; others only to the partner's members and alliance operators."""
+    if usecase.is_public:
+        return True
+    if not user.is_authenticated:
+        return False
+    return user.is_staff or Membership.objects.filter(user=user, partner_id=usecase.partner_id).exists()
+
+
+def usecase_for_viewer(*, slug: str, user: AbstractBaseUser | AnonymousUser) -> UseCase | None:
+    usecase = UseCase.objects.select_related("partner").filter(slug=slug).first()
+    return usecase if usecase is not None and can_preview(usecase, user) else None
+
+
+def image_for_viewer(*, image_id: int, user: AbstractBaseUser | AnonymousUser) -> UseCaseImage | None:
+    image = UseCaseImage.objects.select_related("usecase").filter(pk=image_id).first()
+    return image if image is not None and can_preview(image.usecase, user) else None
+
+
+def try_it(usecase: UseCase) -> tuple[str, dict[str, Any]] | None:
+    """The capability and input 'Try it' opens: the chosen one, else the first listed that accepts the example."""
+    from inference.capabilities import CAPABILITIES
+
+    names = [usecase.try_capability] if usecase.try_capability else list(usecase.capabilities)
+    for name in names:
+        capability = CAPABILITIES.get(name)
+        if capability is None:
+            continue
+        example = usecase.example_input or {}
+        if example and capability.input_serializer(data=example).is_valid():
+            return name, example
+        if usecase.try_capability:
+            return name, capability.example_input
+    for name in usecase.capabilities:
+        if name in CAPABILITIES:
+            return name, CAPABILITIES[name].example_input
+    return None

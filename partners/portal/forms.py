@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+from django import forms
+
+from inference.capabilities import CAPABILITY_NAMES
+from inference.models import JobStatus
+from partners.models import Role
+
+CAPABILITY_CHOICES = [(name, name) for name in CAPABILITY_NAMES]
+
+
+class ApiKeyIssueForm(forms.Form):
+    name = forms.CharField(max_length=100, help_text="What the key is for, e.g. 'production chatbot'.")
+    scopes = forms.MultipleChoiceField(
+        choices=CAPABILITY_CHOICES,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="The capabilities this key may call. None ticked: all of them.",
+    )
+    expires_in_days = forms.IntegerField(
+        label="Expires in (days)",
+        min_value=1,
+        max_value=3650,
+        required=False,
+        help_text="Empty: the key does not expire.",
+    )
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        if name.startswith("playground:"):
+            raise forms.ValidationError("Names starting with 'playground:' are reserved for the playground.")
+        return name
+
+
+class ApiKeyRotateForm(forms.Form):
+    grace_hours = forms.IntegerField(
+        label="Old secret valid for (hours)", min_value=0, max_value=168, initial=24, required=False
+    )
+
+
+class JobFilterForm(forms.Form):
+    status = forms.ChoiceField(choices=[("", "Any status"), *JobStatus.choices], required=False)
+    capability = forms.ChoiceField(choices=[("", "Any capability"), *CAPABILITY_CHOICES], required=False)
+
+
+class UsageFilterForm(forms.Form):
+    capability = forms.ChoiceField(choices=[("", "All capabilities"), *CAPABILITY_CHOICES], required=False)
+
+
+class InviteForm(forms.Form):
+    user = forms.CharField(
+        label="Username or email",
+        max_length=150,
+        help_text="An existing user is added. For a new user, give a new username and a password.",
+    )
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.VIEWER)
+    email = forms.EmailField(required=False, help_text="New users only.")
+    password = forms.CharField(
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        required=False,
+        help_text="New users only; at least 8 characters, not a common password.",
+    )
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices)

@@ -1,0 +1,141 @@
+"""Writes for showcases: drafts by partners, and the review workflow draft -> in review -> published / rejected."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from partners.models import Partner
+from partners.services import actor_for, audit_record
+from usecases.models import UseCase, UseCaseImage, UseCaseStatus
+
+EDITABLE_FIELDS = ("title", "sector", "capabilities", "summary", "story", "results", "example_input", "try_capability")
+EDITABLE_STATUSES = (UseCaseStatus.DRAFT, UseCaseStatus.REJECTED)
+
+
+class UseCaseTransitionError(ValueError):
+    """The showcase is not in a state that allows this step (someone else moved it first, or it is done)."""
+
+
+def _unique_slug(title: str) -> str:
+    base = slugify(title)[:180] or "showcase"
+    slug, n = base, 2
+    while UseCase.objects.filter(slug=slug).exists():
+        slug, n = f"{base}-{n}", n + 1
+    return slug
+
+
+@transaction.atomic
+def usecase_create(*, partner: Partner, user: AbstractBaseUser, **fields: Any) -> UseCase:
+    data = {name: fields[name] for name in EDITABLE_FIELDS if name in fields}
+    usecase = UseCase.objects.create(partner=partner, slug=_unique_slug(data["title"]), **data)
+    audit_record(partner=partner, actor=actor_for(user=user), action="usecase.created", target=usecase.slug)
+    return usecase
+
+
+@transaction.atomic
+def usecase_update(*, usecase: UseCase, user: AbstractBaseUser, **fields: Any) -> UseCase:
+    if usecase.status not in EDITABLE_STATUSES:
+        raise UseCaseTransitionError(f"A showcase that is {usecase.get_status_display().lower()} cannot be edited.")
+    changed = [name for name in EDITABLE_FIELDS if name in fields and getattr(usecase, name) != fields[name]]
+    for name in changed:
+        setattr(usecase, name, fields[name])
+    usecase.save()
+    audit_record(
+        partner=usecase.partner,
+        actor=actor_for(user=user),
+        action="usecase.updated",
+        target=usecase.slug,
+        data={"fields": changed},
+    )
+    return usecase
+
+
+@transaction.atomic
+def usecase_image_add(
+    *, usecase: UseCase, user: AbstractBaseUser, image: UploadedFile, caption: str = ""
+) -> UseCaseImage:
+    position = usecase.images.count()
+    added = UseCaseImage.objects.create(usecase=usecase, image=image, caption=caption, position=position)
+    audit_record(partner=usecase.partner, actor=actor_for(user=user), action="usecase.image_added", target=usecase.slug)
+    return added
+
+
+def _transition(usecase: UseCase, *, from_statuses: tuple[str, ...], to: str, **changes: Any) -> UseCase:
+    """One conditional UPDATE: two reviewers (or a reviewer and an editor) cannot both move the same showcase."""
+    moved = UseCase.objects.filter(pk=usecase.pk, status__in=from_statuses).update(
+        status=to, updated_at=timezone.now(), **changes
+    )
+    usecase.refresh_from_db()
+    if not moved:
+        raise UseCaseTransitionError(f"The showcase is {usecase.get_status_display().lower()}; it cannot go to {to}.")
+    return usecase
+
+
+@transaction.atomic
+def usecase_submit(*, usecase: UseCase, user: AbstractBaseUser) -> UseCase:
+    usecase = _transition(
+        usecase,
+        from_statuses=EDITABLE_STATUSES,
+        to=UseCaseStatus.IN_REVIEW,
+        submitted_by=user,
+        submitted_at=timezone.now(),
+        rejection_reason="",
+    )
+    audit_record(partner=usecase.partner, actor=actor_for(user=user), action="usecase.submitted", target=usecase.slug)
+    return usecase
+
+
+@transaction.atomic
+def usecase_approve(*, usecase: UseCase, reviewer: AbstractBaseUser) -> UseCase:
+    now = timezone.now()
+    usecase = _transition(
+        usecase,
+        from_statuses=(UseCaseStatus.IN_REVIEW,),
+        to=UseCaseStatus.PUBLISHED,
+        reviewed_by=reviewer,
+        reviewed_at=now,
+        published_at=now,
+        rejection_reason="",
+    )
+    audit_record(
+        partner=usecase.partner, actor=actor_for(user=reviewer), action="usecase.published", target=usecase.slug
+    )
+    return usecase
+
+
+@transaction.atomic
+def usecase_reject(*, usecase: UseCase, reviewer: AbstractBaseUser, reason: str) -> UseCase:
+    reason = reason.strip()
+    if not reason:
+        raise UseCaseTransitionError("A rejection needs a reason the partner can act on.")
+    usecase = _transition(
+        usecase,
+        from_statuses=(UseCaseStatus.IN_REVIEW,),
+        to=UseCaseStatus.REJECTED,
+        reviewed_by=reviewer,
+        reviewed_at=timezone.now(),
+        rejection_reason=reason,
+    )
+    audit_record(
+        partner=usecase.partner,
+        actor=actor_for(user=reviewer),
+        action="usecase.rejected",
+        target=usecase.slug,
+        data={"reason": reason},
+    )
+    return usecase
+
+
+@transaction.atomic
+def usecase_unpublish(*, usecase: UseCase, reviewer: AbstractBaseUser) -> UseCase:
+    usecase = _transition(usecase, from_statuses=(UseCaseStatus.PUBLISHED,), to=UseCaseStatus.DRAFT, featured=False)
+    audit_record(
+        partner=usecase.partner, actor=actor_for(user=reviewer), action="usecase.unpublished", target=usecase.slug
+    )
+    return usecase
