@@ -1,0 +1,120 @@
+"""Hyperparameter defaults per task and method, and the peft configuration each method resolves to.
+
+"default" is the platform's headline recipe. For classification it is LoRA on MiniLM's attention with a
+mean-pooling head started from a linear probe (LP-FT): the head reads the representation the model was trained to
+produce (mean over tokens, L2-normalised) instead of [CLS] through a frozen pooler, and starts where a logistic
+regression on frozen features ends, so fine-tuning refines a good classifier instead of fighting a random head.
+bench/tuning.py measures it against P-tuning, prompt tuning, LoRA, IA3, a linear probe and zero-shot.
+For generation and chat "default" is LoRA on the attention projections.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from peft import IA3Config, LoraConfig, PeftConfig, PromptEncoderConfig, PromptTuningConfig, TaskType
+
+from inference.backends.tuning.types import PROMPT_METHODS, TrainingInputError
+
+DEFAULT_CLASSIFICATION_RECIPE = "lora-r4-qv+mean-head-lpft"
+
+_COMMON: dict[str, Any] = {"batch_size": 16, "seed": 0, "warmup_ratio": 0.06, "weight_decay": 0.0}
+
+_CLASSIFICATION: dict[str, dict[str, Any]] = {
+    "default": {
+        "adapter": "lora",
+        "r": 4,
+        "lora_alpha": 8,
+        "lora_dropout": 0.1,
+        "target_modules": ["query", "value"],
+        "pooling": "mean",
+        "head_init": "linear_probe",
+        "learning_rate": 2e-3,
+        "epochs": 3,
+    },
+    "lora": {
+        "r": 4,
+        "lora_alpha": 8,
+        "lora_dropout": 0.1,
+        "target_modules": ["query", "value"],
+        "learning_rate": 2e-3,
+        "epochs": 1,
+    },
+    "ia3": {"target_modules": None, "learning_rate": 2e-2, "epochs": 1},
+    "prompt_tuning": {"num_virtual_tokens": 20, "learning_rate": 3e-2, "epochs": 1},
+    "p_tuning": {"num_virtual_tokens": 20, "encoder_hidden_size": None, "learning_rate": 3e-2, "epochs": 3},
+}
+
+_GENERATION: dict[str, dict[str, Any]] = {
+    "default": {
+        "adapter": "lora",
+        "r": 8,
+        "lora_alpha": 16,
+        "lora_dropout": 0.05,
+        "target_modules": None,
+        "learning_rate": 2e-3,
+        "epochs": 2,
+    },
+    "lora": {
+        "r": 8,
+        "lora_alpha": 16,
+        "lora_dropout": 0.05,
+        "target_modules": None,
+        "learning_rate": 2e-3,
+        "epochs": 2,
+    },
+    "ia3": {"target_modules": None, "learning_rate": 1e-2, "epochs": 2},
+    "prompt_tuning": {"num_virtual_tokens": 20, "learning_rate": 3e-2, "epochs": 2},
+    "p_tuning": {"num_virtual_tokens": 20, "encoder_hidden_size": None, "learning_rate": 1e-2, "epochs": 2},
+}
+
+
+def default_hyperparameters(task: str, method: str) -> dict:
+    """The hyperparameters a run uses for keys the request leaves out."""
+    table = _CLASSIFICATION if task == "classification" else _GENERATION
+    if method not in table:
+        raise TrainingInputError(f"Unknown method {method!r}.")
+    classification = {"max_length": 128, "pooling": "cls", "head_init": "random"}
+    task_defaults = classification if task == "classification" else {"max_length": 256, "batch_size": 8}
+    resolved = {**_COMMON, **task_defaults, **table[method]}
+    resolved.setdefault("adapter", method)
+    return resolved
+
+
+def resolve_hyperparameters(task: str, method: str, given: dict) -> dict:
+    resolved = {**default_hyperparameters(task, method), **(given or {})}
+    if resolved["adapter"] not in ("lora", "ia3", *PROMPT_METHODS):
+        raise TrainingInputError(f"Unknown adapter {resolved['adapter']!r}.")
+    for key in ("epochs", "batch_size", "max_length"):
+        if int(resolved[key]) < 1:
+            raise TrainingInputError(f"`{key}` must be at least 1.")
+    if float(resolved["learning_rate"]) <= 0:
+        raise TrainingInputError("`learning_rate` must be positive.")
+    return resolved
+
+
+def peft_config(hyperparameters: dict, task_type: TaskType) -> PeftConfig:
+    """The peft configuration of the resolved adapter (method-specific keys come from the hyperparameters)."""
+    h = hyperparameters
+    adapter = h["adapter"]
+    if adapter == "lora":
+        return LoraConfig(
+            task_type=task_type,
+            r=int(h["r"]),
+            lora_alpha=int(h["lora_alpha"]),
+            lora_dropout=float(h["lora_dropout"]),
+            target_modules=h.get("target_modules"),
+        )
+    if adapter == "ia3":
+        return IA3Config(
+            task_type=task_type,
+            target_modules=h.get("target_modules"),
+            feedforward_modules=h.get("feedforward_modules"),
+        )
+    if adapter == "prompt_tuning":
+        return PromptTuningConfig(task_type=task_type, num_virtual_tokens=int(h["num_virtual_tokens"]))
+    return PromptEncoderConfig(
+        task_type=task_type,
+        num_virtual_tokens=int(h["num_virtual_tokens"]),
+        encoder_hidden_size=h.get("encoder_hidden_size"),
+    )
