@@ -14,7 +14,8 @@ from inference.capabilities.text import (
     TEXT_GENERATION,
 )
 
-CAPABILITY_NAMES: tuple[str, ...] = (
+# The eight capabilities the lab offers partners; embeddings serve the OpenAI-compatible /v1/embeddings.
+CORE_CAPABILITIES: tuple[str, ...] = (
     "question_answering",
     "text_classification",
     "summarization",
@@ -23,8 +24,8 @@ CAPABILITY_NAMES: tuple[str, ...] = (
     "keyword_extraction",
     "image_generation",
     "image_captioning",
-    "embeddings",
 )
+CAPABILITY_NAMES: tuple[str, ...] = (*CORE_CAPABILITIES, "embeddings")
 
 # What quotas and usage are kept for: the eight capabilities and tuning (charged in training tokens).
 QUOTA_KEYS: tuple[str, ...] = (*CAPABILITY_NAMES, "tuning")
@@ -53,4 +54,12 @@ def get_capability(name: str) -> Capability:
         raise CapabilityUnavailable(name) from None
 
 
-__all__ = ["CAPABILITIES", "CAPABILITY_NAMES", "QUOTA_KEYS", "Capability", "CapabilityUnavailable", "get_capability"]
+__all__ = [
+    "CAPABILITIES",
+    "CAPABILITY_NAMES",
+    "CORE_CAPABILITIES",
+    "QUOTA_KEYS",
+    "Capability",
+    "CapabilityUnavailable",
+    "get_capability",
+]

@@ -19,7 +19,7 @@ from rest_framework.exceptions import NotFound
 
 from alliance.api.errors import ApiError, error_body
 from inference import selectors
-from inference.capabilities import CAPABILITIES, CAPABILITY_NAMES
+from inference.capabilities import CAPABILITIES, CAPABILITY_NAMES, CORE_CAPABILITIES
 from inference.images import MAX_IMAGE_BYTES
 from inference.playground.keys import playground_key_for
 from inference.representations import job_representation
@@ -31,17 +31,8 @@ from partners.services import quota_for
 from usecases.selectors import try_it, usecase_for_viewer
 
 RUN_ROLE = Role.DEVELOPER
-# The capabilities the playground has a form for (the API may serve more, such as embeddings).
-PLAYGROUND_CAPABILITIES = (
-    "question_answering",
-    "text_classification",
-    "summarization",
-    "dialogue",
-    "text_generation",
-    "keyword_extraction",
-    "image_generation",
-    "image_captioning",
-)
+# The capabilities the playground has a form for (the API also serves embeddings).
+PLAYGROUND_CAPABILITIES = CORE_CAPABILITIES
 
 
 def _error(exc: ApiError) -> JsonResponse:
