@@ -9,6 +9,7 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, JsonResponse
+from redis.exceptions import RedisError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
@@ -88,6 +89,13 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         logger.error("database unavailable: %s", type(exc).__name__)
         return Response(
             error_body(503, "database_unavailable", "The platform's database is unavailable; retry shortly."),
+            status=503,
+            headers={"Retry-After": "5"},
+        )
+    if isinstance(exc, RedisError):
+        logger.error("redis unavailable: %s", type(exc).__name__)
+        return Response(
+            error_body(503, "rate_limiter_unavailable", "The platform's rate limiter is unavailable; retry shortly."),
             status=503,
             headers={"Retry-After": "5"},
         )
