@@ -1,0 +1,39 @@
+"""The web process never imports torch or transformers: only workers do."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from django.conf import settings
+
+PROBE = """
+import sys
+import django
+django.setup()
+from django.core.management import call_command
+call_command("migrate", verbosity=0)
+from django.test import Client
+from django.urls import get_resolver
+import alliance.wsgi, inference.tasks, inference.services, inference.openai.views  # noqa
+get_resolver().url_patterns
+client = Client()
+for path in ("/", "/playground/", "/api/schema/", "/api/v1/capabilities", "/v1/models"):
+    client.get(path)
+heavy = sorted(name for name in ("torch", "transformers", "sentence_transformers", "peft", "diffusers", "keybert")
+               if name in sys.modules)
+print("heavy:", heavy)
+"""
+
+
+def test_the_web_process_imports_no_model_library():
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        cwd=settings.BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**__import__("os").environ, "DJANGO_SETTINGS_MODULE": "alliance.settings"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "heavy: []" in result.stdout, result.stdout
