@@ -138,3 +138,15 @@ def test_brute_force_from_one_address_is_slowed(partner, settings):
     assert int(response["Retry-After"]) >= 1
     _, raw = make_key(partner)
     assert client_for(raw).get("/api/v1/jobs", REMOTE_ADDR="203.0.113.9").status_code == 200
+
+
+def test_no_key_reaches_any_log(partner, caplog):
+    caplog.set_level("DEBUG")
+    api_key, raw = make_key(partner)
+    secret = keys.parse_raw_key(raw).secret
+    client_for(raw).post("/api/v1/jobs", keyword_job(), format="json")
+    client_for(raw[:-2] + "xx").get("/api/v1/jobs")
+    client_for(raw).get("/api/v1/jobs/not-a-job")
+    api_key_rotate(api_key=api_key, actor="test")
+    assert caplog.records, "nothing was logged: the check would be empty"
+    assert secret not in caplog.text and secret[:-2] not in caplog.text
