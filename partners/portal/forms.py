@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 
+from inference import tuning_config
 from inference.capabilities import CAPABILITY_NAMES
-from inference.models import JobStatus
+from inference.models import DatasetTask, JobStatus
 from partners.models import Role
 
 CAPABILITY_CHOICES = [(name, name) for name in CAPABILITY_NAMES]
@@ -64,3 +66,40 @@ class InviteForm(forms.Form):
 
 class RoleForm(forms.Form):
     role = forms.ChoiceField(choices=Role.choices)
+
+
+class DatasetUploadForm(forms.Form):
+    file = forms.FileField(
+        label="Data file",
+        help_text="JSONL or CSV. Classification: text, label. Generation: prompt, completion. Chat: JSONL messages.",
+    )
+    task = forms.ChoiceField(choices=DatasetTask.choices, initial=DatasetTask.CLASSIFICATION)
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        if upload.size > settings.DATASET_MAX_BYTES:
+            raise forms.ValidationError(f"The file is {upload.size} bytes; the limit is {settings.DATASET_MAX_BYTES}.")
+        return upload
+
+
+class TuningStartForm(forms.Form):
+    dataset = forms.ChoiceField(choices=())
+    method = forms.ChoiceField(
+        choices=[(name, name) for name in tuning_config.METHODS],
+        initial="default",
+        help_text="default: the task's recommended recipe; or a parameter-efficient method (LoRA, IA3, prompt or "
+        "p-tuning).",
+    )
+    epochs = forms.IntegerField(
+        min_value=1, max_value=20, required=False, help_text="Empty: the task's default number of epochs."
+    )
+
+    def __init__(self, *args, datasets=(), **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["dataset"].choices = [
+            (d.public_id, f"{d.filename} · {d.task} · {d.stats.get('rows', 0)} rows ({d.public_id})") for d in datasets
+        ]
+
+    def hyperparameters(self) -> dict:
+        epochs = self.cleaned_data.get("epochs")
+        return {"epochs": epochs} if epochs else {}

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from partners.portal import views
+from partners.portal import tuning_views, views
 
 app_name = "portal"
 
@@ -17,6 +17,15 @@ urlpatterns = [
     path("jobs/", views.jobs, name="jobs"),
     path("jobs/<str:job_id>/", views.job_detail, name="job-detail"),
     path("files/<str:file_id>", views.file_content, name="file"),
+    path("datasets/", tuning_views.datasets, name="datasets"),
+    path("datasets/upload/", tuning_views.dataset_upload, name="dataset-upload"),
+    path("datasets/<str:dataset_id>/delete/", tuning_views.dataset_delete, name="dataset-delete"),
+    path("tuning/", tuning_views.tuning_jobs, name="tuning"),
+    path("tuning/estimate", tuning_views.tuning_estimate, name="tuning-estimate"),
+    path("tuning/start/", tuning_views.tuning_start, name="tuning-start"),
+    path("tuning/<str:job_id>/", tuning_views.tuning_detail, name="tuning-detail"),
+    path("tuning/<str:job_id>/status", tuning_views.tuning_status, name="tuning-status"),
+    path("tuning/<str:job_id>/cancel/", tuning_views.tuning_cancel, name="tuning-cancel"),
     path("members/", views.members, name="members"),
     path("members/invite/", views.member_invite_view, name="member-invite"),
     path("members/<int:membership_id>/role/", views.member_role, name="member-role"),
