@@ -23,6 +23,7 @@ from inference.backends.tuning import (
     TrainingRequest,
     TrainingResult,
     TrainingStopped,
+    TrainingTimedOut,
     default_hyperparameters,
     train,
 )
@@ -243,3 +244,9 @@ def test_prompt_tuning_adapter_serves_like_peft(tiny_llama, tmp_path):
         ids = reference.generate(**encoded, max_new_tokens=6, do_sample=False, use_cache=False)
     expected = lm.tokenizer.decode(ids[0, encoded["input_ids"].shape[1] :], skip_special_tokens=True).strip()
     assert served[0]["message"]["content"] == expected
+
+
+def test_max_seconds_times_out(tiny_llama, tmp_path):
+    request = TrainingRequest("generation", tiny_llama, CODE_WORDS, [], "lora", {}, tmp_path / "t", max_seconds=0.0)
+    with pytest.raises(TrainingTimedOut):
+        train(request, lambda p: None, lambda: False)

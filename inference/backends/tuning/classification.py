@@ -18,7 +18,7 @@ from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 
 from inference.backends.tuning.heads import Head, pool
 from inference.backends.tuning.loop import Batch, LoopSettings, count_parameters, seed_everything, train_loop
-from inference.backends.tuning.recipes import peft_config
+from inference.backends.tuning.recipes import peft_config, recipe_name
 from inference.backends.tuning.types import (
     METADATA_FILE,
     PROMPT_METHODS,
@@ -160,7 +160,7 @@ def train_classifier(
         seed=int(h["seed"]),
         warmup_ratio=float(h["warmup_ratio"]),
         weight_decay=float(h["weight_decay"]),
-        max_seconds=request.max_seconds,
+        max_seconds=None if request.max_seconds is None else request.max_seconds - (time.monotonic() - started),
     )
     losses = train_loop(
         model, loss_of, collate, [len(ids) for ids in train_data.ids], settings, on_progress, should_stop, on_epoch_end
@@ -172,7 +172,12 @@ def train_classifier(
             metrics["by_epoch"] = by_epoch
     trainable, total = count_parameters(model)
     save_classifier(request.output_dir, encoder, head, labels, request, h)
-    details = {"method": request.method, "hyperparameters": as_dict(h), "seconds": round(time.monotonic() - started, 1)}
+    details = {
+        "method": request.method,
+        "recipe": recipe_name(request.task, request.method),
+        "hyperparameters": as_dict(h),
+        "seconds": round(time.monotonic() - started, 1),
+    }
     return TrainingResult(trainable, total, metrics, labels, details)
 
 

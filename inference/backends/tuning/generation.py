@@ -19,7 +19,7 @@ from peft import PeftModel, TaskType, get_peft_model
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
 from inference.backends.tuning.loop import Batch, LoopSettings, count_parameters, seed_everything, train_loop
-from inference.backends.tuning.recipes import peft_config
+from inference.backends.tuning.recipes import peft_config, recipe_name
 from inference.backends.tuning.types import (
     METADATA_FILE,
     TrainingInputError,
@@ -141,7 +141,12 @@ def train_generator(
         metrics.update({"loss": round(loss, 4), "perplexity": round(math.exp(min(loss, 50.0)), 3)})
     trainable, total = count_parameters(model)
     save_generator(request, model, h)
-    details = {"method": request.method, "hyperparameters": as_dict(h), "seconds": round(time.monotonic() - started, 1)}
+    details = {
+        "method": request.method,
+        "recipe": recipe_name(request.task, request.method),
+        "hyperparameters": as_dict(h),
+        "seconds": round(time.monotonic() - started, 1),
+    }
     return TrainingResult(trainable, total, metrics, None, details)
 
 
