@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -26,14 +27,11 @@ print("heavy:", heavy)
 """
 
 
-def test_the_web_process_imports_no_model_library():
+def test_the_web_process_imports_no_model_library(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL")}
+    env.update(DJANGO_SETTINGS_MODULE="alliance.settings", ALLIANCE_VAR_DIR=str(tmp_path))
     result = subprocess.run(
-        [sys.executable, "-c", PROBE],
-        cwd=settings.BASE_DIR,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**__import__("os").environ, "DJANGO_SETTINGS_MODULE": "alliance.settings"},
+        [sys.executable, "-c", PROBE], cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=120, env=env
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "heavy: []" in result.stdout, result.stdout
