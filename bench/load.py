@@ -67,7 +67,7 @@ def client(port: int, key: str, seconds: float, seed: int) -> tuple[list[float],
 
 
 def submit_p50(port: int, key: str, count: int) -> float:
-    return pct(sorted(client_submits(port, key, count)), 0.5) * 1000
+    return pct(sorted(client_submits(port, key, count)), 0.5)
 
 
 def client_submits(port: int, key: str, count: int) -> list[float]:
@@ -95,16 +95,16 @@ def bulk_rows(database_url: str, rows: int) -> float:
             """INSERT INTO inference_job (id, partner_id, capability, model, queue, status, input, params, units,
                    request_fingerprint, webhook_url, attempts, created_at, finished_at, output)
                SELECT gen_random_uuid(), %s, 'keyword_extraction', 'all-MiniLM-L6-v2', 'embeddings', 'succeeded',
-                      '{"text": "bulk"}', '{}', 10, '', '', 1, now() - (g % 365) * interval '1 day',
-                      now() - (g % 365) * interval '1 day', '{"keywords": []}'
+                      '{"text": "bulk"}', '{}', 10, '', '', 1, now() - (g %% 365) * interval '1 day',
+                      now() - (g %% 365) * interval '1 day', '{"keywords": []}'
                FROM generate_series(1, %s) AS g""",
             [partner_id, rows],
         )
         conn.execute(
             """INSERT INTO partners_usagerecord (partner_id, capability, job_id, kind, units, month, created_at)
                SELECT %s, 'keyword_extraction', gen_random_uuid(), 'charge', 10,
-                      date_trunc('month', now() - (g % 365) * interval '1 day')::date,
-                      now() - (g % 365) * interval '1 day'
+                      date_trunc('month', now() - (g %% 365) * interval '1 day')::date,
+                      now() - (g %% 365) * interval '1 day'
                FROM generate_series(1, %s) AS g""",
             [partner_id, rows],
         )
@@ -167,11 +167,17 @@ def main() -> None:
         errors = sum((result[1] for result in results), Counter())
         submitted = sum(result[2] for result in results)
         rps = len(latencies) / seconds
-        with psycopg.connect(env["DATABASE_URL"].replace("postgres://", "postgresql://")) as conn:
-            completed = conn.execute("SELECT count(*) FROM inference_job WHERE status = 'succeeded'").fetchone()[0]
+        drained_in = time.monotonic()
+        with psycopg.connect(env["DATABASE_URL"].replace("postgres://", "postgresql://"), autocommit=True) as conn:
+            while time.monotonic() - drained_in < 120:
+                completed = conn.execute("SELECT count(*) FROM inference_job WHERE status = 'succeeded'").fetchone()[0]
+                if completed >= submitted:
+                    break
+                time.sleep(1)
+        drained_in = time.monotonic() - drained_in
         print(
             f"mixed load: {args.clients} clients for {seconds:g} s: {len(latencies)} requests, {rps:.1f} req/s, "
-            f"p50 {pct(latencies, 0.5) * 1000:.1f} ms, p99 {pct(latencies, 0.99) * 1000:.1f} ms, "
+            f"p50 {pct(latencies, 0.5):.1f} ms, p99 {pct(latencies, 0.99):.1f} ms, "
             f"errors {sum(errors.values())} {dict(errors)}; {submitted} jobs submitted, {completed} completed"
         )
 
@@ -183,7 +189,7 @@ def main() -> None:
             f"more job and usage rows (inserted in {took:.0f} s)"
         )
         print(
-            f"load: rps={rps:.1f} p50_ms={pct(latencies, 0.5) * 1000:.1f} p99_ms={pct(latencies, 0.99) * 1000:.1f} "
+            f"load: rps={rps:.1f} p50_ms={pct(latencies, 0.5):.1f} p99_ms={pct(latencies, 0.99):.1f} "
             f"errors={sum(errors.values())} latency_at_1m_rows_ratio={ratio:.2f}"
         )
 

@@ -88,8 +88,8 @@ def start_gunicorn(env: dict[str, str], port: int, workers: int, threads: int, l
             raise RuntimeError(f"gunicorn exited with {proc.returncode}:\n{log.read_text()[-2000:]}")
         try:
             conn = http.client.HTTPConnection(HOST, port, timeout=2)
-            conn.request("GET", "/api/bench/bare")
-            ok = conn.getresponse().status == 200
+            conn.request("GET", "/api/v1/capabilities")
+            ok = conn.getresponse().status == 401  # answering, and asking for a key
             conn.close()
             if ok:
                 return

@@ -7,6 +7,7 @@ from inference.services.execution import (
     job_succeed,
     jobs_claim_batch,
     jobs_reap,
+    jobs_succeed,
 )
 from inference.services.submission import (
     Submission,
@@ -31,5 +32,6 @@ __all__ = [
     "job_wait",
     "jobs_claim_batch",
     "jobs_reap",
+    "jobs_succeed",
     "webhook_deliver",
 ]

@@ -156,11 +156,13 @@ def _run(batch: list[Job], token: uuid.UUID) -> None:
             return
         _fail_for(batch[0], token, exc)
         return
+    stored: list[tuple[Job, dict[str, Any]]] = []
     for job, output in zip(batch, outputs, strict=True):
         try:
-            job_succeed(job=job, token=token, output=_stored_output(job, output))
-        except Exception as exc:  # noqa: BLE001
+            stored.append((job, _stored_output(job, output)))
+        except Exception as exc:  # noqa: BLE001 - e.g. the media volume is full: this job fails, not the batch
             _fail_for(job, token, exc)
+    jobs_succeed(results=stored, token=token)
 
 
 def _run_model(first: Job, inputs: list[dict[str, Any]], params: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -241,12 +243,25 @@ def _stored_output(job: Job, output: dict[str, Any]) -> dict[str, Any]:
 
 @transaction.atomic
 def job_succeed(*, job: Job, token: uuid.UUID, output: dict[str, Any]) -> bool:
-    finished = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, claim_token=token).update(
-        status=JobStatus.SUCCEEDED, output=output, finished_at=timezone.now()
-    )
-    if finished and job.webhook_url:
-        transaction.on_commit(lambda: _enqueue_webhook(job.pk))
-    return bool(finished)
+    return jobs_succeed(results=[(job, output)], token=token) == 1
+
+
+@transaction.atomic
+def jobs_succeed(*, results: list[tuple[Job, dict[str, Any]]], token: uuid.UUID) -> int:
+    """Records a batch's outputs in one transaction (one commit for the batch, not one per job).
+
+    Each row is still conditional on this claim, so a job canceled or reaped meanwhile keeps its state.
+    """
+    now = timezone.now()
+    finished = 0
+    for job, output in results:
+        if Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, claim_token=token).update(
+            status=JobStatus.SUCCEEDED, output=output, finished_at=now
+        ):
+            finished += 1
+            if job.webhook_url:
+                transaction.on_commit(lambda job_id=job.pk: _enqueue_webhook(job_id))
+    return finished
 
 
 @transaction.atomic
