@@ -66,6 +66,7 @@ class Job(models.Model):
                 condition=Q(status="queued"),
                 name="job_queued_by_model",
             ),
+            models.Index(fields=["claim_token"], condition=Q(status="running"), name="job_running_by_claim"),
         ]
 
     def __str__(self) -> str:
