@@ -153,14 +153,8 @@ def train_classifier(
         if validation is not None and h.get("eval_each_epoch"):
             by_epoch.append({"epoch": epoch, **evaluate(model, *validation)})
 
-    settings = LoopSettings(
-        epochs=int(h["epochs"]),
-        learning_rate=float(h["learning_rate"]),
-        batch_size=int(h["batch_size"]),
-        seed=int(h["seed"]),
-        warmup_ratio=float(h["warmup_ratio"]),
-        weight_decay=float(h["weight_decay"]),
-        max_seconds=None if request.max_seconds is None else request.max_seconds - (time.monotonic() - started),
+    settings = LoopSettings.from_hyperparameters(
+        h, None if request.max_seconds is None else request.max_seconds - (time.monotonic() - started)
     )
     losses = train_loop(
         model, loss_of, collate, [len(ids) for ids in train_data.ids], settings, on_progress, should_stop, on_epoch_end

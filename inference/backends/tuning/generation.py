@@ -117,15 +117,7 @@ def train_generator(
     base = AutoModelForCausalLM.from_pretrained(request.base_model_path, local_files_only=True, dtype=torch.float32)
     model = get_peft_model(base, peft_config(h, TaskType.CAUSAL_LM))
     pad_id = int(tokenizer.pad_token_id)
-    settings = LoopSettings(
-        epochs=int(h["epochs"]),
-        learning_rate=float(h["learning_rate"]),
-        batch_size=int(h["batch_size"]),
-        seed=int(h["seed"]),
-        warmup_ratio=float(h["warmup_ratio"]),
-        weight_decay=float(h["weight_decay"]),
-        max_seconds=request.max_seconds,
-    )
+    settings = LoopSettings.from_hyperparameters(h, request.max_seconds)
     losses = train_loop(
         model,
         lambda batch: model(**batch).loss,

@@ -30,6 +30,18 @@ class LoopSettings:
     weight_decay: float = 0.0
     max_seconds: float | None = None
 
+    @classmethod
+    def from_hyperparameters(cls, h: dict, max_seconds: float | None) -> LoopSettings:
+        return cls(
+            epochs=int(h["epochs"]),
+            learning_rate=float(h["learning_rate"]),
+            batch_size=int(h["batch_size"]),
+            seed=int(h["seed"]),
+            warmup_ratio=float(h["warmup_ratio"]),
+            weight_decay=float(h["weight_decay"]),
+            max_seconds=max_seconds,
+        )
+
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
