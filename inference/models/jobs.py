@@ -1,10 +1,9 @@
 from __future__ import annotations
 
-import uuid
-
 from django.db import models
 from django.db.models import Q
 
+from alliance.ids import uuid7
 from partners.models import ApiKey, Partner
 
 
@@ -22,7 +21,7 @@ FINISHED_STATUSES = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED)
 class Job(models.Model):
     """An inference job. The database is its source of truth; the broker carries only its id."""
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
     partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="jobs")
     api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs")
     capability = models.CharField(max_length=64)

