@@ -2,9 +2,12 @@
 
 "default" is the platform's headline recipe. For classification it is rank-1 LoRA on every linear layer of MiniLM
 (42,242 trainable parameters with the head, 9.3% of peft's default P-tuning) with a mean-pooling head started from
-a linear probe (LP-FT), 3 epochs at 5e-3: the head reads the representation the model was trained to
+a linear probe (LP-FT), 3 epochs at 2e-3: the head reads the representation the model was trained to
 produce (mean over tokens, L2-normalised) instead of [CLS] through a frozen pooler, and starts where a logistic
 regression on frozen features ends, so fine-tuning refines a good classifier instead of fighting a random head.
+The learning rate matters (2,000 reviews, seed 0, held-out accuracy after epochs 1/2/3): 2e-3 rises steadily
+(0.818/0.829/0.833); 5e-3 wobbles (0.784/0.781/0.826 of a 4-epoch run); 1e-2, or 5e-3 with lora_alpha 8,
+collapses to the majority class.
 bench/tuning.py measures it against P-tuning, prompt tuning, LoRA, IA3, a linear probe and zero-shot.
 For generation and chat "default" is LoRA on the attention projections.
 
@@ -37,7 +40,7 @@ _CLASSIFICATION: dict[str, dict[str, Any]] = {
         "target_modules": list(ALL_LINEAR),
         "pooling": "mean",
         "head_init": "linear_probe",
-        "learning_rate": 5e-3,
+        "learning_rate": 2e-3,
         "epochs": 3,
     },
     "lora": {
