@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+import io
+import json
+
 import pytest
 from django.conf import settings
+from PIL import Image
 
-from tests.factories import client_for, make_key, make_partner
+from tests.factories import client_for, keyword_job, make_key, make_partner
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -52,3 +56,38 @@ def _fresh_process_caches() -> None:
     from partners import services
 
     services._quota_cache.clear()
+
+
+@pytest.fixture
+def theirs(other_partner) -> dict[str, str]:
+    """One of each of the other partner's resources, made through the API: the ids another partner must not reach."""
+    from inference.models import TunedModel, TuningJob
+
+    _, raw = make_key(other_partner)
+    api = client_for(raw)
+    job = api.post("/api/v1/jobs", keyword_job(), format="json").json()
+    png = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(png, format="PNG")
+    upload = io.BytesIO(png.getvalue())
+    upload.name = "theirs.png"
+    stored = api.post("/api/v1/files", {"file": upload}, format="multipart").json()
+    rows = "\n".join(json.dumps({"text": f"row {i}", "label": "ab"[i % 2]}) for i in range(12))
+    data = io.BytesIO(rows.encode())
+    data.name = "theirs.jsonl"
+    dataset = api.post("/api/v1/datasets", {"file": data, "task": "classification"}, format="multipart").json()
+    tuning = api.post("/api/v1/tuning-jobs", {"dataset": dataset["id"], "task": "classification"}, format="json").json()
+    tuned = TunedModel.objects.create(
+        name="ft:all-MiniLM-L6-v2:lg-chem:feedfeed",
+        partner=other_partner,
+        task="classification",
+        tuning_job=TuningJob.objects.get(pk=tuning["id"]),
+        base_model="all-MiniLM-L6-v2",
+        adapter_path="adapters/x",
+    )
+    return {
+        "job": job["id"],
+        "file": stored["id"],
+        "dataset": dataset["id"],
+        "tuning_job": tuning["id"],
+        "tuned_model": tuned.name,
+    }

@@ -3,16 +3,13 @@ in lists. A new route that is not in the tables below fails this test until its 
 
 from __future__ import annotations
 
-import io
 import json
 import re
 
 import pytest
-from django.urls import URLPattern, URLResolver, get_resolver
-from PIL import Image
 
-from inference.models import TunedModel, TuningJob
-from tests.factories import client_for, keyword_job, make_key
+from inference.models import TuningJob
+from tests.routes import routes_under
 
 pytestmark = pytest.mark.django_db
 
@@ -56,52 +53,11 @@ CREATE_ONLY = {
 }
 
 
-def api_routes(patterns=None, prefix: str = "") -> list[str]:
-    routes = []
-    for pattern in patterns if patterns is not None else get_resolver().url_patterns:
-        text = prefix + str(pattern.pattern).lstrip("^").replace("/?$", "").rstrip("$")
-        if isinstance(pattern, URLResolver):
-            routes += api_routes(pattern.url_patterns, text)
-        elif isinstance(pattern, URLPattern) and text.startswith(("api/v1/", "v1/")):
-            routes.append(text)
-    return routes
-
-
-@pytest.fixture
-def theirs(other_partner):
-    _, raw = make_key(other_partner)
-    api = client_for(raw)
-    job = api.post("/api/v1/jobs", keyword_job(), format="json").json()
-    png = io.BytesIO()
-    Image.new("RGB", (8, 8)).save(png, format="PNG")
-    upload = io.BytesIO(png.getvalue())
-    upload.name = "theirs.png"
-    stored = api.post("/api/v1/files", {"file": upload}, format="multipart").json()
-    rows = "\n".join(json.dumps({"text": f"row {i}", "label": "ab"[i % 2]}) for i in range(12))
-    data = io.BytesIO(rows.encode())
-    data.name = "theirs.jsonl"
-    dataset = api.post("/api/v1/datasets", {"file": data, "task": "classification"}, format="multipart").json()
-    tuning = api.post("/api/v1/tuning-jobs", {"dataset": dataset["id"], "task": "classification"}, format="json").json()
-    tuned = TunedModel.objects.create(
-        name="ft:all-MiniLM-L6-v2:lg-chem:feedfeed",
-        partner=other_partner,
-        task="classification",
-        tuning_job=TuningJob.objects.get(pk=tuning["id"]),
-        base_model="all-MiniLM-L6-v2",
-        adapter_path="adapters/x",
-    )
-    return {
-        "job": job["id"],
-        "file": stored["id"],
-        "dataset": dataset["id"],
-        "tuning_job": tuning["id"],
-        "tuned_model": tuned.name,
-    }
-
-
 def test_every_api_route_is_declared_here():
     undeclared = [
-        route for route in api_routes() if route not in OWNED and route not in LISTS and route not in CREATE_ONLY
+        route
+        for route in routes_under(("api/v1/", "v1/"))
+        if route not in OWNED and route not in LISTS and route not in CREATE_ONLY
     ]
     assert undeclared == [], f"declare the isolation of these routes in this test: {undeclared}"
 

@@ -35,6 +35,7 @@ def auth_headers(db) -> dict[str, str]:
 
 STATUSES_SEEN: dict[str, set[int]] = {}
 
+
 @pytest.fixture(autouse=True)
 def _keep_the_test_connection():
     """As Django's test client does: a request must not close the connection that holds the test transaction."""
