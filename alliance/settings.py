@@ -45,8 +45,10 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "partners",
-    "usecases",
     "inference",
+    "usecases",
+    "api",
+    "portal",
 ]
 
 MIDDLEWARE = [
@@ -127,12 +129,12 @@ MEDIA_ROOT = Path(os.environ.get("ALLIANCE_MEDIA_ROOT", VAR_DIR / "media"))
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("ALLIANCE_MAX_BODY_BYTES", 2 * 1024 * 1024)
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["partners.authentication.ApiKeyAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["partners.permissions.HasActiveApiKey"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["api.authentication.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["api.permissions.HasActiveApiKey"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["alliance.api.parsers.BoundedJSONParser"],
     "EXCEPTION_HANDLER": "alliance.api.errors.api_exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "alliance.api.schema.AllianceAutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "api.schema.AllianceAutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
 
@@ -147,8 +149,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "POSTPROCESSING_HOOKS": ["alliance.api.schema.document_errors_and_bodies"],
-    "PREPROCESSING_HOOKS": ["alliance.api.schema.only_the_api"],
+    "POSTPROCESSING_HOOKS": ["api.schema.document_errors_and_bodies"],
+    "PREPROCESSING_HOOKS": ["api.schema.only_the_api"],
 }
 
 LOGGING = {
@@ -235,7 +237,10 @@ ALLIANCE_MAX_BATCH = env_int("ALLIANCE_MAX_BATCH", 0)
 ALLIANCE_ADAPTER_CACHE = env_int("ALLIANCE_ADAPTER_CACHE", 16)  # 0: each model's own batch size; 1: batching off
 
 # Benchmarks mount a bare endpoint to compare against.
+# The benchmarks' bare endpoint lives in its own URL conf, never in the production one.
 ALLIANCE_BENCH_ENDPOINTS = env_bool("ALLIANCE_BENCH_ENDPOINTS", False)
+if ALLIANCE_BENCH_ENDPOINTS:
+    ROOT_URLCONF = "bench.urls"
 
 if not DEBUG and env_bool("ALLIANCE_SECURE", False):
     SECURE_SSL_REDIRECT = True

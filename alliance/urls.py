@@ -1,4 +1,3 @@
-from django.conf import settings
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.urls import include, path
@@ -6,7 +5,6 @@ from django.views import defaults
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from alliance.api import errors
-from inference.playground.views import api_docs
 
 API_PREFIXES = ("/api/", "/v1/")
 
@@ -15,19 +13,10 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
-    path("api/v1/", include("inference.urls")),
-    path("api/v1/", include("partners.urls")),
-    path("v1/", include("inference.openai.urls")),
-    path("api/guide/", api_docs, name="api-guide"),
-    path("portal/", include("partners.portal.urls")),
-    path("playground/", include("inference.playground.urls")),
-    path("", include("usecases.urls")),
+    path("api/v1/", include("api.urls")),
+    path("v1/", include("api.openai.urls")),
+    path("", include("portal.site_urls")),
 ]
-
-if settings.ALLIANCE_BENCH_ENDPOINTS:
-    from alliance.api.bench import BareApi
-
-    urlpatterns.append(path("api/bench/bare", BareApi.as_view()))
 
 
 def handler404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

@@ -55,8 +55,8 @@ def setup_django(env: dict[str, str]) -> None:
 
 
 def submit_jobs(capability: str, inputs: list[dict], params: dict) -> list[str]:
+    from capabilities import get_capability
     from inference import services
-    from inference.capabilities import get_capability
     from partners.models import Partner
     from partners.services import api_key_issue, quota_set
 

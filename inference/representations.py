@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from inference.models import Job
+from inference.models import Dataset, Job, TunedModel, TuningJob
+from inference.services import tuning
 
 
 def timestamp(value: dt.datetime | None) -> str | None:
@@ -26,6 +27,47 @@ def job_representation(job: Job) -> dict[str, Any]:
         "usage": {"units": job.units},
         "webhook_url": job.webhook_url,
         "attempts": job.attempts,
+        "created_at": timestamp(job.created_at),
+        "started_at": timestamp(job.started_at),
+        "finished_at": timestamp(job.finished_at),
+    }
+
+
+def dataset_representation(dataset: Dataset) -> dict[str, Any]:
+    return {
+        "id": dataset.public_id,
+        "object": "dataset",
+        "task": dataset.task,
+        "purpose": dataset.purpose,
+        "filename": dataset.filename,
+        "format": dataset.format,
+        "bytes": dataset.bytes,
+        "stats": dataset.stats,
+        "estimate": tuning.tuning_estimate(dataset=dataset, hyperparameters={}),
+        "created_at": timestamp(dataset.created_at),
+    }
+
+
+def tuning_job_representation(job: TuningJob) -> dict[str, Any]:
+    tuned = TunedModel.objects.filter(tuning_job=job).values_list("name", flat=True).first()
+    result = job.result or {}
+    return {
+        "id": str(job.pk),
+        "object": "tuning_job",
+        "dataset": job.dataset.public_id if job.dataset else None,
+        "task": job.task,
+        "base_model": job.base_model,
+        "method": job.method,
+        "hyperparameters": job.hyperparameters,
+        "status": job.status,
+        "progress": job.progress,
+        "trainable_parameters": result.get("trainable_parameters"),
+        "total_parameters": result.get("total_parameters"),
+        "metrics": result.get("metrics"),
+        "details": result.get("details"),
+        "model": tuned,
+        "error": job.error,
+        "usage": {"units": job.units},
         "created_at": timestamp(job.created_at),
         "started_at": timestamp(job.started_at),
         "finished_at": timestamp(job.finished_at),

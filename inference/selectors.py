@@ -74,3 +74,10 @@ def tuning_job_of(*, partner: Partner, job_id: str) -> TuningJob:
     if job is None:
         raise NotFound("No tuning job with that id.")
     return job
+
+
+def stored_file_for_member(*, user, file_id: str):
+    """A stored file of a partner the user belongs to, or None (another partner's file is simply not found)."""
+    if not user.is_authenticated:
+        return None
+    return StoredFile.objects.filter(public_id=str(file_id), partner__memberships__user=user).first()

@@ -7,7 +7,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from inference.capabilities.base import StrictFloatField, StrictIntegerField, StrictSerializer
+from capabilities.base import StrictFloatField, StrictIntegerField, StrictSerializer
 from inference.registry import EMBEDDER
 
 LLM = "smollm2-135m-instruct"

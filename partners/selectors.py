@@ -134,12 +134,3 @@ def quota_usage(*, partner: Partner, month: dt.date, capabilities: Sequence[str]
             }
         )
     return rows
-
-
-def stored_file_for_member(*, user, file_id: str):
-    """A stored file of a partner the user belongs to, or None (another partner's file is simply not found)."""
-    from inference.models import StoredFile
-
-    if not user.is_authenticated:
-        return None
-    return StoredFile.objects.filter(public_id=str(file_id), partner__memberships__user=user).first()

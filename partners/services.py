@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from alliance.api.errors import ApiError
+from capabilities import CAPABILITY_NAMES, QUOTA_KEYS
 from partners import keys
 from partners.models import (
     ApiKey,
@@ -123,8 +124,6 @@ def membership_remove(*, membership: Membership, actor: str) -> None:
 
 
 def _validate_scopes(scopes: Iterable[str]) -> list[str]:
-    from inference.capabilities import CAPABILITY_NAMES
-
     cleaned = sorted({scope.strip() for scope in scopes if scope.strip()})
     unknown = [scope for scope in cleaned if scope not in CAPABILITY_NAMES]
     if unknown:
@@ -275,8 +274,6 @@ def quota_set(
     monthly_units: int | None = None,
     rpm: int | None = None,
 ) -> Quota:
-    from inference.capabilities import QUOTA_KEYS
-
     if capability not in QUOTA_KEYS:
         raise ApiError(f"Unknown capability {capability!r}.", code="unknown_capability", param="capability")
     quota = quota_for(partner=partner, capability=capability)

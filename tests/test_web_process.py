@@ -16,7 +16,7 @@ from django.core.management import call_command
 call_command("migrate", verbosity=0)
 from django.test import Client
 from django.urls import get_resolver
-import alliance.wsgi, inference.tasks, inference.services, inference.openai.views  # noqa
+import alliance.wsgi, inference.tasks, inference.services, api.openai.views  # noqa
 get_resolver().url_patterns
 client = Client()
 for path in ("/", "/playground/", "/api/schema/", "/api/v1/capabilities", "/v1/models"):

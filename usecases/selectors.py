@@ -6,6 +6,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import connection
 from django.db.models import Q, QuerySet
 
+from capabilities import CAPABILITIES
 from partners.models import Membership, Partner
 from usecases.models import UseCase, UseCaseImage, UseCaseStatus
 
@@ -75,8 +76,6 @@ def image_for_viewer(*, image_id: int, user: AbstractBaseUser | AnonymousUser) -
 
 def try_it(usecase: UseCase) -> tuple[str, dict[str, Any]] | None:
     """The capability and input 'Try it' opens: the chosen one, else the first listed that accepts the example."""
-    from inference.capabilities import CAPABILITIES
-
     names = [usecase.try_capability] if usecase.try_capability else list(usecase.capabilities)
     for name in names:
         capability = CAPABILITIES.get(name)

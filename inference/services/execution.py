@@ -17,7 +17,8 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from inference.capabilities import get_capability
+from capabilities import get_capability
+from inference import dispatch
 from inference.errors import JobInputError
 from inference.images import file_path, store_file
 from inference.models import FilePurpose, Job, JobStatus, StoredFile, TunedModel
@@ -281,10 +282,8 @@ def job_fail(*, job: Job, token: uuid.UUID | None, code: str, message: str) -> b
 
 
 def _enqueue_webhook(job_id: uuid.UUID) -> None:
-    from inference.tasks import deliver_webhook
-
     try:
-        deliver_webhook.apply_async(args=[str(job_id)], retry=False)
+        dispatch.send(dispatch.DELIVER_WEBHOOK, str(job_id))
     except Exception:
         logger.warning("could not enqueue the webhook of job %s", job_id, exc_info=True)
 

@@ -15,8 +15,8 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from alliance.api.errors import ApiError, first_validation_error
-from inference import tuning_config, webhooks
-from inference.capabilities import CAPABILITY_NAMES, Capability, CapabilityUnavailable, get_capability
+from capabilities import CAPABILITY_NAMES, Capability, CapabilityUnavailable, get_capability
+from inference import dispatch, tuning_config, webhooks
 from inference.images import FILE_ID_PREFIX, ImageRejected, decode_base64_image, file_path, store_image
 from inference.models import FilePurpose, Job, JobStatus, StoredFile, TunedModel
 from inference.registry import ModelNotAvailable, get_model_spec
@@ -228,10 +228,8 @@ def _webhook_url(url: Any) -> str:
 
 def job_enqueue(job: Job) -> None:
     """Sends the job id to its family's queue. A failed send leaves the job queued for the reaper."""
-    from inference.tasks import run_job
-
     try:
-        run_job.apply_async(args=[str(job.pk)], queue=job.queue, retry=False)
+        dispatch.send(dispatch.RUN_JOB, str(job.pk), queue=job.queue)
     except Exception:
         logger.warning("enqueue of job %s failed; the reaper will send it again", job.pk, exc_info=True)
 

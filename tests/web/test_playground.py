@@ -94,7 +94,7 @@ def test_an_uploaded_image_is_stored_and_captioned_by_file_id(developer):
 
 
 def test_the_api_docs_list_endpoints_and_every_capability(client):
-    from inference.capabilities import CAPABILITY_NAMES
+    from capabilities import CAPABILITY_NAMES
 
     page = client.get("/api/guide/").content.decode()
     assert "/api/v1/jobs" in page

@@ -7,7 +7,7 @@ import re
 import pytest
 from django.test import Client
 
-from inference.capabilities import CAPABILITY_NAMES
+from capabilities import CAPABILITY_NAMES
 from inference.images import store_file
 from inference.models import Job
 from partners.models import ApiKey, AuditEvent, Membership

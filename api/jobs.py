@@ -1,0 +1,130 @@
+"""Native jobs API: submit, get, list, cancel; and the capability catalogue."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from alliance.api.errors import ApiError
+from alliance.api.pagination import NewestFirstCursorPagination
+from api.base import PartnerApiView
+from api.docs import IDEMPOTENCY_PARAMETER, JOB_EXAMPLES, WAIT_PARAMETER, JobDoc, JobListDoc, JobRequestDoc
+from capabilities import CAPABILITIES, CAPABILITY_NAMES
+from inference import selectors, services
+from inference.models import JobStatus
+from inference.registry import model_specs
+from inference.representations import job_representation
+from partners.services import quota_for
+
+SUBMIT_FIELDS = {"capability", "input", "params", "model", "webhook_url"}
+
+
+class JobListFilterSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=JobStatus.values, required=False)
+    capability = serializers.ChoiceField(choices=CAPABILITY_NAMES, required=False)
+    created_after = serializers.DateTimeField(required=False)
+    created_before = serializers.DateTimeField(required=False)
+
+
+def _wait_seconds(request: Request) -> float | None:
+    raw = request.query_params.get("wait")
+    if raw is None:
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        raise ApiError("`wait` must be a number of seconds.", code="invalid_wait", param="wait") from None
+    if not 0 <= seconds <= 600:
+        raise ApiError("`wait` must be between 0 and 600 seconds.", code="invalid_wait", param="wait")
+    return seconds
+
+
+@extend_schema_view(
+    get=extend_schema(responses={200: JobListDoc}, parameters=[JobListFilterSerializer]),
+    post=extend_schema(
+        request=JobRequestDoc,
+        responses={200: JobDoc, 202: JobDoc},
+        examples=JOB_EXAMPLES,
+        parameters=[WAIT_PARAMETER, IDEMPOTENCY_PARAMETER],
+    ),
+)
+class JobCollectionApi(PartnerApiView):
+    @property
+    def read_bucket(self) -> bool:  # submissions are counted against the capability's rpm instead
+        return self.request.method != "POST"
+
+    def get(self, request: Request) -> Response:
+        filters = JobListFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        jobs = selectors.jobs_of(partner=self.partner, **filters.validated_data)
+        paginator = NewestFirstCursorPagination()
+        page = paginator.paginate_queryset(jobs, request, view=self)
+        return paginator.get_paginated_response([job_representation(job) for job in page])
+
+    def post(self, request: Request) -> Response:
+        body = request.data
+        if not isinstance(body, dict):
+            raise ApiError("The request body must be a JSON object.", code="invalid_body")
+        unknown = sorted(set(body) - SUBMIT_FIELDS)
+        if unknown:
+            raise ApiError(f"Unknown field {unknown[0]!r}.", code="unknown_field", param=unknown[0])
+        capability = services.capability_for_submission(body.get("capability"))
+        quota = quota_for(partner=self.partner, capability=capability.name, cached=True)
+        self.check_request_rate(request, capability.name, quota.rpm)
+        wait = _wait_seconds(request)
+        submission = services.job_submit(
+            api_key=self.api_key,
+            quota=quota,
+            capability=capability,
+            data=body.get("input"),
+            params=body.get("params"),
+            model=body.get("model"),
+            idempotency_key=request.headers.get("Idempotency-Key"),
+            webhook_url=body.get("webhook_url"),
+        )
+        if submission.units is not None:
+            request.units_state = submission.units
+        job = submission.job
+        if wait:
+            job = services.job_wait(job=job, timeout=wait)
+        code = status.HTTP_200_OK if job.is_finished else status.HTTP_202_ACCEPTED
+        response = Response(job_representation(job), status=code)
+        response["Location"] = f"/api/v1/jobs/{job.pk}"
+        return response
+
+
+@extend_schema_view(get=extend_schema(responses={200: JobDoc}))
+class JobDetailApi(PartnerApiView):
+    def get(self, request: Request, job_id: str) -> Response:
+        return Response(job_representation(selectors.job_of(partner=self.partner, job_id=job_id)))
+
+
+@extend_schema_view(post=extend_schema(request=None, responses={200: JobDoc}))
+class JobCancelApi(PartnerApiView):
+    def post(self, request: Request, job_id: str) -> Response:
+        job = services.job_cancel(job=selectors.job_of(partner=self.partner, job_id=job_id))
+        return Response(job_representation(job))
+
+
+class CapabilityListApi(PartnerApiView):
+    def get(self, request: Request) -> Response:
+        specs = model_specs()
+        data: list[dict[str, Any]] = []
+        for name in CAPABILITY_NAMES:
+            capability = CAPABILITIES.get(name)
+            data.append(
+                {
+                    "name": name,
+                    "available": capability is not None,
+                    "description": capability.description if capability else "",
+                    "default_model": capability.default_model if capability else None,
+                    "models": [spec.name for spec in specs.values() if name in spec.capabilities],
+                    "allowed": self.api_key.allows(name),
+                    "example_input": capability.example_input if capability else None,
+                }
+            )
+        return Response({"object": "list", "data": data})

@@ -1,0 +1,18 @@
+from django.urls import path
+
+from api.openai import views
+
+urlpatterns = [
+    path("models", views.ModelsApi.as_view()),
+    path("models/<path:model>", views.ModelDetailApi.as_view()),
+    path("chat/completions", views.ChatCompletionsApi.as_view()),
+    path("completions", views.CompletionsApi.as_view()),
+    path("embeddings", views.EmbeddingsApi.as_view()),
+    path("images/generations", views.ImageGenerationsApi.as_view()),
+    path("files", views.FilesApi.as_view()),
+    path("files/<str:file_id>", views.FileDetailApi.as_view()),
+    path("fine_tuning/jobs", views.FineTuningJobsApi.as_view()),
+    path("fine_tuning/jobs/<str:job_id>", views.FineTuningJobDetailApi.as_view()),
+    path("fine_tuning/jobs/<str:job_id>/events", views.FineTuningJobEventsApi.as_view()),
+    path("fine_tuning/jobs/<str:job_id>/cancel", views.FineTuningJobCancelApi.as_view()),
+]

@@ -1,0 +1,324 @@
+"""OpenAI-compatible endpoints: thin translations onto the platform's jobs, datasets and tuning jobs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from django.conf import settings
+from django.http import StreamingHttpResponse
+from rest_framework import status
+from rest_framework.parsers import MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from alliance.api.errors import ApiError
+from api.base import PartnerApiView
+from api.openai import translate
+from inference import selectors, services, tuning_config
+from inference.models import Dataset, Job, JobStatus, TunedModel, TuningJob, TuningStatus
+from inference.registry import model_specs
+from inference.services import tuning
+from partners.services import quota_for
+
+OPENAI_STATUS = {TuningStatus.CANCELED: "cancelled"}
+
+
+class OpenAIView(PartnerApiView):
+    """Adds OpenAI's `x-ratelimit-*-tokens` headers (the platform's units are its tokens)."""
+
+    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
+        response = super().finalize_response(request, response, *args, **kwargs)
+        for part in ("limit", "remaining", "reset"):
+            if response.has_header(f"x-ratelimit-{part}-units"):
+                response[f"x-ratelimit-{part}-tokens"] = response[f"x-ratelimit-{part}-units"]
+        return response
+
+    def body(self) -> dict[str, Any]:
+        if not isinstance(self.request.data, dict):
+            raise ApiError("The request body must be a JSON object.", code="invalid_body")
+        return self.request.data
+
+
+class JobEndpoint(OpenAIView):
+    read_bucket = False
+
+    def run_job(self, capability_name: str, data: dict[str, Any], params: dict[str, Any], model: Any) -> Job:
+        if not model:
+            raise ApiError("`model` is required.", code="missing_required_parameter", param="model")
+        capability = services.capability_for_submission(capability_name)
+        quota = quota_for(partner=self.partner, capability=capability.name, cached=True)
+        self.check_request_rate(self.request, capability.name, quota.rpm)
+        submission = services.job_submit(
+            api_key=self.api_key,
+            quota=quota,
+            capability=capability,
+            data=data,
+            params=params,
+            model=model,
+            idempotency_key=self.request.headers.get("Idempotency-Key"),
+        )
+        if submission.units is not None:
+            self.request.units_state = submission.units
+        job = services.job_wait(job=submission.job, timeout=settings.JOB_MAX_WAIT_SECONDS)
+        if job.status == JobStatus.SUCCEEDED:
+            return job
+        if job.status == JobStatus.FAILED:
+            error = job.error or {}
+            bad_input = error.get("code") == "invalid_input"
+            raise ApiError(
+                error.get("message", "The model failed."),
+                code=error.get("code", "model_error"),
+                status_code=400 if bad_input else 500,
+            )
+        raise ApiError(
+            f"The job {job.pk} did not finish within {settings.JOB_MAX_WAIT_SECONDS:.0f} s; "
+            f"poll GET /api/v1/jobs/{job.pk}.",
+            code="timeout",
+            status_code=504,
+        )
+
+
+class ChatCompletionsApi(JobEndpoint):
+    def post(self, request: Request) -> Any:
+        body = self.body()
+        params = translate.sampling_params(body, allow_n=True)
+        job = self.run_job(
+            "dialogue", {"messages": translate.chat_messages(body.get("messages"))}, params, body.get("model")
+        )
+        if body.get("stream"):
+            return _event_stream(translate.chat_chunks(job))
+        return Response(translate.chat_completion(job))
+
+
+class CompletionsApi(JobEndpoint):
+    def post(self, request: Request) -> Response:
+        body = self.body()
+        prompt = body.get("prompt")
+        if isinstance(prompt, list) and len(prompt) == 1:
+            prompt = prompt[0]
+        if not isinstance(prompt, str):
+            raise ApiError("`prompt` must be a string.", code="invalid_type", param="prompt")
+        if body.get("stream"):
+            raise ApiError("Streaming is offered on chat completions.", code="unsupported", param="stream")
+        job = self.run_job(
+            "text_generation", {"prompt": prompt}, translate.sampling_params(body, allow_n=False), body.get("model")
+        )
+        return Response(translate.text_completion(job))
+
+
+class EmbeddingsApi(JobEndpoint):
+    def post(self, request: Request) -> Response:
+        body = self.body()
+        texts = body.get("input")
+        texts = [texts] if isinstance(texts, str) else texts
+        encoding_format = body.get("encoding_format") or "float"
+        if encoding_format not in ("float", "base64"):
+            raise ApiError("`encoding_format` must be float or base64.", code="invalid_value", param="encoding_format")
+        job = self.run_job("embeddings", {"texts": texts}, {}, body.get("model"))
+        return Response(translate.embeddings_list(job, encoding_format))
+
+
+class ImageGenerationsApi(JobEndpoint):
+    def post(self, request: Request) -> Response:
+        body = self.body()
+        params: dict[str, Any] = {"n": body.get("n") or 1}
+        size = body.get("size") or "256x256"
+        try:
+            params["width"], params["height"] = (int(side) for side in str(size).lower().split("x"))
+        except ValueError:
+            raise ApiError("`size` must look like 256x256.", code="invalid_size", param="size") from None
+        response_format = body.get("response_format") or "url"
+        if response_format not in ("url", "b64_json"):
+            raise ApiError("`response_format` must be url or b64_json.", code="invalid_value", param="response_format")
+        model = body.get("model") or "alliance-pattern-artist"
+        job = self.run_job("image_generation", {"prompt": body.get("prompt")}, params, model)
+        return Response(translate.images_response(job, response_format, request.build_absolute_uri))
+
+
+class ModelsApi(OpenAIView):
+    def get(self, request: Request) -> Response:
+        return Response({"object": "list", "data": _models(self.partner)})
+
+
+class ModelDetailApi(OpenAIView):
+    def get(self, request: Request, model: str) -> Response:
+        for entry in _models(self.partner):
+            if entry["id"] == model:
+                return Response(entry)
+        raise ApiError(f"No model {model!r} is available to you.", code="model_not_found", status_code=404)
+
+
+def _models(partner: Any) -> list[dict[str, Any]]:
+    models = [
+        {"id": spec.name, "object": "model", "created": 0, "owned_by": "alliance"} for spec in model_specs().values()
+    ]
+    models += [
+        {"id": tuned.name, "object": "model", "created": int(tuned.created_at.timestamp()), "owned_by": partner.slug}
+        for tuned in TunedModel.objects.filter(partner=partner)
+    ]
+    return models
+
+
+def _event_stream(chunks: list[dict[str, Any]]) -> StreamingHttpResponse:
+    def events() -> Iterator[bytes]:
+        for chunk in chunks:
+            yield f"data: {json.dumps(chunk)}\n\n".encode()
+        yield b"data: [DONE]\n\n"
+
+    response = StreamingHttpResponse(events(), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    return response
+
+
+# ---------------------------------------------------------------- files and fine-tuning
+
+
+def _file(dataset: Dataset) -> dict[str, Any]:
+    return {
+        "id": dataset.public_id,
+        "object": "file",
+        "bytes": dataset.bytes,
+        "created_at": int(dataset.created_at.timestamp()),
+        "filename": dataset.filename,
+        "purpose": "fine-tune",
+        "status": "processed",
+        "status_details": None,
+    }
+
+
+def _task_of(data: bytes) -> str:
+    first = next((line for line in data.decode("utf-8-sig", errors="replace").splitlines() if line.strip()), "")
+    try:
+        record = json.loads(first)
+    except json.JSONDecodeError:
+        record = {column.strip(): "" for column in first.split(",")}
+    if isinstance(record, dict) and "messages" in record:
+        return "chat"
+    if isinstance(record, dict) and "prompt" in record:
+        return "generation"
+    return "classification"
+
+
+class FilesApi(OpenAIView):
+    parser_classes = [MultiPartParser]
+    max_body_bytes = settings.DATASET_MAX_BYTES + 64 * 1024
+
+    def get(self, request: Request) -> Response:
+        return Response(
+            {
+                "object": "list",
+                "data": [_file(d) for d in selectors.datasets_of(partner=self.partner)[:100]],
+                "has_more": False,
+            }
+        )
+
+    def post(self, request: Request) -> Response:
+        upload = request.FILES.get("file")
+        if upload is None:
+            raise ApiError("Send the file as multipart field `file`.", code="missing_required_parameter", param="file")
+        if request.data.get("purpose") != "fine-tune":
+            raise ApiError("Only purpose fine-tune is offered.", code="invalid_purpose", param="purpose")
+        data = upload.read()
+        dataset = tuning.dataset_create(
+            partner=self.partner, data=data, filename=upload.name or "", task=_task_of(data)
+        )
+        return Response(_file(dataset))
+
+
+class FileDetailApi(OpenAIView):
+    def get(self, request: Request, file_id: str) -> Response:
+        return Response(_file(selectors.dataset_of(partner=self.partner, dataset_id=file_id)))
+
+    def delete(self, request: Request, file_id: str) -> Response:
+        tuning.dataset_delete(dataset=selectors.dataset_of(partner=self.partner, dataset_id=file_id))
+        return Response({"id": file_id, "object": "file", "deleted": True})
+
+
+def _fine_tuning_job(job: TuningJob) -> dict[str, Any]:
+    tuned = TunedModel.objects.filter(tuning_job=job).values_list("name", flat=True).first()
+    hyper = job.hyperparameters
+    error = job.error or None
+    return {
+        "id": str(job.pk),
+        "object": "fine_tuning.job",
+        "created_at": translate.created(job),
+        "finished_at": int(job.finished_at.timestamp()) if job.finished_at else None,
+        "model": job.base_model,
+        "fine_tuned_model": tuned,
+        "organization_id": job.partner.slug,
+        "status": OPENAI_STATUS.get(job.status, job.status),
+        "training_file": job.dataset.public_id if job.dataset else None,
+        "validation_file": None,
+        "hyperparameters": {
+            "n_epochs": hyper.get("epochs", "auto"),
+            "batch_size": hyper.get("batch_size", "auto"),
+            "learning_rate_multiplier": "auto",
+        },
+        "method": {"type": "supervised" if job.method == "default" else job.method},
+        "trained_tokens": job.units if job.status == TuningStatus.SUCCEEDED else None,
+        "result_files": [],
+        "seed": hyper.get("seed", 0),
+        "error": {"code": error["code"], "message": error["message"], "param": None} if error else None,
+        "estimated_finish": None,
+        "integrations": None,
+        "metadata": {"trainable_parameters": str((job.result or {}).get("trainable_parameters"))},
+    }
+
+
+def _platform_tuning_body(body: dict[str, Any], partner: Any) -> dict[str, Any]:
+    dataset = selectors.datasets_of(partner=partner).filter(public_id=str(body.get("training_file"))).first()
+    if dataset is None:
+        raise ApiError("No training file with that id.", code="file_not_found", status_code=404, param="training_file")
+    method = (body.get("method") or {}).get("type", "supervised")
+    hyper = dict(
+        body.get("hyperparameters") or (body.get("method") or {}).get("supervised", {}).get("hyperparameters", {})
+    )
+    platform_hyper = {"epochs": hyper.get("n_epochs"), "batch_size": hyper.get("batch_size"), "seed": body.get("seed")}
+    return {
+        "dataset": dataset.public_id,
+        "task": dataset.task,
+        "base_model": body.get("model") or tuning_config.BASE_MODELS[dataset.task][0],
+        "method": "default" if method == "supervised" else method,
+        "hyperparameters": {key: value for key, value in platform_hyper.items() if isinstance(value, int)},
+    }
+
+
+class FineTuningJobsApi(OpenAIView):
+    def get(self, request: Request) -> Response:
+        jobs = selectors.tuning_jobs_of(partner=self.partner)[: min(int(request.query_params.get("limit", 20)), 100)]
+        return Response({"object": "list", "data": [_fine_tuning_job(job) for job in jobs], "has_more": False})
+
+    def post(self, request: Request) -> Response:
+        job = tuning.tuning_job_create(api_key=self.api_key, body=_platform_tuning_body(self.body(), self.partner))
+        return Response(_fine_tuning_job(job), status=status.HTTP_200_OK)
+
+
+class FineTuningJobDetailApi(OpenAIView):
+    def get(self, request: Request, job_id: str) -> Response:
+        return Response(_fine_tuning_job(selectors.tuning_job_of(partner=self.partner, job_id=job_id)))
+
+
+class FineTuningJobEventsApi(OpenAIView):
+    def get(self, request: Request, job_id: str) -> Response:
+        job = selectors.tuning_job_of(partner=self.partner, job_id=job_id)
+        events = [
+            {
+                "object": "fine_tuning.job.event",
+                "id": f"ftevent-{event.pk}",
+                "created_at": int(event.created_at.timestamp()),
+                "level": event.level,
+                "message": event.message,
+                "type": "message",
+                "data": event.data,
+            }
+            for event in job.events.order_by("-created_at", "-id")
+        ]
+        return Response({"object": "list", "data": events, "has_more": False})
+
+
+class FineTuningJobCancelApi(OpenAIView):
+    def post(self, request: Request, job_id: str) -> Response:
+        job = tuning.tuning_job_cancel(job=selectors.tuning_job_of(partner=self.partner, job_id=job_id))
+        return Response(_fine_tuning_job(job))

@@ -1,0 +1,153 @@
+from __future__ import annotations
+
+import json
+
+from django import forms
+from django.conf import settings
+
+from capabilities import CAPABILITIES, CAPABILITY_NAMES
+from inference import tuning_config
+from inference.models import DatasetTask, JobStatus
+from partners.models import Role, Sector
+
+CAPABILITY_CHOICES = [(name, name) for name in CAPABILITY_NAMES]
+CAPABILITY_LABELS = [(name, name.replace("_", " ").capitalize()) for name in CAPABILITY_NAMES]
+
+
+class ApiKeyIssueForm(forms.Form):
+    name = forms.CharField(max_length=100, help_text="What the key is for, e.g. 'production chatbot'.")
+    scopes = forms.MultipleChoiceField(
+        choices=CAPABILITY_CHOICES,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="The capabilities this key may call. None ticked: all of them.",
+    )
+    expires_in_days = forms.IntegerField(
+        label="Expires in (days)",
+        min_value=1,
+        max_value=3650,
+        required=False,
+        help_text="Empty: the key does not expire.",
+    )
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        if name.startswith("playground:"):
+            raise forms.ValidationError("Names starting with 'playground:' are reserved for the playground.")
+        return name
+
+
+class ApiKeyRotateForm(forms.Form):
+    grace_hours = forms.IntegerField(
+        label="Old secret valid for (hours)", min_value=0, max_value=168, initial=24, required=False
+    )
+
+
+class JobFilterForm(forms.Form):
+    status = forms.ChoiceField(choices=[("", "Any status"), *JobStatus.choices], required=False)
+    capability = forms.ChoiceField(choices=[("", "Any capability"), *CAPABILITY_CHOICES], required=False)
+
+
+class UsageFilterForm(forms.Form):
+    capability = forms.ChoiceField(choices=[("", "All capabilities"), *CAPABILITY_CHOICES], required=False)
+
+
+class InviteForm(forms.Form):
+    user = forms.CharField(
+        label="Username or email",
+        max_length=150,
+        help_text="An existing user is added. For a new user, give a new username and a password.",
+    )
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.VIEWER)
+    email = forms.EmailField(required=False, help_text="New users only.")
+    password = forms.CharField(
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        required=False,
+        help_text="New users only; at least 8 characters, not a common password.",
+    )
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices)
+
+
+class DatasetUploadForm(forms.Form):
+    file = forms.FileField(
+        label="Data file",
+        help_text="JSONL or CSV. Classification: text, label. Generation: prompt, completion. Chat: JSONL messages.",
+    )
+    task = forms.ChoiceField(choices=DatasetTask.choices, initial=DatasetTask.CLASSIFICATION)
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        if upload.size > settings.DATASET_MAX_BYTES:
+            raise forms.ValidationError(f"The file is {upload.size} bytes; the limit is {settings.DATASET_MAX_BYTES}.")
+        return upload
+
+
+class TuningStartForm(forms.Form):
+    dataset = forms.ChoiceField(choices=())
+    method = forms.ChoiceField(
+        choices=[(name, name) for name in tuning_config.METHODS],
+        initial="default",
+        help_text="default: the task's recommended recipe; or a parameter-efficient method (LoRA, IA3, prompt or "
+        "p-tuning).",
+    )
+    epochs = forms.IntegerField(
+        min_value=1, max_value=20, required=False, help_text="Empty: the task's default number of epochs."
+    )
+
+    def __init__(self, *args, datasets=(), **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["dataset"].choices = [
+            (d.public_id, f"{d.filename} · {d.task} · {d.stats.get('rows', 0)} rows ({d.public_id})") for d in datasets
+        ]
+
+    def hyperparameters(self) -> dict:
+        epochs = self.cleaned_data.get("epochs")
+        return {"epochs": epochs} if epochs else {}
+
+
+class UseCaseForm(forms.Form):
+    """What a partner writes about a showcase; the review fields are the operators' alone."""
+
+    title = forms.CharField(max_length=200)
+    sector = forms.ChoiceField(choices=Sector.choices)
+    capabilities = forms.MultipleChoiceField(
+        choices=CAPABILITY_LABELS, widget=forms.CheckboxSelectMultiple, help_text="The capabilities it uses."
+    )
+    summary = forms.CharField(max_length=300, help_text="One or two sentences for the gallery card.")
+    story = forms.CharField(widget=forms.Textarea(attrs={"rows": 6}), required=False)
+    results = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False, help_text="One result a line.")
+    try_capability = forms.ChoiceField(
+        label="'Try it' capability",
+        choices=[("", "The first that fits the example"), *CAPABILITY_LABELS],
+        required=False,
+    )
+    example_input = forms.CharField(
+        label="Example input (JSON)",
+        widget=forms.Textarea(attrs={"rows": 4, "class": "mono"}),
+        required=False,
+        help_text='What "Try it" puts in the playground, e.g. {"text": "...", "top_k": 5}.',
+    )
+    image = forms.ImageField(required=False, help_text="Optional: a picture of the result (PNG or JPEG).")
+    image_caption = forms.CharField(max_length=200, required=False)
+
+    def clean_example_input(self) -> dict:
+        raw = self.cleaned_data["example_input"].strip()
+        if not raw:
+            return {}
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise forms.ValidationError(f"Not valid JSON: {exc.msg} (line {exc.lineno}).") from None
+        if not isinstance(value, dict):
+            raise forms.ValidationError("The example must be a JSON object.")
+        return value
+
+    def clean(self) -> dict:
+        data = super().clean()
+        chosen, example = data.get("try_capability"), data.get("example_input")
+        if chosen and example and not CAPABILITIES[chosen].input_serializer(data=example).is_valid():
+            self.add_error("example_input", f"This example is not a valid input for {chosen}.")
+        return data

@@ -1,0 +1,153 @@
+"""The no-code playground.
+
+Running a job: a session- and CSRF-protected POST that calls the same job_submit as the API, on the signed-in
+partner's quota, under the member's playground key; the page then polls a session endpoint for the job JSON.
+Errors come back in the API's one JSON shape.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+from rest_framework.exceptions import NotFound
+
+from alliance.api.errors import ApiError, error_body
+from capabilities import CAPABILITIES, CORE_CAPABILITIES
+from inference import selectors
+from inference.images import MAX_IMAGE_BYTES
+from inference.representations import job_representation
+from inference.services import capability_for_submission, job_submit
+from partners import ratelimit
+from partners.models import Role
+from partners.services import quota_for
+from portal.access import current_membership, role_at_least
+from portal.catalogue import catalogue
+from portal.playground.keys import playground_key_for
+from usecases.selectors import try_it, usecase_for_viewer
+
+RUN_ROLE = Role.DEVELOPER
+# The capabilities the playground has a form for (the API also serves embeddings).
+PLAYGROUND_CAPABILITIES = CORE_CAPABILITIES
+
+
+def _error(exc: ApiError) -> JsonResponse:
+    response = JsonResponse(error_body(exc.status_code, exc.error_code, exc.message, exc.param), status=exc.status_code)
+    for name, value in exc.headers.items():
+        response[name] = value
+    return response
+
+
+def _preset(request: HttpRequest) -> dict[str, Any]:
+    """The capability and input to start with: a showcase's 'Try it', or a capability's own example."""
+    name = request.GET.get("capability")
+    slug = request.GET.get("usecase")
+    usecase = usecase_for_viewer(slug=slug, user=request.user) if slug else None
+    if usecase is not None:
+        target = try_it(usecase)
+        if target is not None and (not name or name == target[0]):
+            return {
+                "capability": target[0],
+                "input": target[1],
+                "usecase": {"slug": usecase.slug, "title": usecase.title},
+            }
+    if name not in PLAYGROUND_CAPABILITIES or name not in CAPABILITIES:
+        name = "text_classification"
+    return {"capability": name, "input": CAPABILITIES[name].example_input, "usecase": None}
+
+
+@require_GET
+def index(request: HttpRequest) -> HttpResponse:
+    membership = current_membership(request)
+    can_run = membership is not None and role_at_least(membership.role, RUN_ROLE)
+    preset = _preset(request)
+    context = {
+        "capabilities": catalogue(),
+        "preset": preset,
+        "membership": membership,
+        "can_run": can_run,
+        "preset_usecase": preset["usecase"],
+    }
+    return render(request, "playground/playground.html", context)
+
+
+def _json_field(request: HttpRequest, name: str) -> Any:
+    raw = request.POST.get(name, "")
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        raise ApiError(f"`{name}` must be JSON.", code="invalid_json", param=name) from None
+
+
+def _attach_upload(request: HttpRequest, data: Any, image_fields: tuple[str, ...]) -> Any:
+    """An uploaded image goes into the input as base64, so job_submit checks and stores it as the API would."""
+    upload = request.FILES.get("image")
+    if upload is None or not image_fields:
+        return data
+    if upload.size > MAX_IMAGE_BYTES:
+        raise ApiError(
+            f"The image is {upload.size} bytes; the limit is {MAX_IMAGE_BYTES}.",
+            code="image_too_large",
+            status_code=413,
+            param=f"input.{image_fields[0]}",
+        )
+    data = dict(data) if isinstance(data, dict) else {}
+    data[image_fields[0]] = base64.b64encode(upload.read()).decode("ascii")
+    return data
+
+
+@never_cache
+@require_POST
+def run(request: HttpRequest) -> JsonResponse:
+    membership = current_membership(request)
+    try:
+        if membership is None:
+            raise ApiError(
+                "Sign in as a member of a partner to run the playground.",
+                code="not_authenticated" if not request.user.is_authenticated else "no_partner",
+                status_code=401 if not request.user.is_authenticated else 403,
+            )
+        if not role_at_least(membership.role, RUN_ROLE):
+            raise ApiError(
+                f"Your role ({membership.role}) cannot run jobs; a developer, admin or owner can.",
+                code="role_denied",
+                status_code=403,
+            )
+        capability = capability_for_submission(request.POST.get("capability"))
+        data = _attach_upload(request, _json_field(request, "input"), capability.image_fields)
+        params = _json_field(request, "params")
+        quota = quota_for(partner=membership.partner, capability=capability.name, cached=True)
+        api_key = playground_key_for(membership)
+        state = ratelimit.hit(f"{api_key.public_id}:{capability.name}", quota.rpm)
+        if not state.allowed:
+            raise ApiError(
+                f"Rate limit of {quota.rpm} requests per minute reached for {capability.name}.",
+                code="rate_limit_exceeded",
+                status_code=429,
+                headers={"Retry-After": str(int(state.reset_seconds) + 1)},
+            )
+        submission = job_submit(api_key=api_key, quota=quota, capability=capability, data=data, params=params)
+    except ApiError as exc:
+        return _error(exc)
+    job = submission.job
+    return JsonResponse(job_representation(job), status=200 if job.is_finished else 202)
+
+
+@never_cache
+@require_GET
+def job(request: HttpRequest, job_id: str) -> JsonResponse:
+    membership = current_membership(request)
+    if membership is None:
+        return _error(ApiError("Sign in to see playground jobs.", code="not_authenticated", status_code=401))
+    try:
+        found = selectors.job_of(partner=membership.partner, job_id=job_id)
+    except NotFound:
+        return _error(ApiError("No job with that id.", code="not_found", status_code=404))
+    return JsonResponse(job_representation(found))

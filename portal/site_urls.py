@@ -1,0 +1,12 @@
+"""Every page for people: the gallery, the partner portal, the playground and the API guide."""
+
+from django.urls import include, path
+
+from portal import guide
+
+urlpatterns = [
+    path("portal/", include("portal.urls")),
+    path("playground/", include("portal.playground.urls")),
+    path("api/guide/", guide.api_guide, name="api-guide"),
+    path("", include("portal.gallery.urls")),
+]

@@ -1,0 +1,430 @@
+"""The partner admin portal: keys, quotas and usage, jobs and their files, members, showcases, the audit log.
+
+Views stay thin: reads come from selectors, writes go through services, and every view states its minimum role.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import defaultdict
+
+from django.contrib import messages
+from django.contrib.auth import views as auth_views
+from django.core.paginator import Paginator
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse, reverse_lazy
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
+from rest_framework.exceptions import NotFound
+
+from alliance.api.errors import ApiError
+from capabilities import CAPABILITY_NAMES
+from inference import selectors as job_selectors
+from inference.images import file_path
+from partners.models import Membership, Role
+from partners.selectors import (
+    active_api_keys_of,
+    api_keys_of,
+    audit_events_of,
+    members_of,
+    quota_usage,
+    usage_by_day,
+)
+from partners.services import actor_for, api_key_issue, api_key_revoke, api_key_rotate, month_start
+from portal import forms
+from portal.access import choose_partner, portal_view
+from portal.charts import daily_chart
+from portal.members import PortalError, member_invite, member_remove, member_set_role
+from usecases.selectors import usecases_of
+from usecases.services import (
+    UseCaseTransitionError,
+    usecase_create,
+    usecase_image_add,
+    usecase_submit,
+    usecase_update,
+)
+
+
+class LoginView(auth_views.LoginView):
+    template_name = "portal/login.html"
+    redirect_authenticated_user = True
+    next_page = reverse_lazy("portal:home")
+
+
+class LogoutView(auth_views.LogoutView):
+    next_page = reverse_lazy("gallery")
+
+
+def _page(request: HttpRequest, items, per_page: int = 25):
+    return Paginator(items, per_page).get_page(request.GET.get("page"))
+
+
+def _actor(request: HttpRequest) -> str:
+    return actor_for(user=request.user)
+
+
+# ---------------------------------------------------------------- overview and partner switch
+
+
+@portal_view()
+def home(request: HttpRequest) -> HttpResponse:
+    now = timezone.now()
+    month = month_start(now)
+    quotas = quota_usage(partner=request.partner, month=month, capabilities=CAPABILITY_NAMES)
+    jobs = job_selectors.jobs_of(partner=request.partner)
+    context = {
+        "units_used": sum(row["used"] for row in quotas),
+        "jobs_this_month": jobs.filter(created_at__date__gte=month).count(),
+        "active_keys": active_api_keys_of(partner=request.partner, now=now).count(),
+        "members": members_of(partner=request.partner).count(),
+        "recent_jobs": jobs[:5],
+        "month": month,
+    }
+    return render(request, "portal/home.html", context)
+
+
+@require_POST
+@portal_view()
+def switch_partner(request: HttpRequest) -> HttpResponse:
+    membership = choose_partner(request, request.POST.get("partner", ""))
+    if membership is None:
+        raise Http404("You are not a member of that partner.")
+    messages.info(request, f"Now working as {membership.partner.name} ({membership.get_role_display().lower()}).")
+    target = request.POST.get("next") or reverse("portal:home")
+    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        target = reverse("portal:home")
+    return redirect(target)
+
+
+# ---------------------------------------------------------------- API keys
+
+
+def _key_rows(request: HttpRequest) -> list[dict]:
+    now = timezone.now()
+    rows = []
+    for key in api_keys_of(partner=request.partner).select_related("created_by").prefetch_related("credentials"):
+        if key.revoked_at:
+            state = "revoked"
+        elif key.expires_at and key.expires_at <= now:
+            state = "expired"
+        else:
+            state = "active"
+        in_grace = [c for c in key.credentials.all() if c.valid_until and c.valid_until > now]
+        rows.append({"key": key, "state": state, "grace_until": max((c.valid_until for c in in_grace), default=None)})
+    return rows
+
+
+def _keys_page(request: HttpRequest, *, form=None, secret: dict | None = None, status: int = 200) -> HttpResponse:
+    context = {
+        "keys": _key_rows(request),
+        "form": form or forms.ApiKeyIssueForm(),
+        "rotate_form": forms.ApiKeyRotateForm(),
+        "secret": secret,
+    }
+    response = render(request, "portal/keys.html", context, status=status)
+    if secret:
+        response["Cache-Control"] = "no-store"
+    return response
+
+
+@portal_view()
+def keys(request: HttpRequest) -> HttpResponse:
+    return _keys_page(request)
+
+
+@never_cache
+@require_POST
+@portal_view(min_role=Role.DEVELOPER)
+def key_issue(request: HttpRequest) -> HttpResponse:
+    form = forms.ApiKeyIssueForm(request.POST)
+    if not form.is_valid():
+        return _keys_page(request, form=form, status=400)
+    days = form.cleaned_data.get("expires_in_days")
+    try:
+        api_key, raw = api_key_issue(
+            partner=request.partner,
+            name=form.cleaned_data["name"],
+            scopes=form.cleaned_data["scopes"],
+            expires_at=timezone.now() + dt.timedelta(days=days) if days else None,
+            actor=_actor(request),
+            created_by=request.user,
+        )
+    except ApiError as exc:
+        form.add_error(None, exc.message)
+        return _keys_page(request, form=form, status=400)
+    secret = {"key": api_key, "raw": raw, "action": "issued"}
+    return _keys_page(request, secret=secret, status=201)
+
+
+def _key_of(request: HttpRequest, public_id: str):
+    api_key = api_keys_of(partner=request.partner).filter(public_id=public_id).first()
+    if api_key is None:
+        raise Http404("No such key.")
+    return api_key
+
+
+@never_cache
+@require_POST
+@portal_view(min_role=Role.DEVELOPER)
+def key_rotate(request: HttpRequest, public_id: str) -> HttpResponse:
+    api_key = _key_of(request, public_id)
+    form = forms.ApiKeyRotateForm(request.POST)
+    hours = form.cleaned_data.get("grace_hours") if form.is_valid() else None
+    hours = 24 if hours is None else hours
+    try:
+        raw = api_key_rotate(api_key=api_key, actor=_actor(request), grace_seconds=hours * 3600)
+    except ApiError as exc:
+        messages.error(request, exc.message)
+        return redirect("portal:keys")
+    secret = {"key": api_key, "raw": raw, "action": "rotated", "grace_hours": hours}
+    return _keys_page(request, secret=secret)
+
+
+@require_POST
+@portal_view(min_role=Role.DEVELOPER)
+def key_revoke(request: HttpRequest, public_id: str) -> HttpResponse:
+    api_key = _key_of(request, public_id)
+    api_key_revoke(api_key=api_key, actor=_actor(request))
+    messages.success(request, f"Key {api_key.public_id} ({api_key.name}) is revoked; it can never be used again.")
+    return redirect("portal:keys")
+
+
+# ---------------------------------------------------------------- quotas and usage
+
+
+@portal_view()
+def usage(request: HttpRequest) -> HttpResponse:
+    form = forms.UsageFilterForm(request.GET or None)
+    capability = form.cleaned_data.get("capability") if form.is_valid() else None
+    now = timezone.now()
+    month = month_start(now)
+    since = dt.datetime.combine(month, dt.time.min, tzinfo=dt.UTC)
+    until = dt.datetime.combine(now.date() + dt.timedelta(days=1), dt.time.min, tzinfo=dt.UTC)
+    rows = usage_by_day(partner=request.partner, since=since, until=until, capability=capability or None)
+    per_day: dict[dt.date, int] = defaultdict(int)
+    for row in rows:
+        per_day[dt.date.fromisoformat(row["date"])] += row["units"]
+    days = [month + dt.timedelta(days=i) for i in range((now.date() - month).days + 1)]
+    context = {
+        "form": form,
+        "capability": capability,
+        "month": month,
+        "quotas": quota_usage(partner=request.partner, month=month, capabilities=CAPABILITY_NAMES),
+        "chart": daily_chart(days, per_day),
+        "rows": rows,
+    }
+    return render(request, "portal/usage.html", context)
+
+
+# ---------------------------------------------------------------- jobs and files
+
+
+@portal_view()
+def jobs(request: HttpRequest) -> HttpResponse:
+    form = forms.JobFilterForm(request.GET or None)
+    filters = {k: v for k, v in form.cleaned_data.items() if v} if form.is_valid() else {}
+    page = _page(request, job_selectors.jobs_of(partner=request.partner, **filters).select_related("api_key"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "portal/jobs.html",
+        {"form": form, "page": page, "filtered": bool(filters), "query": query.urlencode()},
+    )
+
+
+@portal_view()
+def job_detail(request: HttpRequest, job_id: str) -> HttpResponse:
+    try:
+        job = job_selectors.job_of(partner=request.partner, job_id=job_id)
+    except NotFound:
+        raise Http404("No such job.") from None
+    input_image = job.input.get("image") if isinstance(job.input, dict) else None
+    output_image = (job.output or {}).get("image") if isinstance(job.output, dict) else None
+    return render(
+        request,
+        "portal/job_detail.html",
+        {
+            "job": job,
+            "input_image": input_image if isinstance(input_image, str) and input_image.startswith("file_") else None,
+            "output_image": output_image.get("file_id") if isinstance(output_image, dict) else None,
+        },
+    )
+
+
+def file_content(request: HttpRequest, file_id: str) -> FileResponse:
+    """A stored file, to signed-in members of its partner only; everyone else gets a 404."""
+    stored = job_selectors.stored_file_for_member(user=request.user, file_id=file_id)
+    if stored is None:
+        raise Http404("No such file.")
+    path = file_path(stored)
+    if not path.exists():
+        raise Http404("The file's content is gone.")
+    response = FileResponse(path.open("rb"), content_type=stored.content_type)
+    response["Content-Disposition"] = f'inline; filename="{stored.filename}"'
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+# ---------------------------------------------------------------- members and the audit log
+
+
+def _member_of(request: HttpRequest, membership_id: int) -> Membership:
+    membership = members_of(partner=request.partner).filter(pk=membership_id).first()
+    if membership is None:
+        raise Http404("No such member.")
+    return membership
+
+
+def _members_page(request: HttpRequest, *, form=None, status: int = 200) -> HttpResponse:
+    return render(
+        request,
+        "portal/members.html",
+        {"members": members_of(partner=request.partner), "form": form or forms.InviteForm(), "roles": Role.choices},
+        status=status,
+    )
+
+
+@portal_view()
+def members(request: HttpRequest) -> HttpResponse:
+    return _members_page(request)
+
+
+@require_POST
+@portal_view(min_role=Role.ADMIN)
+def member_invite_view(request: HttpRequest) -> HttpResponse:
+    form = forms.InviteForm(request.POST)
+    if not form.is_valid():
+        return _members_page(request, form=form, status=400)
+    try:
+        invitation = member_invite(
+            actor=request.membership,
+            identifier=form.cleaned_data["user"],
+            role=form.cleaned_data["role"],
+            email=form.cleaned_data["email"],
+            password=form.cleaned_data["password"],
+        )
+    except PortalError as exc:
+        form.add_error(exc.field if exc.field in form.fields else None, str(exc))
+        return _members_page(request, form=form, status=400)
+    user = invitation.membership.user
+    verb = "created and added" if invitation.user_created else "added"
+    messages.success(request, f"{user.get_username()} {verb} as {invitation.membership.get_role_display().lower()}.")
+    return redirect("portal:members")
+
+
+@require_POST
+@portal_view(min_role=Role.ADMIN)
+def member_role(request: HttpRequest, membership_id: int) -> HttpResponse:
+    membership = _member_of(request, membership_id)
+    form = forms.RoleForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose a valid role.")
+        return redirect("portal:members")
+    try:
+        member_set_role(actor=request.membership, membership=membership, role=form.cleaned_data["role"])
+    except PortalError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"{membership.user.get_username()} is now {form.cleaned_data['role']}.")
+    return redirect("portal:members")
+
+
+@require_POST
+@portal_view(min_role=Role.ADMIN)
+def member_remove_view(request: HttpRequest, membership_id: int) -> HttpResponse:
+    membership = _member_of(request, membership_id)
+    try:
+        member_remove(actor=request.membership, membership=membership)
+    except PortalError as exc:
+        messages.error(request, str(exc))
+        return redirect("portal:members")
+    messages.success(request, f"{membership.user.get_username()} no longer belongs to {request.partner.name}.")
+    if membership.user_id == request.user.id:
+        return redirect("portal:home")
+    return redirect("portal:members")
+
+
+@portal_view(min_role=Role.ADMIN)
+def audit(request: HttpRequest) -> HttpResponse:
+    page = _page(request, audit_events_of(partner=request.partner), per_page=50)
+    return render(request, "portal/audit.html", {"page": page})
+
+
+# ---------------------------------------------------------------- showcases
+
+
+@portal_view()
+def showcases(request: HttpRequest) -> HttpResponse:
+    return render(request, "portal/showcases.html", {"usecases": usecases_of(partner=request.partner)})
+
+
+def _showcase_of(request: HttpRequest, usecase_id: int):
+    usecase = usecases_of(partner=request.partner).filter(pk=usecase_id).first()
+    if usecase is None:
+        raise Http404("No such showcase.")
+    return usecase
+
+
+def _save_showcase(request: HttpRequest, form: forms.UseCaseForm, usecase=None):
+    data = {k: v for k, v in form.cleaned_data.items() if k not in ("image", "image_caption")}
+    if usecase is None:
+        usecase = usecase_create(partner=request.partner, user=request.user, **data)
+    else:
+        usecase = usecase_update(usecase=usecase, user=request.user, **data)
+    if form.cleaned_data.get("image"):
+        image, caption = form.cleaned_data["image"], form.cleaned_data["image_caption"]
+        usecase_image_add(usecase=usecase, user=request.user, image=image, caption=caption)
+    return usecase
+
+
+@portal_view(min_role=Role.DEVELOPER)
+def showcase_new(request: HttpRequest) -> HttpResponse:
+    form = forms.UseCaseForm(request.POST or None, request.FILES or None, initial={"sector": request.partner.sector})
+    if request.method == "POST" and form.is_valid():
+        usecase = _save_showcase(request, form)
+        messages.success(request, "Draft saved. Submit it for review when it is ready.")
+        return redirect("portal:showcase-edit", usecase.pk)
+    return render(request, "portal/showcase_form.html", {"form": form}, status=400 if form.errors else 200)
+
+
+@portal_view(min_role=Role.DEVELOPER)
+def showcase_edit(request: HttpRequest, usecase_id: int) -> HttpResponse:
+    usecase = _showcase_of(request, usecase_id)
+    initial = {name: getattr(usecase, name) for name in ("title", "sector", "capabilities", "summary", "story")}
+    initial.update(results=usecase.results, try_capability=usecase.try_capability)
+    if usecase.example_input:
+        initial["example_input"] = json.dumps(usecase.example_input, indent=2, ensure_ascii=False)
+    form = forms.UseCaseForm(request.POST or None, request.FILES or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            _save_showcase(request, form, usecase)
+        except UseCaseTransitionError as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, "Saved.")
+        return redirect("portal:showcase-edit", usecase.pk)
+    return render(
+        request,
+        "portal/showcase_form.html",
+        {"form": form, "usecase": usecase, "editable": usecase.status in ("draft", "rejected")},
+        status=400 if form.errors else 200,
+    )
+
+
+@require_POST
+@portal_view(min_role=Role.DEVELOPER)
+def showcase_submit(request: HttpRequest, usecase_id: int) -> HttpResponse:
+    usecase = _showcase_of(request, usecase_id)
+    try:
+        usecase_submit(usecase=usecase, user=request.user)
+    except UseCaseTransitionError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, "Submitted: an alliance operator will review it before it is public.")
+    return redirect("portal:showcases")

@@ -1,0 +1,38 @@
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from django.utils.text import slugify
+
+from partners.models import Partner
+from partners.services import partner_create
+from usecases.models import UseCase, UseCaseStatus
+from usecases.seed import FOUNDING_PARTNERS, SHOWCASES
+
+
+class Command(BaseCommand):
+    help = "Loads the founding partners and showcases of the alliance. Idempotent."
+
+    @transaction.atomic
+    def handle(self, *args: object, **options: object) -> None:
+        created = 0
+        for entry in FOUNDING_PARTNERS:
+            if Partner.objects.filter(slug=slugify(entry["name"])).exists():
+                continue
+            partner_create(
+                founding_member=True,
+                tier=entry.get("tier", "founding"),
+                **{k: v for k, v in entry.items() if k != "tier"},
+            )
+            created += 1
+        showcases = 0
+        for entry in SHOWCASES:
+            partner = Partner.objects.get(slug=entry["partner"])
+            _, made = UseCase.objects.get_or_create(
+                slug=slugify(entry["title"]),
+                defaults={
+                    **{k: v for k, v in entry.items() if k != "partner"},
+                    "partner": partner,
+                    "status": UseCaseStatus.PUBLISHED,
+                },
+            )
+            showcases += made
+        self.stdout.write(f"seed_alliance: {created} partners and {showcases} showcases added")
