@@ -190,6 +190,9 @@ def test_the_status_endpoint_shows_the_loss_curve_the_worker_wrote(developer, pa
     assert [(event["step"], event["loss"]) for event in metrics] == [(s, 1.0 / s) for s in range(1, 7)]
     assert metrics[-1]["learning_rate"] == pytest.approx(6e-3) and metrics[-1]["epoch"] == 1.5
     assert metrics[0]["message"] == "Step 1/12: training loss 1.0000" and events[0]["kind"] == "message"
+    openai = client_for(raw).get(f"/v1/fine_tuning/jobs/{job.pk}/events").json()["data"]  # newest first
+    assert openai[0]["type"] == "metrics" and openai[0]["data"] == {"step": 6, "train_loss": 1 / 6, "epoch": 1.5}
+    assert openai[-1]["type"] == "message" and openai[-1]["message"] == "Tuning job created."
     tuning_jobs.tuning_job_cancel(job=job)
     assert not tuning_runs.tuning_progress_record(job=job, points=[], state=state)
 
