@@ -15,7 +15,7 @@ from inference import selectors, tuning_config
 from inference.models import TunedModel
 from inference.registry import model_specs
 from inference.representations import dataset_representation, timestamp, tuning_job_representation
-from inference.services import tuning
+from inference.services import tuning_datasets, tuning_jobs
 
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
 
@@ -42,7 +42,7 @@ class DatasetCollectionApi(PartnerApiView):
         if purpose != "fine-tune":
             raise ApiError("`purpose` must be fine-tune.", code="invalid_purpose", param="purpose")
         data = upload.read(upload.size) if upload.size is not None else upload.read()
-        dataset = tuning.dataset_create(partner=self.partner, data=data, filename=upload.name or "", task=task)
+        dataset = tuning_datasets.dataset_create(partner=self.partner, data=data, filename=upload.name or "", task=task)
         return Response(dataset_representation(dataset), status=status.HTTP_201_CREATED)
 
 
@@ -51,7 +51,7 @@ class DatasetDetailApi(PartnerApiView):
         return Response(dataset_representation(selectors.dataset_of(partner=self.partner, dataset_id=dataset_id)))
 
     def delete(self, request: Request, dataset_id: str) -> Response:
-        tuning.dataset_delete(dataset=selectors.dataset_of(partner=self.partner, dataset_id=dataset_id))
+        tuning_datasets.dataset_delete(dataset=selectors.dataset_of(partner=self.partner, dataset_id=dataset_id))
         return Response({"id": dataset_id, "object": "dataset", "deleted": True})
 
 
@@ -62,14 +62,14 @@ class TuningJobCollectionApi(PartnerApiView):
         return paginator.get_paginated_response([tuning_job_representation(job) for job in page])
 
     def post(self, request: Request) -> Response:
-        job = tuning.tuning_job_create(api_key=self.api_key, body=request.data)
+        job = tuning_jobs.tuning_job_create(api_key=self.api_key, body=request.data)
         return Response(tuning_job_representation(job), status=status.HTTP_201_CREATED)
 
 
 class TuningEstimateApi(PartnerApiView):
     def post(self, request: Request) -> Response:
-        clean, dataset = tuning.tuning_request_validated(partner=self.partner, body=request.data)
-        figures = tuning.tuning_estimate(dataset=dataset, hyperparameters=clean["hyperparameters"])
+        clean, dataset = tuning_jobs.tuning_request_validated(partner=self.partner, body=request.data)
+        figures = tuning_jobs.tuning_estimate(dataset=dataset, hyperparameters=clean["hyperparameters"])
         return Response({"object": "tuning_estimate", "dataset": dataset.public_id, **figures})
 
 
@@ -84,19 +84,24 @@ class TuningJobEventsApi(PartnerApiView):
         events = [
             {
                 "object": "tuning_event",
+                "kind": event.kind,
                 "level": event.level,
                 "message": event.message,
                 "data": event.data,
+                "step": event.step,
+                "epoch": event.epoch,
+                "loss": event.loss,
+                "learning_rate": event.learning_rate,
                 "created_at": timestamp(event.created_at),
             }
-            for event in job.events.all()
+            for event in selectors.tuning_events_of(job=job)
         ]
         return Response({"object": "list", "data": events})
 
 
 class TuningJobCancelApi(PartnerApiView):
     def post(self, request: Request, job_id: str) -> Response:
-        job = tuning.tuning_job_cancel(job=selectors.tuning_job_of(partner=self.partner, job_id=job_id))
+        job = tuning_jobs.tuning_job_cancel(job=selectors.tuning_job_of(partner=self.partner, job_id=job_id))
         return Response(tuning_job_representation(job))
 
 

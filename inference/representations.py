@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 from inference.models import Dataset, Job, TunedModel, TuningJob
-from inference.services import tuning
+from inference.services import tuning_jobs
 
 
 def timestamp(value: dt.datetime | None) -> str | None:
@@ -43,7 +43,7 @@ def dataset_representation(dataset: Dataset) -> dict[str, Any]:
         "format": dataset.format,
         "bytes": dataset.bytes,
         "stats": dataset.stats,
-        "estimate": tuning.tuning_estimate(dataset=dataset, hyperparameters={}),
+        "estimate": tuning_jobs.tuning_estimate(dataset=dataset, hyperparameters={}),
         "created_at": timestamp(dataset.created_at),
     }
 

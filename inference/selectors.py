@@ -8,7 +8,7 @@ import uuid
 from django.db.models import QuerySet
 from rest_framework.exceptions import NotFound
 
-from inference.models import Dataset, Job, StoredFile, TuningJob
+from inference.models import Dataset, Job, StoredFile, TuningEvent, TuningEventKind, TuningJob
 from partners.models import Partner
 
 
@@ -81,3 +81,23 @@ def stored_file_for_member(*, user, file_id: str):
     if not user.is_authenticated:
         return None
     return StoredFile.objects.filter(public_id=str(file_id), partner__memberships__user=user).first()
+
+
+def tuning_events_of(*, job: TuningJob, kind: str | None = None) -> QuerySet[TuningEvent]:
+    """A tuning job's history, oldest first: messages and the worker's per-step metrics."""
+    events = TuningEvent.objects.filter(job=job)
+    return events.filter(kind=kind) if kind else events
+
+
+def tuning_loss_curve(*, job: TuningJob, max_points: int = 2_000) -> list[list[float]]:
+    """[step, loss] of every step the worker logged, thinned evenly to at most max_points (first and last kept)."""
+    points = list(
+        tuning_events_of(job=job, kind=TuningEventKind.METRICS)
+        .filter(loss__isnull=False)
+        .order_by("step")
+        .values_list("step", "loss")
+    )
+    if len(points) > max_points > 1:
+        last = len(points) - 1
+        points = [points[round(i * last / (max_points - 1))] for i in range(max_points)]
+    return [[step, round(loss, 5)] for step, loss in points]

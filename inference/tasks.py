@@ -8,7 +8,7 @@ from celery import shared_task
 from django.conf import settings
 
 from inference import services
-from inference.services import tuning
+from inference.services.tuning_runs import tuning_job_run, tuning_jobs_reap
 
 logger = logging.getLogger(__name__)
 
@@ -19,8 +19,8 @@ def run_job(job_id: str) -> None:
 
 
 @shared_task(name="inference.tasks.reap_stale_jobs")
-def reap_stale_jobs() -> dict[str, int]:  # and tuning jobs whose worker stopped
-    counts = {**services.jobs_reap(), "tuning_failed": tuning.tuning_jobs_reap()}
+def reap_stale_jobs() -> dict[str, int]:  # and tuning jobs: stopped runs, queued ones the broker lost
+    counts = {**services.jobs_reap(), **tuning_jobs_reap()}
     if any(counts.values()):
         logger.warning("reaper: %s", counts)
     return counts
@@ -39,4 +39,4 @@ def deliver_webhook(self, job_id: str) -> None:
 
 @shared_task(name="inference.tasks.run_tuning_job", acks_late=True, reject_on_worker_lost=True)
 def run_tuning_job(job_id: str) -> None:
-    tuning.tuning_job_run(job_id)
+    tuning_job_run(job_id)

@@ -1,6 +1,6 @@
 """The portal's side of tuning: estimates for the start form, the live status JSON and its loss history.
 
-Writes still go through inference.services.tuning; this module only shapes what the portal pages show.
+Writes still go through inference.services.tuning_jobs; this module only shapes what the portal pages show.
 """
 
 from __future__ import annotations
@@ -8,16 +8,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.core.cache import cache
-
 from alliance.api.errors import ApiError
 from capabilities import CAPABILITIES
-from inference import tuning_config
-from inference.models import Dataset, TuningJob
+from inference import selectors, tuning_config
+from inference.models import Dataset, TuningEventKind, TuningJob
 from inference.representations import timestamp, tuning_job_representation
-from inference.services import tuning
+from inference.services import tuning_jobs
 
-LOSS_HISTORY_SECONDS = 7 * 24 * 3600
 LOSS_HISTORY_POINTS = 2_000
 
 
@@ -28,34 +25,20 @@ def tuning_body(*, dataset: Dataset, method: str, hyperparameters: dict[str, Any
 
 def estimate_for(*, partner, body: dict[str, Any]) -> dict[str, Any]:
     """The pre-flight figures for a request, validated exactly as the API validates it (raises ApiError)."""
-    clean, dataset = tuning.tuning_request_validated(partner=partner, body=body)
-    figures = tuning.tuning_estimate(dataset=dataset, hyperparameters=clean["hyperparameters"])
+    clean, dataset = tuning_jobs.tuning_request_validated(partner=partner, body=body)
+    figures = tuning_jobs.tuning_estimate(dataset=dataset, hyperparameters=clean["hyperparameters"])
     return {"dataset": dataset.public_id, **figures}
 
 
-def _history_key(job: TuningJob) -> str:
-    return f"portal:tuning-loss:{job.pk}"
-
-
-def loss_history(job: TuningJob) -> list[list[float]]:
-    """[step, loss] points seen so far: the worker writes only the latest progress, so each read appends it."""
-    points: list[list[float]] = cache.get(_history_key(job)) or []
-    progress = job.progress or {}
-    step, loss = progress.get("step"), progress.get("loss")
-    fresh = isinstance(step, int) and step > 0 and isinstance(loss, (int, float))
-    if fresh and (not points or points[-1][0] < step):
-        points = [*points, [step, loss]][-LOSS_HISTORY_POINTS:]
-        cache.set(_history_key(job), points, LOSS_HISTORY_SECONDS)
-    return points
-
-
 def status_payload(job: TuningJob) -> dict[str, Any]:
-    """What the detail page polls: the API's representation, plus the job's events and its loss history."""
+    """What the detail page polls: the API's representation, plus the job's messages and its loss history, both
+    as the worker wrote them to the database."""
     events = [
         {"level": e.level, "message": e.message, "data": e.data, "created_at": timestamp(e.created_at)}
-        for e in job.events.all()
+        for e in selectors.tuning_events_of(job=job, kind=TuningEventKind.MESSAGE)
     ]
-    return {**tuning_job_representation(job), "events": events, "loss_history": loss_history(job)}
+    curve = selectors.tuning_loss_curve(job=job, max_points=LOSS_HISTORY_POINTS)
+    return {**tuning_job_representation(job), "events": events, "loss_history": curve}
 
 
 def usage_snippet(*, model: str, task: str, api_url: str) -> str:

@@ -1,7 +1,7 @@
 """Datasets and tuning in the portal: upload (with every refused line shown), the pre-flight estimate, tuning
 runs with live progress, cancel, and the resulting model.
 
-The same services as the API (inference.services.tuning) do the work; a run started here is charged under the
+The same services as the API (inference.services.tuning_*) do the work; a run started here is charged under the
 member's playground key, like playground jobs. Viewers may look; developers and up may upload, start and cancel.
 """
 
@@ -17,7 +17,8 @@ from rest_framework.exceptions import NotFound
 from alliance.api.errors import ApiError, error_body
 from inference import selectors
 from inference.representations import dataset_representation
-from inference.services import tuning
+from inference.services import tuning_datasets
+from inference.services.tuning_jobs import tuning_job_cancel, tuning_job_create
 from partners.models import Role
 from portal import forms
 from portal.access import portal_view
@@ -57,7 +58,7 @@ def dataset_upload(request: HttpRequest) -> HttpResponse:
         return _datasets_page(request, form=form, status=400)
     upload = form.cleaned_data["file"]
     try:
-        dataset = tuning.dataset_create(
+        dataset = tuning_datasets.dataset_create(
             partner=request.partner, data=upload.read(), filename=upload.name or "", task=form.cleaned_data["task"]
         )
     except ApiError as exc:
@@ -69,7 +70,7 @@ def dataset_upload(request: HttpRequest) -> HttpResponse:
 @portal_view(min_role=Role.DEVELOPER)
 def dataset_delete(request: HttpRequest, dataset_id: str) -> HttpResponse:
     dataset = _dataset_of(request, dataset_id)
-    tuning.dataset_delete(dataset=dataset)
+    tuning_datasets.dataset_delete(dataset=dataset)
     messages.success(request, f"Dataset {dataset.filename} ({dataset_id}) is deleted, with its encrypted file.")
     return redirect("portal:datasets")
 
@@ -129,7 +130,7 @@ def tuning_start(request: HttpRequest) -> HttpResponse:
     dataset = _dataset_of(request, form.cleaned_data["dataset"])
     body = tuning_body(dataset=dataset, method=form.cleaned_data["method"], hyperparameters=form.hyperparameters())
     try:
-        job = tuning.tuning_job_create(api_key=playground_key_for(request.membership), body=body)
+        job = tuning_job_create(api_key=playground_key_for(request.membership), body=body)
     except ApiError as exc:
         form.add_error(None, exc.message)
         return _tuning_page(request, form=form, status=exc.status_code)
@@ -163,7 +164,7 @@ def tuning_status(request: HttpRequest, job_id: str) -> JsonResponse:
 def tuning_cancel(request: HttpRequest, job_id: str) -> HttpResponse:
     job = _job_of(request, job_id)
     try:
-        tuning.tuning_job_cancel(job=job)
+        tuning_job_cancel(job=job)
     except ApiError as exc:
         messages.error(request, exc.message)
     else:

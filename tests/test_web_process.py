@@ -17,6 +17,7 @@ call_command("migrate", verbosity=0)
 from django.test import Client
 from django.urls import get_resolver
 import alliance.wsgi, inference.tasks, inference.services, api.openai.views  # noqa
+import inference.services.tuning_datasets, inference.services.tuning_jobs, inference.services.tuning_runs  # noqa
 get_resolver().url_patterns
 client = Client()
 for path in ("/", "/playground/", "/api/schema/", "/api/v1/capabilities", "/v1/models"):

@@ -19,7 +19,7 @@ from api.openai import translate
 from inference import selectors, services, tuning_config
 from inference.models import Dataset, Job, JobStatus, TunedModel, TuningJob, TuningStatus
 from inference.registry import model_specs
-from inference.services import tuning
+from inference.services import tuning_datasets, tuning_jobs
 from partners.services import quota_for
 
 OPENAI_STATUS = {TuningStatus.CANCELED: "cancelled"}
@@ -221,7 +221,7 @@ class FilesApi(OpenAIView):
         if request.data.get("purpose") != "fine-tune":
             raise ApiError("Only purpose fine-tune is offered.", code="invalid_purpose", param="purpose")
         data = upload.read()
-        dataset = tuning.dataset_create(
+        dataset = tuning_datasets.dataset_create(
             partner=self.partner, data=data, filename=upload.name or "", task=_task_of(data)
         )
         return Response(_file(dataset))
@@ -232,7 +232,7 @@ class FileDetailApi(OpenAIView):
         return Response(_file(selectors.dataset_of(partner=self.partner, dataset_id=file_id)))
 
     def delete(self, request: Request, file_id: str) -> Response:
-        tuning.dataset_delete(dataset=selectors.dataset_of(partner=self.partner, dataset_id=file_id))
+        tuning_datasets.dataset_delete(dataset=selectors.dataset_of(partner=self.partner, dataset_id=file_id))
         return Response({"id": file_id, "object": "file", "deleted": True})
 
 
@@ -291,7 +291,7 @@ class FineTuningJobsApi(OpenAIView):
         return Response({"object": "list", "data": [_fine_tuning_job(job) for job in jobs], "has_more": False})
 
     def post(self, request: Request) -> Response:
-        job = tuning.tuning_job_create(api_key=self.api_key, body=_platform_tuning_body(self.body(), self.partner))
+        job = tuning_jobs.tuning_job_create(api_key=self.api_key, body=_platform_tuning_body(self.body(), self.partner))
         return Response(_fine_tuning_job(job), status=status.HTTP_200_OK)
 
 
@@ -310,15 +310,19 @@ class FineTuningJobEventsApi(OpenAIView):
                 "created_at": int(event.created_at.timestamp()),
                 "level": event.level,
                 "message": event.message,
-                "type": "message",
-                "data": event.data,
+                "type": event.kind,
+                "data": (
+                    {"step": event.step, "train_loss": event.loss, "epoch": event.epoch}
+                    if event.kind == "metrics"
+                    else event.data
+                ),
             }
-            for event in job.events.order_by("-created_at", "-id")
+            for event in selectors.tuning_events_of(job=job).order_by("-created_at", "-id")
         ]
         return Response({"object": "list", "data": events, "has_more": False})
 
 
 class FineTuningJobCancelApi(OpenAIView):
     def post(self, request: Request, job_id: str) -> Response:
-        job = tuning.tuning_job_cancel(job=selectors.tuning_job_of(partner=self.partner, job_id=job_id))
+        job = tuning_jobs.tuning_job_cancel(job=selectors.tuning_job_of(partner=self.partner, job_id=job_id))
         return Response(_fine_tuning_job(job))

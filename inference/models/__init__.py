@@ -6,7 +6,15 @@ from inference.models.jobs import (
     StoredFile,
     WebhookDelivery,
 )
-from inference.models.tuning import Dataset, DatasetTask, TunedModel, TuningEvent, TuningJob, TuningStatus
+from inference.models.tuning import (
+    Dataset,
+    DatasetTask,
+    TunedModel,
+    TuningEvent,
+    TuningEventKind,
+    TuningJob,
+    TuningStatus,
+)
 
 __all__ = [
     "FINISHED_STATUSES",
@@ -18,6 +26,7 @@ __all__ = [
     "StoredFile",
     "TunedModel",
     "TuningEvent",
+    "TuningEventKind",
     "TuningJob",
     "TuningStatus",
     "WebhookDelivery",

@@ -60,6 +60,7 @@ class TuningJob(models.Model):
     units = models.PositiveBigIntegerField(default=0)
     claim_token = models.UUIDField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    enqueued_at = models.DateTimeField(null=True, blank=True, help_text="Last sent to the broker.")
     started_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -76,15 +77,34 @@ class TuningJob(models.Model):
         return self.status in (TuningStatus.SUCCEEDED, TuningStatus.FAILED, TuningStatus.CANCELED)
 
 
+class TuningEventKind(models.TextChoices):
+    MESSAGE = "message", "Message"
+    METRICS = "metrics", "Metrics"
+
+
 class TuningEvent(models.Model):
+    """A tuning job's history: messages (created, training, finished, failed) and, written by the worker, one
+    metrics row per training step (step, epoch, loss, learning rate): the loss curve every reader sees."""
+
     job = models.ForeignKey(TuningJob, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=8, choices=TuningEventKind.choices, default=TuningEventKind.MESSAGE)
     level = models.CharField(max_length=8, default="info")
     message = models.CharField(max_length=500)
     data = models.JSONField(default=dict, blank=True)
+    step = models.PositiveIntegerField(null=True, blank=True)
+    epoch = models.FloatField(null=True, blank=True)
+    loss = models.FloatField(null=True, blank=True)
+    learning_rate = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["job", "kind", "step"], name="tuning_event_job_kind_step")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["job", "step"], condition=models.Q(kind="metrics"), name="tuning_event_one_point_per_step"
+            )
+        ]
 
 
 class TunedModel(models.Model):

@@ -9,7 +9,7 @@ import pytest
 
 from inference.encryption import DecryptionFailed, decrypt_for
 from inference.models import Dataset, Job, TunedModel, TuningJob
-from inference.services.tuning import dataset_path
+from inference.services.tuning_datasets import dataset_path
 from partners.models import QuotaPeriod, UsageRecord
 from tests.factories import client_for, make_key
 

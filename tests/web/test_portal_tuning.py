@@ -9,12 +9,14 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from inference.backends.tuning import TrainingProgress
 from inference.models import Dataset, TunedModel, TuningJob
-from inference.services import tuning
+from inference.services import tuning_datasets, tuning_jobs, tuning_runs
 from partners.models import ApiKey, UsageRecord
-from tests.factories import make_key
+from tests.factories import client_for, make_key
 from tests.web.conftest import signed_in
 
 pytestmark = pytest.mark.django_db
@@ -35,7 +37,9 @@ def upload(name: str = "reviews.jsonl", data: bytes | None = None) -> SimpleUplo
 
 
 def make_dataset(partner) -> Dataset:
-    return tuning.dataset_create(partner=partner, data=jsonl(), filename="reviews.jsonl", task="classification")
+    return tuning_datasets.dataset_create(
+        partner=partner, data=jsonl(), filename="reviews.jsonl", task="classification"
+    )
 
 
 def _text(response) -> str:
@@ -46,7 +50,7 @@ def test_a_developer_uploads_a_good_file_and_sees_stats_and_the_estimate(develop
     response = signed_in(developer).post("/portal/datasets/upload/", {"file": upload(), "task": "classification"})
     assert response.status_code == 201
     dataset = Dataset.objects.get(partner=developer.partner)
-    figures = tuning.tuning_estimate(dataset=dataset, hyperparameters={})
+    figures = tuning_jobs.tuning_estimate(dataset=dataset, hyperparameters={})
     page = _text(response)
     assert 'data-testid="dataset-created"' in page and dataset.public_id in page
     assert re.search(r'data-testid="stat-rows">40<', page)
@@ -84,7 +88,7 @@ def test_an_empty_upload_form_is_refused(developer):
 def test_a_viewer_may_look_but_not_upload_start_cancel_or_delete(viewer, partner):
     dataset = make_dataset(partner)
     key, _ = make_key(partner)
-    job = tuning.tuning_job_create(api_key=key, body={"dataset": dataset.public_id, "task": "classification"})
+    job = tuning_jobs.tuning_job_create(api_key=key, body={"dataset": dataset.public_id, "task": "classification"})
     client = signed_in(viewer)
     datasets_page = _text(client.get("/portal/datasets/"))
     assert dataset.public_id in datasets_page and "Upload and check" not in datasets_page
@@ -106,7 +110,7 @@ def test_a_viewer_may_look_but_not_upload_start_cancel_or_delete(viewer, partner
 def test_another_partners_datasets_and_runs_are_404(developer, other_partner):
     theirs = make_dataset(other_partner)
     key, _ = make_key(other_partner)
-    job = tuning.tuning_job_create(api_key=key, body={"dataset": theirs.public_id, "task": "classification"})
+    job = tuning_jobs.tuning_job_create(api_key=key, body={"dataset": theirs.public_id, "task": "classification"})
     client = signed_in(developer)
     assert client.get(f"/portal/tuning/{job.pk}/").status_code == 404
     assert client.get(f"/portal/tuning/{job.pk}/status").status_code == 404
@@ -130,7 +134,7 @@ def test_the_estimate_endpoint_follows_the_form(developer, partner):
     assert default.json() == {
         "object": "tuning_estimate",
         "dataset": dataset.public_id,
-        **tuning.tuning_estimate(dataset=dataset, hyperparameters={}),
+        **tuning_jobs.tuning_estimate(dataset=dataset, hyperparameters={}),
     }
     five = client.get(f"/portal/tuning/estimate?dataset={dataset.public_id}&method=lora&epochs=5").json()
     assert five["epochs"] == 5 and five["units"] > default.json()["units"]
@@ -146,7 +150,7 @@ def test_starting_a_run_from_the_form_charges_the_estimate(developer, partner):
     response = client.post("/portal/tuning/start/", {"dataset": dataset.public_id, "method": "lora", "epochs": "2"})
     job = TuningJob.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/portal/tuning/{job.pk}/"
-    figures = tuning.tuning_estimate(dataset=dataset, hyperparameters={"epochs": 2})
+    figures = tuning_jobs.tuning_estimate(dataset=dataset, hyperparameters={"epochs": 2})
     assert job.units == figures["units"] and job.method == "lora" and job.hyperparameters == {"epochs": 2}
     assert job.api_key == ApiKey.objects.get(name="playground:devon")
     charge = UsageRecord.objects.get(job_id=job.pk, kind="charge")
@@ -159,21 +163,38 @@ def test_starting_a_run_from_the_form_charges_the_estimate(developer, partner):
     assert "waiting for a worker" in page
 
 
-def test_the_status_endpoint_keeps_a_loss_history(developer, partner):
+def test_the_status_endpoint_shows_the_loss_curve_the_worker_wrote(developer, partner):
     dataset = make_dataset(partner)
-    key, _ = make_key(partner)
-    job = tuning.tuning_job_create(api_key=key, body={"dataset": dataset.public_id, "task": "classification"})
+    key, raw = make_key(partner)
+    job = tuning_jobs.tuning_job_create(api_key=key, body={"dataset": dataset.public_id, "task": "classification"})
     client = signed_in(developer)
     first = client.get(f"/portal/tuning/{job.pk}/status").json()
     assert first["id"] == str(job.pk) and first["status"] == "queued" and first["loss_history"] == []
     assert [event["message"] for event in first["events"]] == ["Tuning job created."]
-    for step, loss in ((3, 0.69), (6, 0.52), (6, 0.52), (9, 0.31)):
-        progress = {"step": step, "total_steps": 12, "epoch": step / 4, "loss": loss, "eta_seconds": 2.0}
-        TuningJob.objects.filter(pk=job.pk).update(status="running", progress=progress)
-        polled = client.get(f"/portal/tuning/{job.pk}/status")
+    TuningJob.objects.filter(pk=job.pk).update(status="running")
+    steps = [TrainingProgress(step, 12, step / 4, 1.0 / step, 1e-3 * step) for step in range(1, 7)]
+    state = {"step": 6, "total_steps": 12, "epoch": 1.5, "loss": 1 / 6, "eta_seconds": 2.0}
+    assert tuning_runs.tuning_progress_record(job=job, points=steps[:4], state=state)
+    assert tuning_runs.tuning_progress_record(job=job, points=steps[3:], state=state)  # step 4 again: kept once
+    polled = client.get(f"/portal/tuning/{job.pk}/status")
     assert polled["Cache-Control"].startswith("max-age=0") or "no-cache" in polled["Cache-Control"]
+    expected = [[step, round(1.0 / step, 5)] for step in range(1, 7)]
     body = polled.json()
-    assert body["progress"]["step"] == 9 and body["loss_history"] == [[3, 0.69], [6, 0.52], [9, 0.31]]
+    assert body["progress"]["step"] == 6 and body["loss_history"] == expected
+    assert [event["message"] for event in body["events"]] == ["Tuning job created."]
+    cache.clear()
+    fresh = signed_in(developer).get(f"/portal/tuning/{job.pk}/status").json()
+    assert fresh["loss_history"] == expected
+    events = client_for(raw).get(f"/api/v1/tuning-jobs/{job.pk}/events").json()["data"]
+    metrics = [event for event in events if event["kind"] == "metrics"]
+    assert [(event["step"], event["loss"]) for event in metrics] == [(s, 1.0 / s) for s in range(1, 7)]
+    assert metrics[-1]["learning_rate"] == pytest.approx(6e-3) and metrics[-1]["epoch"] == 1.5
+    assert metrics[0]["message"] == "Step 1/12: training loss 1.0000" and events[0]["kind"] == "message"
+    openai = client_for(raw).get(f"/v1/fine_tuning/jobs/{job.pk}/events").json()["data"]  # newest first
+    assert openai[0]["type"] == "metrics" and openai[0]["data"] == {"step": 6, "train_loss": 1 / 6, "epoch": 1.5}
+    assert openai[-1]["type"] == "message" and openai[-1]["message"] == "Tuning job created."
+    tuning_jobs.tuning_job_cancel(job=job)
+    assert not tuning_runs.tuning_progress_record(job=job, points=[], state=state)
 
 
 def test_cancel_refunds_and_a_second_cancel_is_refused(developer, partner):
@@ -195,7 +216,7 @@ def test_cancel_refunds_and_a_second_cancel_is_refused(developer, partner):
 def test_a_finished_run_shows_metrics_parameters_and_the_model(developer, partner):
     dataset = make_dataset(partner)
     key, _ = make_key(partner)
-    job = tuning.tuning_job_create(api_key=key, body={"dataset": dataset.public_id, "task": "classification"})
+    job = tuning_jobs.tuning_job_create(api_key=key, body={"dataset": dataset.public_id, "task": "classification"})
     result = {
         "trainable_parameters": 1_538,
         "total_parameters": 22_714_370,
@@ -203,7 +224,7 @@ def test_a_finished_run_shows_metrics_parameters_and_the_model(developer, partne
         "details": {"recipe": "frozen-encoder head", "seconds": 4.2},
     }
     TuningJob.objects.filter(pk=job.pk).update(status="succeeded", result=result)
-    name = tuning.tuned_model_name(job)
+    name = tuning_runs.tuned_model_name(job)
     TunedModel.objects.create(
         name=name, partner=partner, tuning_job=job, task="classification", base_model=job.base_model, adapter_path="x"
     )
@@ -217,7 +238,7 @@ def test_a_finished_run_shows_metrics_parameters_and_the_model(developer, partne
 
 def test_delete_a_dataset_removes_its_file(developer, partner):
     dataset = make_dataset(partner)
-    path = tuning.dataset_path(dataset)
+    path = tuning_datasets.dataset_path(dataset)
     assert path.exists()
     response = signed_in(developer).post(f"/portal/datasets/{dataset.public_id}/delete/", follow=True)
     assert response.status_code == 200 and "is deleted" in _text(response)

@@ -107,12 +107,13 @@ def train_loop(
                 raise TrainingTimedOut(f"Ran past {settings.max_seconds:g} s at step {step} of {total}.")
             loss = loss_of(collate(indices))
             loss.backward()
+            rate = optimizer.param_groups[0]["lr"]
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
             losses.append(float(loss.detach()))
-            on_progress(TrainingProgress(step, total, step / steps_per_epoch, losses[-1]))
+            on_progress(TrainingProgress(step, total, step / steps_per_epoch, losses[-1], rate))
         epoch_losses.append(float(np.mean(losses)) if losses else math.nan)
         if on_epoch_end is not None:
             model.eval()

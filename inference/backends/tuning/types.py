@@ -31,6 +31,7 @@ class TrainingProgress:
     total_steps: int
     epoch: float
     loss: float | None
+    learning_rate: float | None = None  # the rate this step was taken with
 
 
 @dataclass

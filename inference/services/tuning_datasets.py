@@ -1,0 +1,77 @@
+"""Partners' training data: upload (validated, then stored encrypted with the partner's key), path, delete, and
+the decrypted rows a tuning worker reads."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import string
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+
+from alliance.api.errors import ApiError
+from inference.datasets import DatasetRejected, ParsedDataset, parse_dataset
+from inference.encryption import decrypt_for, encrypt_for
+from inference.models import Dataset
+from partners.models import Partner
+
+_ID_ALPHABET = string.ascii_lowercase + string.digits
+
+
+def _public_id(prefix: str) -> str:
+    return prefix + "".join(secrets.choice(_ID_ALPHABET) for _ in range(24))
+
+
+def dataset_create(*, partner: Partner, data: bytes, filename: str, task: str) -> Dataset:
+    """Validates the file, then stores it encrypted with the partner's key; nothing is kept if it is refused."""
+    try:
+        parsed = parse_dataset(data, filename, task)
+    except DatasetRejected as exc:
+        raise ApiError(
+            f"The file was refused: {exc.problems[0].message}" if exc.problems else "The file was refused.",
+            code=exc.code,
+            status_code=exc.status_code,
+            param="file",
+            details=[problem.as_dict() for problem in exc.problems],
+        ) from None
+    public_id = _public_id("ds_")
+    relative = Path("datasets") / str(partner.pk) / f"{public_id}.enc"
+    target = Path(settings.MEDIA_ROOT) / relative
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_suffix(".part")
+    temporary.write_bytes(encrypt_for(partner, data))
+    try:
+        with transaction.atomic():
+            dataset = Dataset.objects.create(
+                public_id=public_id,
+                partner=partner,
+                task=task,
+                filename=Path(filename).name[:255] or f"{public_id}.{parsed.format}",
+                format=parsed.format,
+                bytes=len(data),
+                sha256=hashlib.sha256(data).hexdigest(),
+                path=str(relative),
+                stats=parsed.stats,
+            )
+            temporary.replace(target)
+    except Exception:
+        temporary.unlink(missing_ok=True)
+        raise
+    return dataset
+
+
+def dataset_path(dataset: Dataset) -> Path:
+    return Path(settings.MEDIA_ROOT) / dataset.path
+
+
+def dataset_delete(*, dataset: Dataset) -> None:
+    dataset_path(dataset).unlink(missing_ok=True)
+    dataset.delete()
+
+
+def dataset_parsed(dataset: Dataset) -> ParsedDataset:
+    """The dataset's rows, decrypted with its partner's key (worker side)."""
+    plaintext = decrypt_for(dataset.partner, dataset_path(dataset).read_bytes())
+    return parse_dataset(plaintext, dataset.filename, dataset.task)

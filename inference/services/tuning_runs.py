@@ -1,0 +1,248 @@
+"""The worker half of tuning jobs: claim, decrypt, split, train while recording progress, finish; and the reaper
+that fails runs whose worker stopped and sends again queued jobs the broker never got.
+
+The web half (validate, estimate, create, cancel) is inference.services.tuning_jobs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import math
+import random
+import time
+import uuid
+from collections import defaultdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from alliance.api.errors import ApiError
+from inference import tuning_config
+from inference.models import TunedModel, TuningEvent, TuningEventKind, TuningJob, TuningStatus
+from inference.services.tuning_datasets import dataset_parsed
+from inference.services.tuning_jobs import tuning_event_add, tuning_job_enqueue
+from partners.services import usage_refund
+
+if TYPE_CHECKING:
+    from inference.backends.tuning import TrainingProgress
+
+logger = logging.getLogger(__name__)
+
+PROGRESS_WRITE_SECONDS = 1.0
+
+
+def _split(task: str, rows: list[dict[str, Any]], fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
+    """Holds out a validation split: stratified by label for classification, at least one row per label."""
+    rng = random.Random(seed)
+    if task != "classification":
+        shuffled = rows[:]
+        rng.shuffle(shuffled)
+        cut = max(1, round(len(shuffled) * fraction))
+        return shuffled[cut:], shuffled[:cut]
+    by_label: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        by_label[row["label"]].append(row)
+    train, validation = [], []
+    for label_rows in by_label.values():
+        rng.shuffle(label_rows)
+        cut = max(1, round(len(label_rows) * fraction)) if len(label_rows) > 1 else 0
+        validation += label_rows[:cut]
+        train += label_rows[cut:]
+    rng.shuffle(train)
+    return train, validation
+
+
+def _finite(value: float | None) -> float | None:
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+def _metrics_event(job: TuningJob, progress: TrainingProgress) -> TuningEvent:
+    loss = _finite(progress.loss)
+    shown = "n/a" if loss is None else f"{loss:.4f}"
+    return TuningEvent(
+        job=job,
+        kind=TuningEventKind.METRICS,
+        message=f"Step {progress.step}/{progress.total_steps}: training loss {shown}",
+        step=progress.step,
+        epoch=round(progress.epoch, 4),
+        loss=loss,
+        learning_rate=_finite(progress.learning_rate),
+    )
+
+
+@transaction.atomic
+def tuning_progress_record(*, job: TuningJob, points: list[TrainingProgress], state: dict[str, Any]) -> bool:
+    """Writes the trainer's points (one metrics event per step; a step written before is kept as it was) and the
+    job's latest progress with a heartbeat. Answers whether the job is still running (False once canceled)."""
+    TuningEvent.objects.bulk_create([_metrics_event(job, point) for point in points], ignore_conflicts=True)
+    return bool(
+        TuningJob.objects.filter(pk=job.pk, status=TuningStatus.RUNNING).update(
+            progress=state, heartbeat_at=timezone.now()
+        )
+    )
+
+
+class TuningProgressRecorder:
+    """The trainer's on_progress: keeps every step's point and writes them, with the job's progress and an ETA,
+    at most once a second and at the last step; answers should_stop() once the job was canceled meanwhile."""
+
+    def __init__(self, job: TuningJob) -> None:
+        self._job = job
+        self._started = time.monotonic()
+        self._last_write = 0.0
+        self._pending: list[TrainingProgress] = []
+        self._canceled = False
+
+    def __call__(self, progress: TrainingProgress) -> None:
+        self._pending.append(progress)
+        now = time.monotonic()
+        if now - self._last_write < PROGRESS_WRITE_SECONDS and progress.step < progress.total_steps:
+            return
+        self._last_write = now
+        self.flush()
+
+    def flush(self) -> None:
+        """Writes the points not written yet (called at the end of a run too, however it ended)."""
+        if not self._pending:
+            return
+        latest = self._pending[-1]
+        elapsed = time.monotonic() - self._started
+        eta = elapsed / latest.step * (latest.total_steps - latest.step) if latest.step else None
+        loss = _finite(latest.loss)
+        state = {
+            "step": latest.step,
+            "total_steps": latest.total_steps,
+            "epoch": round(latest.epoch, 3),
+            "loss": None if loss is None else round(loss, 5),
+            "eta_seconds": None if eta is None else round(eta, 1),
+        }
+        points, self._pending = self._pending, []
+        self._canceled = not tuning_progress_record(job=self._job, points=points, state=state)
+
+    def should_stop(self) -> bool:
+        return self._canceled
+
+
+def tuned_model_name(job: TuningJob) -> str:
+    return f"{tuning_config.TUNED_PREFIX}{job.base_model}:{job.partner.slug}:{job.pk.hex[:12]}"
+
+
+def tuning_job_run(job_id: str) -> TuningJob | None:
+    """Runs one tuning job on this worker: claim, decrypt, split, train, and record the model."""
+    now = timezone.now()
+    claimed = TuningJob.objects.filter(pk=job_id, status=TuningStatus.QUEUED).update(
+        status=TuningStatus.RUNNING, started_at=now, heartbeat_at=now, claim_token=uuid.uuid4()
+    )
+    if not claimed:
+        return None
+    job = TuningJob.objects.select_related("partner", "dataset").get(pk=job_id)
+    from inference.backends import tuning as trainer
+    from inference.registry import get_model_spec, resolve_source
+
+    recorder = TuningProgressRecorder(job)
+    try:
+        if job.dataset is None:
+            raise ApiError("The dataset was deleted before training started.", code="dataset_deleted")
+        parsed = dataset_parsed(job.dataset)
+        hyperparameters = {**trainer.default_hyperparameters(job.task, job.method), **job.hyperparameters}
+        train_rows, validation_rows = _split(
+            job.task, parsed.rows, hyperparameters.get("validation_fraction", 0.1), hyperparameters.get("seed", 0)
+        )
+        tuning_event_add(
+            job=job, message=f"Training on {len(train_rows)} rows; {len(validation_rows)} held out for validation."
+        )
+        adapter_relative = Path("adapters") / str(job.partner_id) / job.pk.hex
+        try:
+            result = trainer.train(
+                trainer.TrainingRequest(
+                    task=job.task,
+                    base_model_path=resolve_source(get_model_spec(job.base_model).source),
+                    train_rows=train_rows,
+                    validation_rows=validation_rows,
+                    method=job.method,
+                    hyperparameters=hyperparameters,
+                    output_dir=Path(settings.MEDIA_ROOT) / adapter_relative,
+                    max_seconds=settings.TUNING_MAX_SECONDS,
+                ),
+                on_progress=recorder,
+                should_stop=recorder.should_stop,
+            )
+        finally:
+            recorder.flush()
+    except trainer.TrainingStopped:
+        tuning_event_add(job=job, message="Training stopped: the job was canceled.")
+        return job
+    except trainer.TrainingTimedOut:
+        return _tuning_fail(job, "time_limit", f"Training ran past the limit of {settings.TUNING_MAX_SECONDS:.0f} s.")
+    except MemoryError:
+        return _tuning_fail(job, "out_of_memory", "Training ran out of memory; try a smaller batch size or max_length.")
+    except ApiError as exc:
+        return _tuning_fail(job, exc.error_code, exc.message)
+    except Exception as exc:
+        logger.exception("tuning job %s failed", job.pk)
+        return _tuning_fail(job, "training_error", f"Training failed: {type(exc).__name__}: {str(exc)[:200]}")
+    return _tuning_succeed(job, result, adapter_relative)
+
+
+@transaction.atomic
+def _tuning_succeed(job: TuningJob, result: Any, adapter_relative: Path) -> TuningJob:
+    summary = {
+        "trainable_parameters": result.trainable_parameters,
+        "total_parameters": result.total_parameters,
+        "metrics": result.metrics,
+        "details": json.loads(json.dumps(result.details, default=str)),
+    }
+    finished = TuningJob.objects.filter(pk=job.pk, status=TuningStatus.RUNNING).update(
+        status=TuningStatus.SUCCEEDED, result=summary, finished_at=timezone.now()
+    )
+    if finished:
+        TunedModel.objects.create(
+            name=tuned_model_name(job),
+            partner=job.partner,
+            tuning_job=job,
+            task=job.task,
+            base_model=job.base_model,
+            adapter_path=str(adapter_relative),
+            labels=result.labels,
+        )
+        tuning_event_add(job=job, message="Training finished.", metrics=result.metrics)
+    job.refresh_from_db()
+    return job
+
+
+@transaction.atomic
+def _tuning_fail(job: TuningJob, code: str, message: str) -> TuningJob:
+    failed = TuningJob.objects.filter(pk=job.pk, status=TuningStatus.RUNNING).update(
+        status=TuningStatus.FAILED, error={"code": code, "message": message}, finished_at=timezone.now()
+    )
+    if failed:
+        usage_refund(job_id=job.pk)
+        tuning_event_add(job=job, message=message, level="error", code=code)
+    job.refresh_from_db()
+    return job
+
+
+def tuning_jobs_reap(now: dt.datetime | None = None) -> dict[str, int]:
+    """Fails tuning jobs whose worker stopped reporting (the data stays; the partner may start again), and sends
+    again queued jobs not claimed within JOB_REENQUEUE_SECONDS of their last send (a failed send, a lost message):
+    each at most once a period, a duplicate delivery being a no-op claim."""
+    now = now or timezone.now()
+    counts = {"tuning_failed": 0, "tuning_resent": 0}
+    stale_before = now - dt.timedelta(seconds=settings.TUNING_STALE_SECONDS)
+    for job in TuningJob.objects.filter(status=TuningStatus.RUNNING, heartbeat_at__lt=stale_before)[:100]:
+        reaped = _tuning_fail(job, "worker_lost", "The tuning worker stopped; its units are refunded.")
+        counts["tuning_failed"] += int(reaped.status == TuningStatus.FAILED)
+    resend_before = now - dt.timedelta(seconds=settings.JOB_REENQUEUE_SECONDS)
+    for job in TuningJob.objects.filter(status=TuningStatus.QUEUED, enqueued_at__lt=resend_before)[:100]:
+        resent = TuningJob.objects.filter(pk=job.pk, status=TuningStatus.QUEUED, enqueued_at=job.enqueued_at).update(
+            enqueued_at=now
+        )
+        if resent:
+            counts["tuning_resent"] += 1
+            tuning_job_enqueue(job)
+    return counts
