@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
@@ -13,6 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from alliance.api.errors import ApiError
+from inference.services.submission import Submission, job_request_submit
 from partners import ratelimit
 from partners.models import ApiKey, Partner
 from partners.selectors import units_totals
@@ -67,15 +70,27 @@ class PartnerApiView(APIView):
             )
 
     def check_request_rate(self, request: Request, bucket: str, limit: int) -> None:
-        state = ratelimit.hit(f"{request.auth.public_id}:{bucket}", limit)
-        request.requests_state = state
-        if not state.allowed:
-            raise ApiError(
-                f"Rate limit of {limit} requests per minute reached for this key.",
-                code="rate_limit_exceeded",
-                status_code=429,
-                headers={"Retry-After": str(int(state.reset_seconds) + 1)},
-            )
+        with self.window_reported(request):
+            request.requests_state = ratelimit.admit(key_id=request.auth.public_id, bucket=bucket, limit=limit)
+
+    @staticmethod
+    @contextmanager
+    def window_reported(request: Request) -> Iterator[None]:
+        """A refused request still reports its spent window in the x-ratelimit-* headers."""
+        try:
+            yield
+        except ratelimit.RateLimited as exc:
+            request.requests_state = exc.window
+            raise
+
+    def submit_job(self, **fields: Any) -> Submission:
+        """Submits a job for this key (capability by name, its quota and rpm) and keeps the headers' figures."""
+        with self.window_reported(self.request):
+            submission = job_request_submit(api_key=self.api_key, **fields)
+        self.request.requests_state = submission.window
+        if submission.units is not None:
+            self.request.units_state = submission.units
+        return submission
 
     def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Response:
         response = super().finalize_response(request, response, *args, **kwargs)

@@ -18,7 +18,6 @@ from inference import selectors, services
 from inference.models import JobStatus
 from inference.registry import model_specs
 from inference.representations import job_representation
-from partners.services import quota_for
 
 SUBMIT_FIELDS = {"capability", "input", "params", "model", "webhook_url"}
 
@@ -72,22 +71,15 @@ class JobCollectionApi(PartnerApiView):
         unknown = sorted(set(body) - SUBMIT_FIELDS)
         if unknown:
             raise ApiError(f"Unknown field {unknown[0]!r}.", code="unknown_field", param=unknown[0])
-        capability = services.capability_for_submission(body.get("capability"))
-        quota = quota_for(partner=self.partner, capability=capability.name, cached=True)
-        self.check_request_rate(request, capability.name, quota.rpm)
         wait = _wait_seconds(request)
-        submission = services.job_submit(
-            api_key=self.api_key,
-            quota=quota,
-            capability=capability,
+        submission = self.submit_job(
+            capability=body.get("capability"),
             data=body.get("input"),
             params=body.get("params"),
             model=body.get("model"),
             idempotency_key=request.headers.get("Idempotency-Key"),
             webhook_url=body.get("webhook_url"),
         )
-        if submission.units is not None:
-            request.units_state = submission.units
         job = submission.job
         if wait:
             job = services.job_wait(job=job, timeout=wait)

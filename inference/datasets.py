@@ -35,11 +35,11 @@ class Problem:
 
 
 class DatasetRejected(ValueError):
-    def __init__(self, code: str, problems: list[Problem], status_code: int = 400) -> None:
+    def __init__(self, code: str, problems: list[Problem], *, too_large: bool = False) -> None:
         super().__init__(problems[0].message if problems else code)
         self.code = code
         self.problems = problems
-        self.status_code = status_code
+        self.too_large = too_large
 
 
 @dataclass
@@ -177,14 +177,14 @@ def parse_dataset(data: bytes, filename: str, task: str) -> ParsedDataset:
         raise DatasetRejected("invalid_task", [Problem(None, f"`task` must be one of {', '.join(COLUMNS)}.")])
     if len(data) > settings.DATASET_MAX_BYTES:
         message = f"The file is {len(data)} bytes; the limit is {settings.DATASET_MAX_BYTES}."
-        raise DatasetRejected("dataset_too_large", [Problem(None, message)], status_code=413)
+        raise DatasetRejected("dataset_too_large", [Problem(None, message)], too_large=True)
     text = _decode(data)
     problems: list[Problem] = []
     file_format = _detect_format(filename, text)
     records = _jsonl_records(text, problems) if file_format == "jsonl" else _csv_records(text, task, problems)
     if len(records) > settings.DATASET_MAX_ROWS:
         message = f"The file has {len(records)} rows; the limit is {settings.DATASET_MAX_ROWS}."
-        raise DatasetRejected("too_many_rows", [Problem(None, message)], status_code=413)
+        raise DatasetRejected("too_many_rows", [Problem(None, message)], too_large=True)
     rows = [row for number, record in records if (row := _row(task, record, number, problems)) is not None]
     if problems:
         raise DatasetRejected("invalid_rows", problems[:MAX_PROBLEMS])

@@ -6,8 +6,8 @@ import datetime as dt
 import uuid
 
 from django.db.models import QuerySet
-from rest_framework.exceptions import NotFound
 
+from alliance.errors import NotFound
 from inference.models import Dataset, Job, StoredFile, TuningEvent, TuningEventKind, TuningJob
 from partners.models import Partner
 
@@ -36,17 +36,17 @@ def job_of(*, partner: Partner, job_id: str) -> Job:
     try:
         key = uuid.UUID(str(job_id))
     except ValueError:
-        raise NotFound("No job with that id.") from None
+        raise NotFound("No job with that id.", code="not_found") from None
     job = Job.objects.filter(partner=partner, pk=key).first()
     if job is None:
-        raise NotFound("No job with that id.")
+        raise NotFound("No job with that id.", code="not_found")
     return job
 
 
 def file_of(*, partner: Partner, file_id: str) -> StoredFile:
     stored = StoredFile.objects.filter(partner=partner, public_id=str(file_id)).first()
     if stored is None:
-        raise NotFound("No file with that id.")
+        raise NotFound("No file with that id.", code="not_found")
     return stored
 
 
@@ -57,7 +57,7 @@ def datasets_of(*, partner: Partner) -> QuerySet[Dataset]:
 def dataset_of(*, partner: Partner, dataset_id: str) -> Dataset:
     dataset = Dataset.objects.filter(partner=partner, public_id=str(dataset_id)).first()
     if dataset is None:
-        raise NotFound("No dataset with that id.")
+        raise NotFound("No dataset with that id.", code="not_found")
     return dataset
 
 
@@ -69,10 +69,10 @@ def tuning_job_of(*, partner: Partner, job_id: str) -> TuningJob:
     try:
         key = uuid.UUID(str(job_id))
     except ValueError:
-        raise NotFound("No tuning job with that id.") from None
+        raise NotFound("No tuning job with that id.", code="not_found") from None
     job = tuning_jobs_of(partner=partner).filter(pk=key).first()
     if job is None:
-        raise NotFound("No tuning job with that id.")
+        raise NotFound("No tuning job with that id.", code="not_found")
     return job
 
 

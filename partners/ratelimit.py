@@ -9,6 +9,8 @@ from functools import lru_cache
 
 from django.conf import settings
 
+from alliance.errors import LimitReached
+
 WINDOW_SECONDS = 60
 
 _INCR_SCRIPT = """
@@ -69,6 +71,22 @@ def hit(key: str, limit: int) -> WindowState:
     window = int(now // WINDOW_SECONDS)
     count = _counter().incr(key, window)
     return WindowState(limit=limit, count=count, reset_seconds=(window + 1) * WINDOW_SECONDS - now)
+
+
+class RateLimited(LimitReached):
+    """A key's requests per minute are spent; `window` is the state its x-ratelimit-* headers report."""
+
+    def __init__(self, message: str, *, window: WindowState) -> None:
+        super().__init__(message, code="rate_limit_exceeded", retry_after=window.reset_seconds)
+        self.window = window
+
+
+def admit(*, key_id: str, bucket: str, limit: int, what: str = "this key") -> WindowState:
+    """Counts one request of a key in a bucket (reads, or one capability), refusing it past `limit` a minute."""
+    window = hit(f"{key_id}:{bucket}", limit)
+    if not window.allowed:
+        raise RateLimited(f"Rate limit of {limit} requests per minute reached for {what}.", window=window)
+    return window
 
 
 def peek_reset_seconds() -> float:

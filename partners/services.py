@@ -14,7 +14,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from alliance.api.errors import ApiError
+from alliance.errors import Conflict, InvalidInput, LimitReached
 from capabilities import CAPABILITY_NAMES, QUOTA_KEYS
 from partners import keys
 from partners.models import (
@@ -127,7 +127,7 @@ def _validate_scopes(scopes: Iterable[str]) -> list[str]:
     cleaned = sorted({scope.strip() for scope in scopes if scope.strip()})
     unknown = [scope for scope in cleaned if scope not in CAPABILITY_NAMES]
     if unknown:
-        raise ApiError(
+        raise InvalidInput(
             f"Unknown capability in scopes: {', '.join(unknown)}. Known: {', '.join(CAPABILITY_NAMES)}.",
             code="unknown_capability",
             param="scopes",
@@ -147,7 +147,7 @@ def api_key_issue(
 ) -> tuple[ApiKey, str]:
     """Creates a key and returns it with its raw value, which is never stored and cannot be shown again."""
     if expires_at is not None and expires_at <= timezone.now():
-        raise ApiError("The expiry must lie in the future.", code="invalid_expiry", param="expires_at")
+        raise InvalidInput("The expiry must lie in the future.", code="invalid_expiry", param="expires_at")
     api_key = ApiKey.objects.create(
         public_id=keys.generate_public_id(),
         partner=partner,
@@ -172,7 +172,7 @@ def api_key_issue(
 def api_key_rotate(*, api_key: ApiKey, actor: str, grace_seconds: int = 24 * 3600) -> str:
     """A new secret under the same key id; the current ones stay valid for the grace period."""
     if api_key.revoked_at is not None:
-        raise ApiError("A revoked key cannot be rotated.", code="key_revoked", status_code=409)
+        raise Conflict("A revoked key cannot be rotated.", code="key_revoked")
     grace_end = timezone.now() + dt.timedelta(seconds=max(0, grace_seconds))
     api_key.credentials.filter(valid_until__isnull=True).update(valid_until=grace_end)
     api_key.credentials.filter(valid_until__gt=grace_end).update(valid_until=grace_end)
@@ -275,7 +275,7 @@ def quota_set(
     rpm: int | None = None,
 ) -> Quota:
     if capability not in QUOTA_KEYS:
-        raise ApiError(f"Unknown capability {capability!r}.", code="unknown_capability", param="capability")
+        raise InvalidInput(f"Unknown capability {capability!r}.", code="unknown_capability", param="capability")
     quota = quota_for(partner=partner, capability=capability)
     before = {"monthly_units": quota.monthly_units, "rpm": quota.rpm}
     if monthly_units is not None:
@@ -351,12 +351,11 @@ def usage_charge(
     used = quota_consume(quota=quota, units=units, month=month)
     reset_seconds = (next_month_start(now) - (now or timezone.now())).total_seconds()
     if used is None:
-        raise ApiError(
+        raise LimitReached(
             f"Monthly quota for {quota.capability} exhausted: this job needs {units} units "
             f"and the limit is {quota.monthly_units}.",
             code="quota_exceeded",
-            status_code=429,
-            headers={"Retry-After": str(int(reset_seconds) + 1)},
+            retry_after=reset_seconds,
         )
     UsageRecord.objects.create(
         partner_id=quota.partner_id,

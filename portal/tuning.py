@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from alliance.api.errors import ApiError
+from alliance.errors import DomainError
 from capabilities import CAPABILITIES
 from inference import selectors, tuning_config
 from inference.models import Dataset, TuningEventKind, TuningJob
@@ -24,7 +24,7 @@ def tuning_body(*, dataset: Dataset, method: str, hyperparameters: dict[str, Any
 
 
 def estimate_for(*, partner, body: dict[str, Any]) -> dict[str, Any]:
-    """The pre-flight figures for a request, validated exactly as the API validates it (raises ApiError)."""
+    """The pre-flight figures for a request, validated exactly as the API validates it (raises a DomainError)."""
     clean, dataset = tuning_jobs.tuning_request_validated(partner=partner, body=body)
     figures = tuning_jobs.tuning_estimate(dataset=dataset, hyperparameters=clean["hyperparameters"])
     return {"dataset": dataset.public_id, **figures}
@@ -58,7 +58,7 @@ def usage_snippet(*, model: str, task: str, api_url: str) -> str:
     )
 
 
-def api_error_problems(exc: ApiError) -> list[dict[str, Any]]:
+def api_error_problems(exc: DomainError) -> list[dict[str, Any]]:
     """Every problem of a refused file, with its line number when it has one (and no "line N: " prefix)."""
     problems = []
     for detail in exc.details or [{"line": None, "message": exc.message}]:

@@ -12,9 +12,9 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
-from rest_framework.exceptions import NotFound
 
-from alliance.api.errors import ApiError, error_body
+from alliance.api.errors import error_body, error_json_response, status_for
+from alliance.errors import DomainError, NotFound
 from inference import selectors
 from inference.representations import dataset_representation
 from inference.services import tuning_datasets
@@ -61,8 +61,8 @@ def dataset_upload(request: HttpRequest) -> HttpResponse:
         dataset = tuning_datasets.dataset_create(
             partner=request.partner, data=upload.read(), filename=upload.name or "", task=form.cleaned_data["task"]
         )
-    except ApiError as exc:
-        return _datasets_page(request, form=form, problems=api_error_problems(exc), status=exc.status_code)
+    except DomainError as exc:
+        return _datasets_page(request, form=form, problems=api_error_problems(exc), status=status_for(exc))
     return _datasets_page(request, created=dataset, status=201)
 
 
@@ -116,8 +116,8 @@ def tuning_estimate(request: HttpRequest) -> JsonResponse:
     body = tuning_body(dataset=dataset, method=form.cleaned_data["method"], hyperparameters=form.hyperparameters())
     try:
         figures = estimate_for(partner=request.partner, body=body)
-    except ApiError as exc:
-        return JsonResponse(error_body(exc.status_code, exc.error_code, exc.message, exc.param), status=exc.status_code)
+    except DomainError as exc:
+        return error_json_response(exc)
     return JsonResponse({"object": "tuning_estimate", **figures})
 
 
@@ -131,9 +131,9 @@ def tuning_start(request: HttpRequest) -> HttpResponse:
     body = tuning_body(dataset=dataset, method=form.cleaned_data["method"], hyperparameters=form.hyperparameters())
     try:
         job = tuning_job_create(api_key=playground_key_for(request.membership), body=body)
-    except ApiError as exc:
+    except DomainError as exc:
         form.add_error(None, exc.message)
-        return _tuning_page(request, form=form, status=exc.status_code)
+        return _tuning_page(request, form=form, status=status_for(exc))
     messages.success(request, f"Tuning started on {dataset.filename}; {job.units:,} units are charged.")
     return redirect("portal:tuning-detail", job.pk)
 
@@ -165,7 +165,7 @@ def tuning_cancel(request: HttpRequest, job_id: str) -> HttpResponse:
     job = _job_of(request, job_id)
     try:
         tuning_job_cancel(job=job)
-    except ApiError as exc:
+    except DomainError as exc:
         messages.error(request, exc.message)
     else:
         messages.success(request, "Tuning canceled; its units are refunded.")

@@ -19,9 +19,8 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
-from rest_framework.exceptions import NotFound
 
-from alliance.api.errors import ApiError
+from alliance.errors import DomainError, NotFound
 from capabilities import CAPABILITY_NAMES
 from inference import selectors as job_selectors
 from inference.images import file_path
@@ -153,7 +152,7 @@ def key_issue(request: HttpRequest) -> HttpResponse:
             actor=_actor(request),
             created_by=request.user,
         )
-    except ApiError as exc:
+    except DomainError as exc:
         form.add_error(None, exc.message)
         return _keys_page(request, form=form, status=400)
     secret = {"key": api_key, "raw": raw, "action": "issued"}
@@ -177,7 +176,7 @@ def key_rotate(request: HttpRequest, public_id: str) -> HttpResponse:
     hours = 24 if hours is None else hours
     try:
         raw = api_key_rotate(api_key=api_key, actor=_actor(request), grace_seconds=hours * 3600)
-    except ApiError as exc:
+    except DomainError as exc:
         messages.error(request, exc.message)
         return redirect("portal:keys")
     secret = {"key": api_key, "raw": raw, "action": "rotated", "grace_hours": hours}

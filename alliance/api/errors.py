@@ -1,4 +1,6 @@
-"""One error shape for every API answer: {"error": {"type", "code", "message", "param"}}."""
+"""One error shape for every API answer: {"error": {"type", "code", "message", "param"}}.
+
+The domain's errors (alliance.errors) are mapped to it here, once; the web pages use the same mapping."""
 
 from __future__ import annotations
 
@@ -12,6 +14,9 @@ from django.http import Http404, HttpRequest, JsonResponse
 from redis.exceptions import RedisError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
+
+from alliance import errors as domain
+from alliance.errors import first_validation_error
 
 logger = logging.getLogger(__name__)
 
@@ -31,8 +36,21 @@ ERROR_TYPES = {
 }
 
 
+# Each kind of domain refusal and the HTTP status it answers with.
+DOMAIN_STATUS: dict[type[domain.DomainError], int] = {
+    domain.InvalidInput: 400,
+    domain.Forbidden: 403,
+    domain.NotFound: 404,
+    domain.Conflict: 409,
+    domain.TooLarge: 413,
+    domain.UnsupportedMedia: 415,
+    domain.LimitReached: 429,
+}
+
+
 class ApiError(exceptions.APIException):
-    """An error with an explicit code and parameter, raised by services and views alike."""
+    """An error of the HTTP edge itself (authentication, body size, content negotiation), raised by views only.
+    Services and selectors raise domain errors instead."""
 
     def __init__(
         self,
@@ -64,22 +82,38 @@ def error_body(status_code: int, code: str, message: str, param: str | None = No
     }
 
 
-def first_validation_error(detail: Any, path: str = "") -> tuple[str | None, str, str]:
-    """Walks a DRF ValidationError detail to its first leaf: (param path like `a.b[0].c`, code, message)."""
-    if isinstance(detail, dict) and detail:
-        key, value = next(iter(detail.items()))
-        if key == "non_field_errors":
-            return first_validation_error(value, path)
-        step = f"[{key}]" if isinstance(key, int) else (f".{key}" if path else str(key))
-        return first_validation_error(value, path + step)
-    if isinstance(detail, list) and detail:
-        return first_validation_error(next((item for item in detail if item), detail[0]), path)
-    code = getattr(detail, "code", None) or "invalid"
-    return (path or None), str(code), str(detail)
+def status_for(exc: domain.DomainError) -> int:
+    return next((DOMAIN_STATUS[kind] for kind in type(exc).__mro__ if kind in DOMAIN_STATUS), 400)
+
+
+def api_error_for(exc: domain.DomainError) -> ApiError:
+    """The HTTP form of a domain error: its status by kind, Retry-After for a spent limit."""
+    status_code = status_for(exc)
+    headers = {}
+    if isinstance(exc, domain.LimitReached) and exc.retry_after is not None:
+        headers["Retry-After"] = str(int(exc.retry_after) + 1)
+    return ApiError(
+        exc.message, code=exc.code, status_code=status_code, param=exc.param, headers=headers, details=exc.details
+    )
+
+
+def error_json_response(exc: ApiError | domain.DomainError) -> JsonResponse:
+    """The one error shape as a plain Django response, for the web pages' JSON endpoints."""
+    if isinstance(exc, domain.DomainError):
+        exc = api_error_for(exc)
+    body = error_body(exc.status_code, exc.error_code, exc.message, exc.param)
+    if exc.details:
+        body["error"]["details"] = exc.details
+    response = JsonResponse(body, status=exc.status_code)
+    for name, value in exc.headers.items():
+        response[name] = value
+    return response
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     headers: dict[str, str] = {}
+    if isinstance(exc, domain.DomainError):
+        exc = api_error_for(exc)
     if isinstance(exc, ApiError):
         body = error_body(exc.status_code, exc.error_code, exc.message, exc.param)
         if exc.details:

@@ -20,7 +20,6 @@ from inference import selectors, services, tuning_config
 from inference.models import Dataset, Job, JobStatus, TunedModel, TuningJob, TuningStatus
 from inference.registry import model_specs
 from inference.services import tuning_datasets, tuning_jobs
-from partners.services import quota_for
 
 OPENAI_STATUS = {TuningStatus.CANCELED: "cancelled"}
 
@@ -47,20 +46,13 @@ class JobEndpoint(OpenAIView):
     def run_job(self, capability_name: str, data: dict[str, Any], params: dict[str, Any], model: Any) -> Job:
         if not model:
             raise ApiError("`model` is required.", code="missing_required_parameter", param="model")
-        capability = services.capability_for_submission(capability_name)
-        quota = quota_for(partner=self.partner, capability=capability.name, cached=True)
-        self.check_request_rate(self.request, capability.name, quota.rpm)
-        submission = services.job_submit(
-            api_key=self.api_key,
-            quota=quota,
-            capability=capability,
+        submission = self.submit_job(
+            capability=capability_name,
             data=data,
             params=params,
             model=model,
             idempotency_key=self.request.headers.get("Idempotency-Key"),
         )
-        if submission.units is not None:
-            self.request.units_state = submission.units
         job = services.job_wait(job=submission.job, timeout=settings.JOB_MAX_WAIT_SECONDS)
         if job.status == JobStatus.SUCCEEDED:
             return job

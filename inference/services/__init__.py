@@ -14,6 +14,7 @@ from inference.services.submission import (
     capability_for_submission,
     job_cancel,
     job_enqueue,
+    job_request_submit,
     job_submit,
     job_wait,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "job_enqueue",
     "job_execute",
     "job_fail",
+    "job_request_submit",
     "job_submit",
     "job_succeed",
     "job_wait",

@@ -14,14 +14,15 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework import serializers
 
-from alliance.api.errors import ApiError, first_validation_error
+from alliance.errors import Conflict, Forbidden, InvalidInput, NotFound, TooLarge, invalid_input_from
 from capabilities import CAPABILITY_NAMES, Capability, CapabilityUnavailable, get_capability
 from inference import dispatch, tuning_config, webhooks
 from inference.images import FILE_ID_PREFIX, ImageRejected, decode_base64_image, file_path, store_image
 from inference.models import FilePurpose, Job, JobStatus, StoredFile, TunedModel
 from inference.registry import ModelNotAvailable, get_model_spec
+from partners import ratelimit
 from partners.models import ApiKey, Partner, Quota
-from partners.services import UnitsState, usage_charge, usage_refund
+from partners.services import UnitsState, quota_for, usage_charge, usage_refund
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +32,7 @@ class Submission:
     job: Job
     created: bool
     units: UnitsState | None
+    window: ratelimit.WindowState | None = None  # the capability's request window, for x-ratelimit-* headers
 
 
 # ---------------------------------------------------------------- submission
@@ -38,12 +40,12 @@ class Submission:
 
 def capability_for_submission(name: Any) -> Capability:
     if not isinstance(name, str) or not name:
-        raise ApiError("`capability` is required and must be a string.", code="required", param="capability")
+        raise InvalidInput("`capability` is required and must be a string.", code="required", param="capability")
     try:
         return get_capability(name)
     except CapabilityUnavailable:
         known = name in CAPABILITY_NAMES
-        raise ApiError(
+        raise InvalidInput(
             f"Capability {name!r} is not served by this platform yet."
             if known
             else f"Unknown capability {name!r}; expected one of: {', '.join(CAPABILITY_NAMES)}.",
@@ -52,15 +54,42 @@ def capability_for_submission(name: Any) -> Capability:
         ) from None
 
 
+def job_request_submit(
+    *,
+    api_key: ApiKey,
+    capability: Any,
+    data: Any,
+    params: Any = None,
+    model: Any = None,
+    idempotency_key: str | None = None,
+    webhook_url: Any = None,
+) -> Submission:
+    """A job as every client submits it (the API, /v1, the playground): the capability by name, its quota and
+    requests per minute for this key, then job_submit."""
+    chosen = capability_for_submission(capability)
+    quota = quota_for(partner=api_key.partner, capability=chosen.name, cached=True)
+    window = ratelimit.admit(key_id=api_key.public_id, bucket=chosen.name, limit=quota.rpm, what=chosen.name)
+    submission = job_submit(
+        api_key=api_key,
+        quota=quota,
+        capability=chosen,
+        data=data,
+        params=params,
+        model=model,
+        idempotency_key=idempotency_key,
+        webhook_url=webhook_url,
+    )
+    return Submission(job=submission.job, created=submission.created, units=submission.units, window=window)
+
+
 def _validated(serializer_class: type[serializers.Serializer], data: Any, param: str) -> dict[str, Any]:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ApiError(f"`{param}` must be a JSON object.", code="invalid_type", param=param)
+        raise InvalidInput(f"`{param}` must be a JSON object.", code="invalid_type", param=param)
     serializer = serializer_class(data=data)
     if not serializer.is_valid():
-        path, code, message = first_validation_error(serializer.errors, param)
-        raise ApiError(f"{path}: {message}", code=code, param=path)
+        raise invalid_input_from(serializer.errors, param)
     return dict(serializer.validated_data)
 
 
@@ -81,9 +110,9 @@ def _model_for(partner: Partner, capability: Capability, requested: Any) -> Mode
     if requested in (None, ""):
         requested = capability.default_model
     if not isinstance(requested, str):
-        raise ApiError("`model` must be a string.", code="invalid_type", param="model")
-    not_found = ApiError(
-        f"No model {requested!r} is available to you.", code="model_not_found", status_code=404, param="model"
+        raise InvalidInput("`model` must be a string.", code="invalid_type", param="model")
+    not_found = NotFound(
+        f"No model {requested!r} is available to you.", code="model_not_found", param="model"
     )
     if requested.startswith(tuning_config.TUNED_PREFIX):
         tuned = TunedModel.objects.filter(partner=partner, name=requested).first()
@@ -91,7 +120,7 @@ def _model_for(partner: Partner, capability: Capability, requested: Any) -> Mode
             raise not_found
         serves = tuning_config.TASK_CAPABILITY[tuned.task]
         if serves != capability.name:
-            raise ApiError(
+            raise InvalidInput(
                 f"Model {requested!r} was tuned for {serves}, not {capability.name}.",
                 code="model_mismatch",
                 param="model",
@@ -102,17 +131,18 @@ def _model_for(partner: Partner, capability: Capability, requested: Any) -> Mode
     except ModelNotAvailable:
         raise not_found from None
     if capability.name not in spec.capabilities:
-        raise ApiError(f"Model {requested!r} does not serve {capability.name}.", code="model_mismatch", param="model")
+        raise InvalidInput(
+            f"Model {requested!r} does not serve {capability.name}.", code="model_mismatch", param="model"
+        )
     return ModelChoice(name=requested, queue=spec.queue, tuned=False)
 
 
 def _existing_for_key(api_key: ApiKey, idempotency_key: str, fingerprint: str) -> Job | None:
     job = Job.objects.filter(partner_id=api_key.partner_id, idempotency_key=idempotency_key).first()
     if job is not None and job.request_fingerprint != fingerprint:
-        raise ApiError(
+        raise Conflict(
             "This Idempotency-Key was used with a different request.",
             code="idempotency_key_reused",
-            status_code=409,
         )
     return job
 
@@ -130,10 +160,9 @@ def job_submit(
 ) -> Submission:
     """Validates, charges and stores a job in one transaction, and enqueues it once that commits."""
     if not api_key.allows(capability.name):
-        raise ApiError(
+        raise Forbidden(
             f"This API key is not scoped for {capability.name}.",
             code="scope_denied",
-            status_code=403,
             param="capability",
         )
     choice = _model_for(api_key.partner, capability, model)
@@ -141,7 +170,7 @@ def job_submit(
     clean_input = _validated(capability.input_serializer, data, "input")
     for field in capability.required_with_base_model if not choice.tuned else ():
         if not clean_input.get(field):
-            raise ApiError(
+            raise InvalidInput(
                 f"input.{field} is required with the base model {model_name}; a tuned model knows its own.",
                 code="required",
                 param=f"input.{field}",
@@ -149,7 +178,7 @@ def job_submit(
     clean_params = _validated(capability.params_serializer, params, "params")
     webhook = _webhook_url(webhook_url)
     if idempotency_key is not None and not (0 < len(idempotency_key) <= 255):
-        raise ApiError("Idempotency-Key must be 1 to 255 characters.", code="invalid_idempotency_key")
+        raise InvalidInput("Idempotency-Key must be 1 to 255 characters.", code="invalid_idempotency_key")
     fingerprint = _fingerprint(capability.name, model_name, clean_input, clean_params, webhook)
     if idempotency_key:
         existing = _existing_for_key(api_key, idempotency_key, fingerprint)
@@ -198,13 +227,13 @@ def _image_reference(partner: Partner, value: str, param: str) -> tuple[str, Sto
     """An uploaded file id of this partner, or base64 data checked and stored now: (file id, new file)."""
     if value.startswith(FILE_ID_PREFIX):
         if not StoredFile.objects.filter(partner=partner, public_id=value, purpose=FilePurpose.IMAGE).exists():
-            raise ApiError(f"No image file {value!r}.", code="file_not_found", status_code=404, param=param)
+            raise NotFound(f"No image file {value!r}.", code="file_not_found", param=param)
         return value, None
     try:
         checked = decode_base64_image(value)
     except ImageRejected as exc:
-        status = 413 if exc.code == "image_too_large" else 400
-        raise ApiError(str(exc), code=exc.code, status_code=status, param=param) from None
+        refusal = TooLarge if exc.code == "image_too_large" else InvalidInput
+        raise refusal(str(exc), code=exc.code, param=param) from None
     stored = store_image(partner=partner, image=checked)
     return stored.public_id, stored
 
@@ -218,11 +247,11 @@ def _webhook_url(url: Any) -> str:
     if url in (None, ""):
         return ""
     if not isinstance(url, str) or len(url) > 2000:
-        raise ApiError("`webhook_url` must be a URL string.", code="invalid_type", param="webhook_url")
+        raise InvalidInput("`webhook_url` must be a URL string.", code="invalid_type", param="webhook_url")
     try:
         webhooks.check_webhook_url(url)
     except webhooks.UnsafeWebhookUrl as exc:
-        raise ApiError(str(exc), code="unsafe_webhook_url", param="webhook_url") from None
+        raise InvalidInput(str(exc), code="unsafe_webhook_url", param="webhook_url") from None
     return url
 
 
@@ -251,6 +280,6 @@ def job_cancel(*, job: Job) -> Job:
     )
     job.refresh_from_db()
     if not updated:
-        raise ApiError(f"The job is already {job.status}.", code="job_finished", status_code=409)
+        raise Conflict(f"The job is already {job.status}.", code="job_finished")
     usage_refund(job_id=job.pk)
     return job

@@ -11,7 +11,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 
-from alliance.api.errors import ApiError
+from alliance.errors import InvalidInput, TooLarge
 from inference.datasets import DatasetRejected, ParsedDataset, parse_dataset
 from inference.encryption import decrypt_for, encrypt_for
 from inference.models import Dataset
@@ -29,10 +29,10 @@ def dataset_create(*, partner: Partner, data: bytes, filename: str, task: str) -
     try:
         parsed = parse_dataset(data, filename, task)
     except DatasetRejected as exc:
-        raise ApiError(
+        refusal = TooLarge if exc.too_large else InvalidInput
+        raise refusal(
             f"The file was refused: {exc.problems[0].message}" if exc.problems else "The file was refused.",
             code=exc.code,
-            status_code=exc.status_code,
             param="file",
             details=[problem.as_dict() for problem in exc.problems],
         ) from None

@@ -11,7 +11,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from alliance.api.errors import ApiError, first_validation_error
+from alliance.errors import Conflict, InvalidInput, NotFound, invalid_input_from
 from inference import tuning_config
 from inference.models import Dataset, TuningEvent, TuningJob, TuningStatus
 from partners.models import ApiKey, Partner
@@ -22,18 +22,17 @@ logger = logging.getLogger(__name__)
 
 def tuning_request_validated(*, partner: Partner, body: Any) -> tuple[dict[str, Any], Dataset]:
     if not isinstance(body, dict):
-        raise ApiError("The request body must be a JSON object.", code="invalid_body")
+        raise InvalidInput("The request body must be a JSON object.", code="invalid_body")
     request = tuning_config.TuningRequest(data=body)
     if not request.is_valid():
-        param, code, message = first_validation_error(request.errors)
-        raise ApiError(f"{param}: {message}" if param else message, code=code, param=param)
+        raise invalid_input_from(request.errors)
     clean = dict(request.validated_data)
     clean["hyperparameters"] = dict(clean.get("hyperparameters") or {})
     dataset = Dataset.objects.filter(partner=partner, public_id=clean["dataset"]).first()
     if dataset is None:
-        raise ApiError("No dataset with that id.", code="dataset_not_found", status_code=404, param="dataset")
+        raise NotFound("No dataset with that id.", code="dataset_not_found", param="dataset")
     if dataset.task != clean["task"]:
-        raise ApiError(
+        raise InvalidInput(
             f"The dataset was uploaded for {dataset.task}, not {clean['task']}.", code="task_mismatch", param="task"
         )
     return clean, dataset
@@ -85,7 +84,7 @@ def tuning_job_cancel(*, job: TuningJob) -> TuningJob:
     )
     job.refresh_from_db()
     if not canceled:
-        raise ApiError(f"The tuning job is already {job.status}.", code="job_finished", status_code=409)
+        raise Conflict(f"The tuning job is already {job.status}.", code="job_finished")
     usage_refund(job_id=job.pk)
     tuning_event_add(job=job, message="Canceled by the partner; its units are refunded.")
     return job

@@ -21,7 +21,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from alliance.api.errors import ApiError
+from alliance.errors import DomainError, NotFound
 from inference import tuning_config
 from inference.models import TunedModel, TuningEvent, TuningEventKind, TuningJob, TuningStatus
 from inference.services.tuning_datasets import dataset_parsed
@@ -147,7 +147,7 @@ def tuning_job_run(job_id: str) -> TuningJob | None:
     recorder = TuningProgressRecorder(job)
     try:
         if job.dataset is None:
-            raise ApiError("The dataset was deleted before training started.", code="dataset_deleted")
+            raise NotFound("The dataset was deleted before training started.", code="dataset_deleted")
         parsed = dataset_parsed(job.dataset)
         hyperparameters = {**trainer.default_hyperparameters(job.task, job.method), **job.hyperparameters}
         train_rows, validation_rows = _split(
@@ -181,8 +181,8 @@ def tuning_job_run(job_id: str) -> TuningJob | None:
         return _tuning_fail(job, "time_limit", f"Training ran past the limit of {settings.TUNING_MAX_SECONDS:.0f} s.")
     except MemoryError:
         return _tuning_fail(job, "out_of_memory", "Training ran out of memory; try a smaller batch size or max_length.")
-    except ApiError as exc:
-        return _tuning_fail(job, exc.error_code, exc.message)
+    except DomainError as exc:
+        return _tuning_fail(job, exc.code, exc.message)
     except Exception as exc:
         logger.exception("tuning job %s failed", job.pk)
         return _tuning_fail(job, "training_error", f"Training failed: {type(exc).__name__}: {str(exc)[:200]}")

@@ -15,17 +15,15 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
-from rest_framework.exceptions import NotFound
 
-from alliance.api.errors import ApiError, error_body
+from alliance.api.errors import ApiError, error_json_response
+from alliance.errors import DomainError, NotFound
 from capabilities import CAPABILITIES, CORE_CAPABILITIES
 from inference import selectors
 from inference.images import MAX_IMAGE_BYTES
 from inference.representations import job_representation
-from inference.services import capability_for_submission, job_submit
-from partners import ratelimit
+from inference.services import capability_for_submission, job_request_submit
 from partners.models import Role
-from partners.services import quota_for
 from portal.access import current_membership, role_at_least
 from portal.catalogue import catalogue
 from portal.playground.keys import playground_key_for
@@ -34,13 +32,6 @@ from usecases.selectors import try_it, usecase_for_viewer
 RUN_ROLE = Role.DEVELOPER
 # The capabilities the playground has a form for (the API also serves embeddings).
 PLAYGROUND_CAPABILITIES = CORE_CAPABILITIES
-
-
-def _error(exc: ApiError) -> JsonResponse:
-    response = JsonResponse(error_body(exc.status_code, exc.error_code, exc.message, exc.param), status=exc.status_code)
-    for name, value in exc.headers.items():
-        response[name] = value
-    return response
 
 
 def _preset(request: HttpRequest) -> dict[str, Any]:
@@ -122,20 +113,14 @@ def run(request: HttpRequest) -> JsonResponse:
             )
         capability = capability_for_submission(request.POST.get("capability"))
         data = _attach_upload(request, _json_field(request, "input"), capability.image_fields)
-        params = _json_field(request, "params")
-        quota = quota_for(partner=membership.partner, capability=capability.name, cached=True)
-        api_key = playground_key_for(membership)
-        state = ratelimit.hit(f"{api_key.public_id}:{capability.name}", quota.rpm)
-        if not state.allowed:
-            raise ApiError(
-                f"Rate limit of {quota.rpm} requests per minute reached for {capability.name}.",
-                code="rate_limit_exceeded",
-                status_code=429,
-                headers={"Retry-After": str(int(state.reset_seconds) + 1)},
-            )
-        submission = job_submit(api_key=api_key, quota=quota, capability=capability, data=data, params=params)
-    except ApiError as exc:
-        return _error(exc)
+        submission = job_request_submit(
+            api_key=playground_key_for(membership),
+            capability=capability.name,
+            data=data,
+            params=_json_field(request, "params"),
+        )
+    except (ApiError, DomainError) as exc:
+        return error_json_response(exc)
     job = submission.job
     return JsonResponse(job_representation(job), status=200 if job.is_finished else 202)
 
@@ -145,9 +130,11 @@ def run(request: HttpRequest) -> JsonResponse:
 def job(request: HttpRequest, job_id: str) -> JsonResponse:
     membership = current_membership(request)
     if membership is None:
-        return _error(ApiError("Sign in to see playground jobs.", code="not_authenticated", status_code=401))
+        return error_json_response(
+            ApiError("Sign in to see playground jobs.", code="not_authenticated", status_code=401)
+        )
     try:
         found = selectors.job_of(partner=membership.partner, job_id=job_id)
-    except NotFound:
-        return _error(ApiError("No job with that id.", code="not_found", status_code=404))
+    except NotFound as exc:
+        return error_json_response(exc)
     return JsonResponse(job_representation(found))

@@ -103,10 +103,11 @@ def test_scopes_limit_the_capabilities_a_key_may_call(partner):
 
 
 def test_unknown_scope_is_refused(partner):
-    from alliance.api.errors import ApiError
+    from alliance.errors import InvalidInput
 
-    with pytest.raises(ApiError, match="Unknown capability"):
+    with pytest.raises(InvalidInput, match="Unknown capability") as refused:
         make_key(partner, scopes=["mind_reading"])
+    assert (refused.value.code, refused.value.param) == ("unknown_capability", "scopes")
 
 
 def test_issue_api_key_command_prints_the_raw_key_alone(partner):

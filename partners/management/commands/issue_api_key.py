@@ -3,7 +3,7 @@ import datetime as dt
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from alliance.api.errors import ApiError
+from alliance.errors import DomainError
 from partners.models import Partner
 from partners.services import api_key_issue
 
@@ -34,6 +34,6 @@ class Command(BaseCommand):
                 expires_at=expires_at,
                 actor="system:cli",
             )
-        except ApiError as exc:
+        except DomainError as exc:
             raise CommandError(exc.message) from exc
         self.stdout.write(raw)

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from alliance.api.errors import ApiError
+from alliance.errors import DomainError
 from partners.models import Partner
 from partners.services import quota_set
 
@@ -32,6 +32,6 @@ class Command(BaseCommand):
             quota = quota_set(
                 partner=partner, capability=capability, monthly_units=monthly_units, rpm=rpm, actor="system:cli"
             )
-        except ApiError as exc:
+        except DomainError as exc:
             raise CommandError(exc.message) from exc
         self.stdout.write(f"{partner.slug} {quota.capability}: {quota.monthly_units} units/month, {quota.rpm} rpm")
