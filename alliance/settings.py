@@ -227,7 +227,8 @@ API_KEY_LAST_USED_RESOLUTION_SECONDS = 60
 
 # Models: the worker side reads this registry; the web side only reads names and families.
 ALLIANCE_MODELS_FILE = os.environ.get("ALLIANCE_MODELS_FILE", "")
-ALLIANCE_DEVICE = os.environ.get("ALLIANCE_DEVICE", "auto")
+ALLIANCE_DEVICE = os.environ.get("ALLIANCE_DEVICE", "auto")  # "cpu", "cuda", "cuda:1"; "auto": CUDA when present
+ALLIANCE_TORCH_THREADS = env_int("ALLIANCE_TORCH_THREADS", 0)  # torch threads per worker process; 0: torch's default
 ALLIANCE_MODELS_DIR = Path(os.environ.get("ALLIANCE_MODELS_DIR", VAR_DIR / "models"))
 # Dynamic batching: a worker gathers up to the model's batch size of queued jobs, waiting at most this long.
 ALLIANCE_BATCH_WAIT_MS = env_float("ALLIANCE_BATCH_WAIT_MS", 5.0)
