@@ -3,6 +3,17 @@
 With nothing set, the platform runs embedded: SQLite, a filesystem broker and an
 in-process cache. Set DATABASE_URL (PostgreSQL) and CELERY_BROKER_URL / REDIS_URL
 (Redis) for the distributed mode.
+
+Naming: the prefix of an environment variable says whose setting it is, and a setting has the name of the variable
+it reads. Only this file reads the environment; code reads `settings.<NAME>`.
+- DJANGO_<NAME>: Django's own setting <NAME> (DJANGO_DEBUG -> DEBUG, DJANGO_CONN_MAX_AGE -> the database's
+  CONN_MAX_AGE); Django fixes those names, so they are the one place where the prefix is dropped.
+- CELERY_<NAME>: Celery's own setting CELERY_<NAME> (alliance/celery.py reads the CELERY_ namespace).
+- DATABASE_URL, REDIS_URL: the services' addresses, under the names hosting platforms give them.
+- ALLIANCE_<NAME>: the platform's own setting ALLIANCE_<NAME>, whether the environment sets it or not. A Django or
+  Celery setting that follows from one is assigned from it here (MEDIA_ROOT = ALLIANCE_MEDIA_ROOT).
+Nothing here touches the file system: the directories under ALLIANCE_VAR_DIR are made by their users (`up`,
+collectstatic, the Celery app for the filesystem broker, file storage).
 """
 
 import os
@@ -81,7 +92,7 @@ TEMPLATES = [
 DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'alliance.sqlite3'}"),
-        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
+        conn_max_age=env_int("DJANGO_CONN_MAX_AGE", 60),
         conn_health_checks=True,
     )
 }
@@ -120,11 +131,12 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
-STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 MEDIA_URL = "media/"
-MEDIA_ROOT = Path(os.environ.get("ALLIANCE_MEDIA_ROOT", VAR_DIR / "media"))
+ALLIANCE_MEDIA_ROOT = Path(os.environ.get("ALLIANCE_MEDIA_ROOT", VAR_DIR / "media"))
+MEDIA_ROOT = ALLIANCE_MEDIA_ROOT
 
-DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("ALLIANCE_MAX_BODY_BYTES", 2 * 1024 * 1024)
+ALLIANCE_MAX_BODY_BYTES = env_int("ALLIANCE_MAX_BODY_BYTES", 2 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = ALLIANCE_MAX_BODY_BYTES
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["partners.authentication.ApiKeyAuthentication"],
@@ -151,16 +163,19 @@ SPECTACULAR_SETTINGS = {
     "PREPROCESSING_HOOKS": ["alliance.api.schema.only_the_api"],
 }
 
+ALLIANCE_LOG_LEVEL = os.environ.get("ALLIANCE_LOG_LEVEL", "INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("ALLIANCE_LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": ALLIANCE_LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 
 # Celery: PostgreSQL is the source of truth for a job; the broker only carries its id.
 CELERY_BROKER_URL = CELERY_BROKER_URL or "filesystem://"
+# Seconds before Redis hands an unacknowledged message (a job whose worker died) to another worker.
+ALLIANCE_BROKER_VISIBILITY_TIMEOUT = env_int("ALLIANCE_BROKER_VISIBILITY_TIMEOUT", 3600)
 CELERY_BROKER_TRANSPORT_OPTIONS = (
     {
         "data_folder_in": str(VAR_DIR / "broker"),
@@ -170,11 +185,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
         "polling_interval": 0.05,
     }
     if CELERY_BROKER_URL == "filesystem://"
-    else {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
+    else {"visibility_timeout": ALLIANCE_BROKER_VISIBILITY_TIMEOUT}
 )
-if CELERY_BROKER_URL == "filesystem://":
-    for folder in ("broker", "broker-control"):
-        (VAR_DIR / folder).mkdir(parents=True, exist_ok=True)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -232,13 +244,14 @@ ALLIANCE_TORCH_THREADS = env_int("ALLIANCE_TORCH_THREADS", 0)  # torch threads p
 ALLIANCE_MODELS_DIR = Path(os.environ.get("ALLIANCE_MODELS_DIR", VAR_DIR / "models"))
 # Dynamic batching: a worker gathers up to the model's batch size of queued jobs, waiting at most this long.
 ALLIANCE_BATCH_WAIT_MS = env_float("ALLIANCE_BATCH_WAIT_MS", 5.0)
-ALLIANCE_MAX_BATCH = env_int("ALLIANCE_MAX_BATCH", 0)
-ALLIANCE_ADAPTER_CACHE = env_int("ALLIANCE_ADAPTER_CACHE", 16)  # 0: each model's own batch size; 1: batching off
+ALLIANCE_MAX_BATCH = env_int("ALLIANCE_MAX_BATCH", 0)  # 0: each model's own batch size; 1: batching off
+ALLIANCE_ADAPTER_CACHE = env_int("ALLIANCE_ADAPTER_CACHE", 16)  # tuned adapters a worker keeps loaded
 
 # Benchmarks mount a bare endpoint to compare against.
 ALLIANCE_BENCH_ENDPOINTS = env_bool("ALLIANCE_BENCH_ENDPOINTS", False)
 
-if not DEBUG and env_bool("ALLIANCE_SECURE", False):
+ALLIANCE_SECURE = env_bool("ALLIANCE_SECURE", False)
+if not DEBUG and ALLIANCE_SECURE:
     SECURE_SSL_REDIRECT = True
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
