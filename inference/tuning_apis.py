@@ -65,7 +65,7 @@ def tuning_job_representation(job: TuningJob) -> dict[str, Any]:
 
 class DatasetCollectionApi(PartnerApiView):
     parser_classes = [MultiPartParser]
-    max_body_bytes = settings.DATASET_MAX_BYTES + MULTIPART_OVERHEAD_BYTES
+    max_body_bytes = settings.ALLIANCE_DATASET_MAX_BYTES + MULTIPART_OVERHEAD_BYTES
 
     def get(self, request: Request) -> Response:
         paginator = NewestFirstCursorPagination()

@@ -258,7 +258,7 @@ def tuning_job_run(job_id: str) -> TuningJob | None:
                 method=job.method,
                 hyperparameters=hyperparameters,
                 output_dir=Path(settings.MEDIA_ROOT) / adapter_relative,
-                max_seconds=settings.TUNING_MAX_SECONDS,
+                max_seconds=settings.ALLIANCE_TUNING_MAX_SECONDS,
             ),
             on_progress=writer,
             should_stop=writer.should_stop,
@@ -267,7 +267,9 @@ def tuning_job_run(job_id: str) -> TuningJob | None:
         _event(job, "Training stopped: the job was canceled.")
         return job
     except trainer.TrainingTimedOut:
-        return _tuning_fail(job, "time_limit", f"Training ran past the limit of {settings.TUNING_MAX_SECONDS:.0f} s.")
+        return _tuning_fail(
+            job, "time_limit", f"Training ran past the limit of {settings.ALLIANCE_TUNING_MAX_SECONDS:.0f} s."
+        )
     except MemoryError:
         return _tuning_fail(job, "out_of_memory", "Training ran out of memory; try a smaller batch size or max_length.")
     except ApiError as exc:
@@ -318,7 +320,7 @@ def _tuning_fail(job: TuningJob, code: str, message: str) -> TuningJob:
 
 def tuning_jobs_reap(now: dt.datetime | None = None) -> int:
     """Fails tuning jobs whose worker stopped reporting (the data stays; the partner may start again)."""
-    stale_before = (now or timezone.now()) - dt.timedelta(seconds=settings.TUNING_STALE_SECONDS)
+    stale_before = (now or timezone.now()) - dt.timedelta(seconds=settings.ALLIANCE_TUNING_STALE_SECONDS)
     failed = 0
     for job in TuningJob.objects.filter(status=TuningStatus.RUNNING, heartbeat_at__lt=stale_before)[:100]:
         failed += _tuning_fail(job, "worker_lost", "The tuning worker stopped; its units are refunded.").status == (
