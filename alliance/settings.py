@@ -3,6 +3,17 @@
 With nothing set, the platform runs embedded: SQLite, a filesystem broker and an
 in-process cache. Set DATABASE_URL (PostgreSQL) and CELERY_BROKER_URL / REDIS_URL
 (Redis) for the distributed mode.
+
+Naming: the prefix of an environment variable says whose setting it is, and a setting has the name of the variable
+it reads. Only this file reads the environment; code reads `settings.<NAME>`.
+- DJANGO_<NAME>: Django's own setting <NAME> (DJANGO_DEBUG -> DEBUG, DJANGO_CONN_MAX_AGE -> the database's
+  CONN_MAX_AGE); Django fixes those names, so they are the one place where the prefix is dropped.
+- CELERY_<NAME>: Celery's own setting CELERY_<NAME> (alliance/celery.py reads the CELERY_ namespace).
+- DATABASE_URL, REDIS_URL: the services' addresses, under the names hosting platforms give them.
+- ALLIANCE_<NAME>: the platform's own setting ALLIANCE_<NAME>, whether the environment sets it or not. A Django or
+  Celery setting that follows from one is assigned from it here (MEDIA_ROOT = ALLIANCE_MEDIA_ROOT).
+Nothing here touches the file system: the directories under ALLIANCE_VAR_DIR are made by their users (`up`,
+collectstatic, the Celery app for the filesystem broker, file storage).
 """
 
 import os
@@ -12,7 +23,7 @@ import dj_database_url
 from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(os.environ.get("ALLIANCE_VAR_DIR", BASE_DIR / "var"))
+ALLIANCE_VAR_DIR = Path(os.environ.get("ALLIANCE_VAR_DIR", BASE_DIR / "var"))
 
 
 def env_bool(name: str, default: bool = False) -> bool:
@@ -82,8 +93,8 @@ TEMPLATES = [
 
 DATABASES = {
     "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'alliance.sqlite3'}"),
-        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
+        os.environ.get("DATABASE_URL", f"sqlite:///{ALLIANCE_VAR_DIR / 'alliance.sqlite3'}"),
+        conn_max_age=env_int("DJANGO_CONN_MAX_AGE", 60),
         conn_health_checks=True,
     )
 }
@@ -121,12 +132,13 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "static"
-STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+STATIC_ROOT = ALLIANCE_VAR_DIR / "static"
 MEDIA_URL = "media/"
-MEDIA_ROOT = Path(os.environ.get("ALLIANCE_MEDIA_ROOT", VAR_DIR / "media"))
+ALLIANCE_MEDIA_ROOT = Path(os.environ.get("ALLIANCE_MEDIA_ROOT", ALLIANCE_VAR_DIR / "media"))
+MEDIA_ROOT = ALLIANCE_MEDIA_ROOT
 
-DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("ALLIANCE_MAX_BODY_BYTES", 2 * 1024 * 1024)
+ALLIANCE_MAX_BODY_BYTES = env_int("ALLIANCE_MAX_BODY_BYTES", 2 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = ALLIANCE_MAX_BODY_BYTES
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["api.authentication.ApiKeyAuthentication"],
@@ -153,30 +165,30 @@ SPECTACULAR_SETTINGS = {
     "PREPROCESSING_HOOKS": ["api.schema.only_the_api"],
 }
 
+ALLIANCE_LOG_LEVEL = os.environ.get("ALLIANCE_LOG_LEVEL", "INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("ALLIANCE_LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": ALLIANCE_LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 
 # Celery: PostgreSQL is the source of truth for a job; the broker only carries its id.
 CELERY_BROKER_URL = CELERY_BROKER_URL or "filesystem://"
+# Seconds before Redis hands an unacknowledged message (a job whose worker died) to another worker.
+ALLIANCE_BROKER_VISIBILITY_TIMEOUT = env_int("ALLIANCE_BROKER_VISIBILITY_TIMEOUT", 3600)
 CELERY_BROKER_TRANSPORT_OPTIONS = (
     {
-        "data_folder_in": str(VAR_DIR / "broker"),
-        "data_folder_out": str(VAR_DIR / "broker"),
-        "control_folder": str(VAR_DIR / "broker-control"),
+        "data_folder_in": str(ALLIANCE_VAR_DIR / "broker"),
+        "data_folder_out": str(ALLIANCE_VAR_DIR / "broker"),
+        "control_folder": str(ALLIANCE_VAR_DIR / "broker-control"),
         "store_processed": False,
         "polling_interval": 0.05,
     }
     if CELERY_BROKER_URL == "filesystem://"
-    else {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
+    else {"visibility_timeout": ALLIANCE_BROKER_VISIBILITY_TIMEOUT}
 )
-if CELERY_BROKER_URL == "filesystem://":
-    for folder in ("broker", "broker-control"):
-        (VAR_DIR / folder).mkdir(parents=True, exist_ok=True)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -197,44 +209,45 @@ CELERY_TASK_ROUTES = {
 }
 
 # Jobs
-JOB_HEARTBEAT_SECONDS = env_float("ALLIANCE_JOB_HEARTBEAT_SECONDS", 5.0)
-JOB_STALE_SECONDS = env_float("ALLIANCE_JOB_STALE_SECONDS", 30.0)
-JOB_REENQUEUE_SECONDS = env_float("ALLIANCE_JOB_REENQUEUE_SECONDS", 120.0)
-JOB_REAPER_INTERVAL_SECONDS = env_float("ALLIANCE_JOB_REAPER_INTERVAL_SECONDS", 15.0)
-JOB_MAX_ATTEMPTS = env_int("ALLIANCE_JOB_MAX_ATTEMPTS", 3)
-JOB_MAX_WAIT_SECONDS = env_float("ALLIANCE_JOB_MAX_WAIT_SECONDS", 120.0)
+ALLIANCE_JOB_HEARTBEAT_SECONDS = env_float("ALLIANCE_JOB_HEARTBEAT_SECONDS", 5.0)
+ALLIANCE_JOB_STALE_SECONDS = env_float("ALLIANCE_JOB_STALE_SECONDS", 30.0)
+ALLIANCE_JOB_REENQUEUE_SECONDS = env_float("ALLIANCE_JOB_REENQUEUE_SECONDS", 120.0)
+ALLIANCE_JOB_REAPER_INTERVAL_SECONDS = env_float("ALLIANCE_JOB_REAPER_INTERVAL_SECONDS", 15.0)
+ALLIANCE_JOB_MAX_ATTEMPTS = env_int("ALLIANCE_JOB_MAX_ATTEMPTS", 3)
+ALLIANCE_JOB_MAX_WAIT_SECONDS = env_float("ALLIANCE_JOB_MAX_WAIT_SECONDS", 120.0)
 CELERY_BEAT_SCHEDULE = {
-    "reap-stale-jobs": {"task": "inference.tasks.reap_stale_jobs", "schedule": JOB_REAPER_INTERVAL_SECONDS},
+    "reap-stale-jobs": {"task": "inference.tasks.reap_stale_jobs", "schedule": ALLIANCE_JOB_REAPER_INTERVAL_SECONDS},
 }
 
 # Webhooks
-WEBHOOK_ALLOW_PRIVATE_ADDRESSES = env_bool("ALLIANCE_WEBHOOK_ALLOW_PRIVATE", False)
-WEBHOOK_TIMEOUT_SECONDS = env_float("ALLIANCE_WEBHOOK_TIMEOUT_SECONDS", 5.0)
-WEBHOOK_MAX_RETRIES = env_int("ALLIANCE_WEBHOOK_MAX_RETRIES", 5)
-WEBHOOK_SIGNING_KEY = os.environ.get("ALLIANCE_WEBHOOK_SIGNING_KEY", SECRET_KEY)
+ALLIANCE_WEBHOOK_ALLOW_PRIVATE = env_bool("ALLIANCE_WEBHOOK_ALLOW_PRIVATE", False)
+ALLIANCE_WEBHOOK_TIMEOUT_SECONDS = env_float("ALLIANCE_WEBHOOK_TIMEOUT_SECONDS", 5.0)
+ALLIANCE_WEBHOOK_MAX_RETRIES = env_int("ALLIANCE_WEBHOOK_MAX_RETRIES", 5)
+ALLIANCE_WEBHOOK_SIGNING_KEY = os.environ.get("ALLIANCE_WEBHOOK_SIGNING_KEY", SECRET_KEY)
 
 # Tuning: partners' data is encrypted at rest with a key per partner derived from this master key.
 ALLIANCE_DATA_KEY = os.environ.get("ALLIANCE_DATA_KEY", "")
-TUNING_MAX_SECONDS = env_float("ALLIANCE_TUNING_MAX_SECONDS", 3600.0)
-TUNING_STALE_SECONDS = env_float("ALLIANCE_TUNING_STALE_SECONDS", 600.0)
-DATASET_MAX_BYTES = env_int("ALLIANCE_DATASET_MAX_BYTES", 20 * 1024 * 1024)
-DATASET_MAX_ROWS = env_int("ALLIANCE_DATASET_MAX_ROWS", 50_000)
+ALLIANCE_TUNING_MAX_SECONDS = env_float("ALLIANCE_TUNING_MAX_SECONDS", 3600.0)
+ALLIANCE_TUNING_STALE_SECONDS = env_float("ALLIANCE_TUNING_STALE_SECONDS", 600.0)
+ALLIANCE_DATASET_MAX_BYTES = env_int("ALLIANCE_DATASET_MAX_BYTES", 20 * 1024 * 1024)
+ALLIANCE_DATASET_MAX_ROWS = env_int("ALLIANCE_DATASET_MAX_ROWS", 50_000)
 
 # Quotas and rate limits
-DEFAULT_MONTHLY_UNITS = env_int("ALLIANCE_DEFAULT_MONTHLY_UNITS", 1_000_000)
-DEFAULT_RPM = env_int("ALLIANCE_DEFAULT_RPM", 600)
-API_KEY_READ_RPM = env_int("ALLIANCE_API_KEY_READ_RPM", 6000)
-AUTH_FAILURES_PER_MINUTE = env_int("ALLIANCE_AUTH_FAILURES_PER_MINUTE", 30)
-API_KEY_LAST_USED_RESOLUTION_SECONDS = 60
+ALLIANCE_DEFAULT_MONTHLY_UNITS = env_int("ALLIANCE_DEFAULT_MONTHLY_UNITS", 1_000_000)
+ALLIANCE_DEFAULT_RPM = env_int("ALLIANCE_DEFAULT_RPM", 600)
+ALLIANCE_API_KEY_READ_RPM = env_int("ALLIANCE_API_KEY_READ_RPM", 6000)
+ALLIANCE_AUTH_FAILURES_PER_MINUTE = env_int("ALLIANCE_AUTH_FAILURES_PER_MINUTE", 30)
+ALLIANCE_API_KEY_LAST_USED_RESOLUTION_SECONDS = 60
 
 # Models: the worker side reads this registry; the web side only reads names and families.
 ALLIANCE_MODELS_FILE = os.environ.get("ALLIANCE_MODELS_FILE", "")
-ALLIANCE_DEVICE = os.environ.get("ALLIANCE_DEVICE", "auto")
-ALLIANCE_MODELS_DIR = Path(os.environ.get("ALLIANCE_MODELS_DIR", VAR_DIR / "models"))
+ALLIANCE_DEVICE = os.environ.get("ALLIANCE_DEVICE", "auto")  # "cpu", "cuda", "cuda:1"; "auto": CUDA when present
+ALLIANCE_TORCH_THREADS = env_int("ALLIANCE_TORCH_THREADS", 0)  # torch threads per worker process; 0: torch's default
+ALLIANCE_MODELS_DIR = Path(os.environ.get("ALLIANCE_MODELS_DIR", ALLIANCE_VAR_DIR / "models"))
 # Dynamic batching: a worker gathers up to the model's batch size of queued jobs, waiting at most this long.
 ALLIANCE_BATCH_WAIT_MS = env_float("ALLIANCE_BATCH_WAIT_MS", 5.0)
-ALLIANCE_MAX_BATCH = env_int("ALLIANCE_MAX_BATCH", 0)
-ALLIANCE_ADAPTER_CACHE = env_int("ALLIANCE_ADAPTER_CACHE", 16)  # 0: each model's own batch size; 1: batching off
+ALLIANCE_MAX_BATCH = env_int("ALLIANCE_MAX_BATCH", 0)  # 0: each model's own batch size; 1: batching off
+ALLIANCE_ADAPTER_CACHE = env_int("ALLIANCE_ADAPTER_CACHE", 16)  # tuned adapters a worker keeps loaded
 
 # Benchmarks mount a bare endpoint to compare against.
 # The benchmarks' bare endpoint lives in its own URL conf, never in the production one.
@@ -242,7 +255,8 @@ ALLIANCE_BENCH_ENDPOINTS = env_bool("ALLIANCE_BENCH_ENDPOINTS", False)
 if ALLIANCE_BENCH_ENDPOINTS:
     ROOT_URLCONF = "bench.urls"
 
-if not DEBUG and env_bool("ALLIANCE_SECURE", False):
+ALLIANCE_SECURE = env_bool("ALLIANCE_SECURE", False)
+if not DEBUG and ALLIANCE_SECURE:
     SECURE_SSL_REDIRECT = True
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True

@@ -37,7 +37,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         return self.keyword
 
     def _fail(self, request: Request, message: str) -> None:
-        state = ratelimit.hit(f"authfail:{client_address(request)}", settings.AUTH_FAILURES_PER_MINUTE)
+        state = ratelimit.hit(f"authfail:{client_address(request)}", settings.ALLIANCE_AUTH_FAILURES_PER_MINUTE)
         if not state.allowed:
             raise ApiError(
                 "Too many failed authentication attempts from this address; wait before trying again.",

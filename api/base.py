@@ -53,7 +53,7 @@ class PartnerApiView(APIView):
         super().initial(request, *args, **kwargs)
         self._refuse_oversized_body(request)
         if self.read_bucket:
-            self.check_request_rate(request, "read", settings.API_KEY_READ_RPM)
+            self.check_request_rate(request, "read", settings.ALLIANCE_API_KEY_READ_RPM)
 
     def _refuse_oversized_body(self, request: Request) -> None:
         if self.max_body_bytes is None:

@@ -22,7 +22,7 @@ MULTIPART_OVERHEAD_BYTES = 64 * 1024
 
 class DatasetCollectionApi(PartnerApiView):
     parser_classes = [MultiPartParser]
-    max_body_bytes = settings.DATASET_MAX_BYTES + MULTIPART_OVERHEAD_BYTES
+    max_body_bytes = settings.ALLIANCE_DATASET_MAX_BYTES + MULTIPART_OVERHEAD_BYTES
 
     def get(self, request: Request) -> Response:
         paginator = NewestFirstCursorPagination()

@@ -113,7 +113,7 @@ def drain_with_worker(env: dict[str, str], queue: str, job_ids: list[str], max_b
 
 def raw_classification(texts: list[str], batch: int) -> float:
     from inference.backends import get_model
-    from inference.backends.classification import classify_zero_shot
+    from inference.backends.zero_shot import classify_zero_shot
 
     model = get_model("all-MiniLM-L6-v2")
     params = {"multi_label": False, "hypothesis_template": "This text is about {}."}
@@ -128,7 +128,7 @@ def raw_classification(texts: list[str], batch: int) -> float:
 
 def raw_generation(prompts: list[str], params: dict, batch: int) -> float:
     from inference.backends import get_model
-    from inference.backends.llm import run_text_generation
+    from inference.backends.llm.runners import run_text_generation
 
     model = get_model("smollm2-135m-instruct")
     run_text_generation(model, [{"prompt": prompts[0]}], [params])
@@ -159,7 +159,7 @@ def main() -> None:
         setup_django(env)
         from django.conf import settings
 
-        from inference.backends import configure_torch
+        from inference.backends.device import configure_torch
         from inference.registry import get_model_spec
 
         configure_torch()
@@ -192,7 +192,7 @@ def main() -> None:
             )
         print(
             f"settings: batch wait {settings.ALLIANCE_BATCH_WAIT_MS} ms, torch threads "
-            f"{os.environ.get('ALLIANCE_TORCH_THREADS', 'default')}"
+            f"{settings.ALLIANCE_TORCH_THREADS or 'default'}"
         )
         print(
             f"worker: raw_per_s={raw:.1f} batched_per_s={rates['batched']:.1f} "

@@ -175,15 +175,15 @@ def _stats(task: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
 def parse_dataset(data: bytes, filename: str, task: str) -> ParsedDataset:
     if task not in COLUMNS:
         raise DatasetRejected("invalid_task", [Problem(None, f"`task` must be one of {', '.join(COLUMNS)}.")])
-    if len(data) > settings.DATASET_MAX_BYTES:
-        message = f"The file is {len(data)} bytes; the limit is {settings.DATASET_MAX_BYTES}."
+    if len(data) > settings.ALLIANCE_DATASET_MAX_BYTES:
+        message = f"The file is {len(data)} bytes; the limit is {settings.ALLIANCE_DATASET_MAX_BYTES}."
         raise DatasetRejected("dataset_too_large", [Problem(None, message)], too_large=True)
     text = _decode(data)
     problems: list[Problem] = []
     file_format = _detect_format(filename, text)
     records = _jsonl_records(text, problems) if file_format == "jsonl" else _csv_records(text, task, problems)
-    if len(records) > settings.DATASET_MAX_ROWS:
-        message = f"The file has {len(records)} rows; the limit is {settings.DATASET_MAX_ROWS}."
+    if len(records) > settings.ALLIANCE_DATASET_MAX_ROWS:
+        message = f"The file has {len(records)} rows; the limit is {settings.ALLIANCE_DATASET_MAX_ROWS}."
         raise DatasetRejected("too_many_rows", [Problem(None, message)], too_large=True)
     rows = [row for number, record in records if (row := _row(task, record, number, problems)) is not None]
     if problems:

@@ -57,7 +57,7 @@ DEFAULT_MODELS: tuple[ModelSpec, ...] = (
         family="llm",
         capabilities=("dialogue", "text_generation", "summarization", "question_answering"),
         batch_size=8,
-        options={"prepare": "inference.backends.llm:prepare_smollm2", "uses": [EMBEDDER]},
+        options={"prepare": "inference.backends.llm.smollm2:prepare_smollm2", "uses": [EMBEDDER]},
     ),
     ModelSpec(
         name="alliance-captioner",

@@ -31,7 +31,7 @@ def deliver_webhook(self, job_id: str) -> None:
     attempt = self.request.retries + 1
     if services.webhook_deliver(job_id=job_id, attempt=attempt):
         return
-    if attempt > settings.WEBHOOK_MAX_RETRIES:
+    if attempt > settings.ALLIANCE_WEBHOOK_MAX_RETRIES:
         logger.warning("webhook of job %s not delivered after %d attempts", job_id, attempt)
         return
     raise self.retry(countdown=min(300, 2 ** (attempt - 1)))

@@ -1,4 +1,6 @@
-"""What a tuning job may ask for, and the figures for its pre-flight estimate. Web-safe: no torch."""
+"""What a tuning job may ask for, and the figures for its pre-flight estimate. Web-safe: no torch.
+
+The methods are the trainer's own (inference.backends.tuning.types, a module that loads no torch)."""
 
 from __future__ import annotations
 
@@ -8,10 +10,10 @@ from typing import Any
 from rest_framework import serializers
 
 from capabilities.base import StrictFloatField, StrictIntegerField, StrictSerializer
+from inference.backends.tuning.types import METHODS
 from inference.registry import EMBEDDER
 
 LLM = "smollm2-135m-instruct"
-METHODS = ("default", "lora", "ia3", "prompt_tuning", "p_tuning")
 BASE_MODELS = {"classification": (EMBEDDER,), "generation": (LLM,), "chat": (LLM,)}
 TASK_CAPABILITY = {"classification": "text_classification", "generation": "text_generation", "chat": "dialogue"}
 TUNED_PREFIX = "ft:"

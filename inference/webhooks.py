@@ -24,7 +24,7 @@ def _address_is_public(address: str) -> bool:
 
 
 def check_webhook_url(url: str, *, allow_private: bool | None = None) -> None:
-    allow_private = settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES if allow_private is None else allow_private
+    allow_private = settings.ALLIANCE_WEBHOOK_ALLOW_PRIVATE if allow_private is None else allow_private
     parts = urlsplit(url)
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         raise UnsafeWebhookUrl("The webhook URL must be an absolute http(s) URL.")
@@ -43,7 +43,7 @@ def check_webhook_url(url: str, *, allow_private: bool | None = None) -> None:
 
 def signing_secret(partner: Partner) -> str:
     """Derived per partner from the platform's signing key: nothing to store, nothing to leak from the database."""
-    digest = hmac.new(settings.WEBHOOK_SIGNING_KEY.encode(), f"webhook:{partner.pk}".encode(), hashlib.sha256)
+    digest = hmac.new(settings.ALLIANCE_WEBHOOK_SIGNING_KEY.encode(), f"webhook:{partner.pk}".encode(), hashlib.sha256)
     return "whsec_" + digest.hexdigest()
 
 

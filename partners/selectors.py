@@ -120,13 +120,13 @@ def quota_usage(*, partner: Partner, month: dt.date, capabilities: Sequence[str]
     rows = []
     for name in capabilities:
         quota = quotas.get(name)
-        limit = quota.monthly_units if quota else settings.DEFAULT_MONTHLY_UNITS
+        limit = quota.monthly_units if quota else settings.ALLIANCE_DEFAULT_MONTHLY_UNITS
         units = int(used.get(name, 0))
         rows.append(
             {
                 "capability": name,
                 "monthly_units": limit,
-                "rpm": quota.rpm if quota else settings.DEFAULT_RPM,
+                "rpm": quota.rpm if quota else settings.ALLIANCE_DEFAULT_RPM,
                 "is_default": quota is None,
                 "used": units,
                 "remaining": max(0, limit - units),

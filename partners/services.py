@@ -218,7 +218,7 @@ def api_key_authenticate(raw_key: str) -> ApiKey | None:
         or not api_key.partner.is_active
     ):
         return None
-    resolution = dt.timedelta(seconds=settings.API_KEY_LAST_USED_RESOLUTION_SECONDS)
+    resolution = dt.timedelta(seconds=settings.ALLIANCE_API_KEY_LAST_USED_RESOLUTION_SECONDS)
     if api_key.last_used_at is None or api_key.last_used_at <= now - resolution:
         ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
         api_key.last_used_at = now
@@ -259,7 +259,7 @@ def quota_for(*, partner: Partner, capability: str, cached: bool = False) -> Quo
         quota, _ = Quota.objects.get_or_create(
             partner=partner,
             capability=capability,
-            defaults={"monthly_units": settings.DEFAULT_MONTHLY_UNITS, "rpm": settings.DEFAULT_RPM},
+            defaults={"monthly_units": settings.ALLIANCE_DEFAULT_MONTHLY_UNITS, "rpm": settings.ALLIANCE_DEFAULT_RPM},
         )
     _quota_cache[cache_key] = (time.monotonic(), quota)
     return quota

@@ -80,8 +80,10 @@ class DatasetUploadForm(forms.Form):
 
     def clean_file(self):
         upload = self.cleaned_data["file"]
-        if upload.size > settings.DATASET_MAX_BYTES:
-            raise forms.ValidationError(f"The file is {upload.size} bytes; the limit is {settings.DATASET_MAX_BYTES}.")
+        if upload.size > settings.ALLIANCE_DATASET_MAX_BYTES:
+            raise forms.ValidationError(
+                f"The file is {upload.size} bytes; the limit is {settings.ALLIANCE_DATASET_MAX_BYTES}."
+            )
         return upload
 
 

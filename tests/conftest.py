@@ -39,6 +39,11 @@ def api(key_and_raw):
     return client_for(key_and_raw[1])
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """What collectstatic makes before a server starts (settings create no directory): WhiteNoise warns without it."""
+    settings.STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """With ALLIANCE_REQUIRE_SERVICES=1 (CI), a skipped test fails the run."""
     from tests.services import require_services

@@ -53,7 +53,7 @@ class JobEndpoint(OpenAIView):
             model=model,
             idempotency_key=self.request.headers.get("Idempotency-Key"),
         )
-        job = services.job_wait(job=submission.job, timeout=settings.JOB_MAX_WAIT_SECONDS)
+        job = services.job_wait(job=submission.job, timeout=settings.ALLIANCE_JOB_MAX_WAIT_SECONDS)
         if job.status == JobStatus.SUCCEEDED:
             return job
         if job.status == JobStatus.FAILED:
@@ -65,7 +65,7 @@ class JobEndpoint(OpenAIView):
                 status_code=400 if bad_input else 500,
             )
         raise ApiError(
-            f"The job {job.pk} did not finish within {settings.JOB_MAX_WAIT_SECONDS:.0f} s; "
+            f"The job {job.pk} did not finish within {settings.ALLIANCE_JOB_MAX_WAIT_SECONDS:.0f} s; "
             f"poll GET /api/v1/jobs/{job.pk}.",
             code="timeout",
             status_code=504,
@@ -195,7 +195,7 @@ def _task_of(data: bytes) -> str:
 
 class FilesApi(OpenAIView):
     parser_classes = [MultiPartParser]
-    max_body_bytes = settings.DATASET_MAX_BYTES + 64 * 1024
+    max_body_bytes = settings.ALLIANCE_DATASET_MAX_BYTES + 64 * 1024
 
     def get(self, request: Request) -> Response:
         return Response(

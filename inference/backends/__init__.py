@@ -2,6 +2,9 @@
 
 A backend is a loader (spec, path, device) -> model object; a runner serves one capability on one backend
 and takes a whole batch of jobs' inputs and params at once.
+
+Importing this package (or inference.backends.tuning, whose METHODS the web process reads) loads no torch:
+modules that need it are imported where they are used. Models are only ever read from local directories.
 """
 
 from __future__ import annotations
@@ -18,29 +21,15 @@ from django.conf import settings
 
 from inference.registry import EMBEDDER, ModelNotAvailable, ModelSpec, get_model_spec, resolve_source
 
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
 logger = logging.getLogger(__name__)
 
 Loader = Callable[[ModelSpec, Path, str], Any]
 
 _loaded: dict[str, Any] = {}
 _lock = threading.RLock()
-
-
-def pick_device(requested: str = "auto") -> str:
-    import torch
-
-    requested = settings.ALLIANCE_DEVICE if requested == "auto" else requested
-    if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return requested
-
-
-def configure_torch() -> None:
-    import torch
-
-    threads = int(os.environ.get("ALLIANCE_TORCH_THREADS", "0"))
-    if threads > 0:
-        torch.set_num_threads(threads)
 
 
 def _load(spec: ModelSpec) -> Any:
@@ -51,8 +40,10 @@ def _load(spec: ModelSpec) -> Any:
     loader = LOADERS.get(spec.backend)
     if loader is None:
         raise ModelNotAvailable(f"Model {spec.name!r}: unknown backend {spec.backend!r}.")
+    from inference.backends.device import resolve_device
+
     logger.info("loading model %s (%s) from %s", spec.name, spec.backend, path)
-    return loader(spec, path, pick_device(spec.device))
+    return loader(spec, path, resolve_device(spec.device))
 
 
 def get_model(name: str) -> Any:
@@ -67,6 +58,8 @@ def get_model(name: str) -> Any:
 
 def warm_up(names: list[str]) -> list[str]:
     """Loads each model; one that fails is logged and left out, and its jobs fail with the reason."""
+    from inference.backends.device import configure_torch
+
     configure_torch()
     loaded = []
     for name in names:
@@ -132,7 +125,7 @@ def _load_sentence_transformer(spec: ModelSpec, path: Path, device: str) -> Any:
 
 
 def _load_causal_lm(spec: ModelSpec, path: Path, device: str) -> Any:
-    from inference.backends.llm import load_causal_lm
+    from inference.backends.llm.engine import load_causal_lm
 
     return load_causal_lm(path, device, spec.dtype)
 
@@ -152,13 +145,13 @@ def _load_pattern_artist(spec: ModelSpec, path: Path, device: str) -> Any:
 def _load_hf_image_to_text(spec: ModelSpec, path: Path, device: str) -> Any:
     from inference.backends.vision import load_hf_captioner
 
-    return load_hf_captioner(path, device)
+    return load_hf_captioner(path, device, spec.dtype)
 
 
 def _load_diffusers(spec: ModelSpec, path: Path, device: str) -> Any:
     from inference.backends.vision import load_diffusers_pipeline
 
-    return load_diffusers_pipeline(path, device)
+    return load_diffusers_pipeline(path, device, spec.dtype)
 
 
 LOADERS: dict[str, Loader] = {
@@ -177,12 +170,12 @@ LOADERS: dict[str, Loader] = {
 # A runner takes (model, [embedder,] inputs, params) and returns one output per input.
 RUNNERS: dict[tuple[str, str], tuple[str, bool]] = {
     ("sentence_transformers", "keyword_extraction"): ("inference.backends.keywords:extract_keywords", False),
-    ("sentence_transformers", "text_classification"): ("inference.backends.classification:classify_zero_shot", False),
+    ("sentence_transformers", "text_classification"): ("inference.backends.zero_shot:classify_zero_shot", False),
     ("sentence_transformers", "embeddings"): ("inference.backends.embeddings:embed", False),
-    ("causal_lm", "text_generation"): ("inference.backends.llm:run_text_generation", False),
-    ("causal_lm", "dialogue"): ("inference.backends.llm:run_dialogue", False),
-    ("causal_lm", "summarization"): ("inference.backends.llm:run_summarization", True),
-    ("causal_lm", "question_answering"): ("inference.backends.llm:run_question_answering", True),
+    ("causal_lm", "text_generation"): ("inference.backends.llm.runners:run_text_generation", False),
+    ("causal_lm", "dialogue"): ("inference.backends.llm.runners:run_dialogue", False),
+    ("causal_lm", "summarization"): ("inference.backends.llm.runners:run_summarization", True),
+    ("causal_lm", "question_answering"): ("inference.backends.llm.runners:run_question_answering", True),
     ("offline_captioner", "image_captioning"): ("inference.backends.vision:run_image_captioning", False),
     ("pattern_artist", "image_generation"): ("inference.backends.vision:run_image_generation", False),
     ("hf_image_to_text", "image_captioning"): ("inference.backends.vision:run_hf_image_captioning", False),
@@ -214,9 +207,10 @@ def adapter_pool() -> Any:
     global _adapter_pool
     with _lock:
         if _adapter_pool is None:
+            from inference.backends.device import resolve_device
             from inference.backends.tuning import AdapterPool
 
-            _adapter_pool = AdapterPool(device=pick_device(), capacity=settings.ALLIANCE_ADAPTER_CACHE)
+            _adapter_pool = AdapterPool(device=resolve_device(), capacity=settings.ALLIANCE_ADAPTER_CACHE)
     return _adapter_pool
 
 

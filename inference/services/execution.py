@@ -108,7 +108,7 @@ class JobHeartbeat:
 
     def _beat(self) -> None:
         try:
-            while not self._stop.wait(settings.JOB_HEARTBEAT_SECONDS):
+            while not self._stop.wait(settings.ALLIANCE_JOB_HEARTBEAT_SECONDS):
                 try:
                     Job.objects.filter(claim_token=self._token, status=JobStatus.RUNNING).update(
                         heartbeat_at=timezone.now()
@@ -292,9 +292,9 @@ def jobs_reap(now: dt.datetime | None = None) -> dict[str, int]:
     """Requeues jobs whose worker stopped heart-beating, and re-sends queued jobs the broker may have lost."""
     now = now or timezone.now()
     counts = {"requeued": 0, "failed": 0, "resent": 0}
-    stale_before = now - dt.timedelta(seconds=settings.JOB_STALE_SECONDS)
+    stale_before = now - dt.timedelta(seconds=settings.ALLIANCE_JOB_STALE_SECONDS)
     for job in Job.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=stale_before)[:500]:
-        if job.attempts >= settings.JOB_MAX_ATTEMPTS:
+        if job.attempts >= settings.ALLIANCE_JOB_MAX_ATTEMPTS:
             message = f"The job's worker stopped {job.attempts} times; giving up."
             if job_fail(job=job, token=job.claim_token, code="worker_lost", message=message):
                 counts["failed"] += 1
@@ -305,7 +305,7 @@ def jobs_reap(now: dt.datetime | None = None) -> dict[str, int]:
         if requeued:
             counts["requeued"] += 1
             job_enqueue(job)
-    resend_before = now - dt.timedelta(seconds=settings.JOB_REENQUEUE_SECONDS)
+    resend_before = now - dt.timedelta(seconds=settings.ALLIANCE_JOB_REENQUEUE_SECONDS)
     for job in Job.objects.filter(status=JobStatus.QUEUED, enqueued_at__lt=resend_before)[:500]:
         if Job.objects.filter(pk=job.pk, status=JobStatus.QUEUED, enqueued_at=job.enqueued_at).update(enqueued_at=now):
             counts["resent"] += 1

@@ -264,7 +264,7 @@ def job_enqueue(job: Job) -> None:
 
 
 def job_wait(*, job: Job, timeout: float) -> Job:
-    deadline = time.monotonic() + min(max(timeout, 0.0), settings.JOB_MAX_WAIT_SECONDS)
+    deadline = time.monotonic() + min(max(timeout, 0.0), settings.ALLIANCE_JOB_MAX_WAIT_SECONDS)
     delay = 0.01
     while not job.is_finished and time.monotonic() < deadline:
         time.sleep(min(delay, max(0.0, deadline - time.monotonic())))

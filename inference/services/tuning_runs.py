@@ -167,7 +167,7 @@ def tuning_job_run(job_id: str) -> TuningJob | None:
                     method=job.method,
                     hyperparameters=hyperparameters,
                     output_dir=Path(settings.MEDIA_ROOT) / adapter_relative,
-                    max_seconds=settings.TUNING_MAX_SECONDS,
+                    max_seconds=settings.ALLIANCE_TUNING_MAX_SECONDS,
                 ),
                 on_progress=recorder,
                 should_stop=recorder.should_stop,
@@ -178,7 +178,8 @@ def tuning_job_run(job_id: str) -> TuningJob | None:
         tuning_event_add(job=job, message="Training stopped: the job was canceled.")
         return job
     except trainer.TrainingTimedOut:
-        return _tuning_fail(job, "time_limit", f"Training ran past the limit of {settings.TUNING_MAX_SECONDS:.0f} s.")
+        limit = settings.ALLIANCE_TUNING_MAX_SECONDS
+        return _tuning_fail(job, "time_limit", f"Training ran past the limit of {limit:.0f} s.")
     except MemoryError:
         return _tuning_fail(job, "out_of_memory", "Training ran out of memory; try a smaller batch size or max_length.")
     except DomainError as exc:
@@ -229,15 +230,16 @@ def _tuning_fail(job: TuningJob, code: str, message: str) -> TuningJob:
 
 def tuning_jobs_reap(now: dt.datetime | None = None) -> dict[str, int]:
     """Fails tuning jobs whose worker stopped reporting (the data stays; the partner may start again), and sends
-    again queued jobs not claimed within JOB_REENQUEUE_SECONDS of their last send (a failed send, a lost message):
+    again queued jobs not claimed within ALLIANCE_JOB_REENQUEUE_SECONDS of their last send (a failed send, a lost
+    message):
     each at most once a period, a duplicate delivery being a no-op claim."""
     now = now or timezone.now()
     counts = {"tuning_failed": 0, "tuning_resent": 0}
-    stale_before = now - dt.timedelta(seconds=settings.TUNING_STALE_SECONDS)
+    stale_before = now - dt.timedelta(seconds=settings.ALLIANCE_TUNING_STALE_SECONDS)
     for job in TuningJob.objects.filter(status=TuningStatus.RUNNING, heartbeat_at__lt=stale_before)[:100]:
         reaped = _tuning_fail(job, "worker_lost", "The tuning worker stopped; its units are refunded.")
         counts["tuning_failed"] += int(reaped.status == TuningStatus.FAILED)
-    resend_before = now - dt.timedelta(seconds=settings.JOB_REENQUEUE_SECONDS)
+    resend_before = now - dt.timedelta(seconds=settings.ALLIANCE_JOB_REENQUEUE_SECONDS)
     for job in TuningJob.objects.filter(status=TuningStatus.QUEUED, enqueued_at__lt=resend_before)[:100]:
         resent = TuningJob.objects.filter(pk=job.pk, status=TuningStatus.QUEUED, enqueued_at=job.enqueued_at).update(
             enqueued_at=now

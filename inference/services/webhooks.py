@@ -40,7 +40,7 @@ def webhook_deliver(*, job_id: str, attempt: int) -> bool:
             },
         )
         opener = urllib.request.build_opener(_NoRedirect)
-        with opener.open(request, timeout=settings.WEBHOOK_TIMEOUT_SECONDS) as response:
+        with opener.open(request, timeout=settings.ALLIANCE_WEBHOOK_TIMEOUT_SECONDS) as response:
             delivery.status_code = response.status
             delivery.delivered = 200 <= response.status < 300
     except urllib.error.HTTPError as exc:

@@ -10,18 +10,15 @@ import pytest
 import torch
 from sentence_transformers import SentenceTransformer
 
-from inference.backends.llm import (
-    CausalLM,
-    _finish,
-    generate,
-    load_causal_lm,
-    prepare_smollm2,
+from inference.backends.llm.engine import CausalLM, _finish, generate, load_causal_lm
+from inference.backends.llm.runners import (
     run_dialogue,
     run_question_answering,
     run_summarization,
     run_text_generation,
 )
-from inference.backends.llm_tasks import quote_answer, split_sentences, summary_rejection, unsupported_facts
+from inference.backends.llm.smollm2 import prepare_smollm2
+from inference.backends.llm.text import quote_answer, split_sentences, summary_rejection, unsupported_facts
 from inference.registry import get_model_spec, resolve_source
 from tests.backends.tiny_llama import save_tiny_llama
 

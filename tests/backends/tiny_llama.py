@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-from inference.backends.llm import SMOLLM2_GGUF, smollm2_gguf_dir
+from inference.backends.llm.smollm2 import SMOLLM2_GGUF, smollm2_gguf_dir
 
 
 def save_tiny_llama(path: Path, *, hidden_size: int, heads: int, max_positions: int, initializer_range: float) -> Path:

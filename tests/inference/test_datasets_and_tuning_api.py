@@ -108,7 +108,7 @@ def test_bad_files_are_refused_with_line_numbers_and_nothing_is_stored(api, data
 
 
 def test_an_oversized_file_is_a_413(api, settings):
-    settings.DATASET_MAX_BYTES = 100
+    settings.ALLIANCE_DATASET_MAX_BYTES = 100
     response = upload(api, classification_jsonl())
     assert response.status_code == 413
     assert not Dataset.objects.exists()

@@ -52,7 +52,7 @@ def test_the_reaper_leaves_a_job_with_a_fresh_heartbeat_alone(queued_job):
 
 
 def test_a_job_whose_workers_keep_dying_fails_with_a_refund(queued_job, settings):
-    settings.JOB_MAX_ATTEMPTS = 2
+    settings.ALLIANCE_JOB_MAX_ATTEMPTS = 2
     for _ in range(2):
         services.job_claim(str(queued_job.pk))
         Job.objects.filter(pk=queued_job.pk).update(heartbeat_at=timezone.now() - dt.timedelta(minutes=5))

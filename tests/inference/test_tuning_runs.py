@@ -52,13 +52,13 @@ def test_a_queued_tuning_job_never_sent_is_sent_once_a_period(tuning_job):
         "tuning_resent": 0,
     }
     assert job_id not in sent_tuning_job_ids()
-    later = created + dt.timedelta(seconds=settings.JOB_REENQUEUE_SECONDS + 1)
+    later = created + dt.timedelta(seconds=settings.ALLIANCE_JOB_REENQUEUE_SECONDS + 1)
     assert tuning_runs.tuning_jobs_reap(now=later)["tuning_resent"] == 1
     assert sent_tuning_job_ids().count(job_id) == 1
     assert TuningJob.objects.get(pk=job_id).enqueued_at == later
     assert tuning_runs.tuning_jobs_reap(now=later + dt.timedelta(seconds=1))["tuning_resent"] == 0
     assert sent_tuning_job_ids().count(job_id) == 1
-    next_period = later + dt.timedelta(seconds=settings.JOB_REENQUEUE_SECONDS + 1)
+    next_period = later + dt.timedelta(seconds=settings.ALLIANCE_JOB_REENQUEUE_SECONDS + 1)
     assert tuning_runs.tuning_jobs_reap(now=next_period)["tuning_resent"] == 1
     assert sent_tuning_job_ids().count(job_id) == 2
     tuning_jobs.tuning_job_cancel(job=tuning_job)
@@ -69,7 +69,7 @@ def test_a_queued_tuning_job_never_sent_is_sent_once_a_period(tuning_job):
 
 def test_a_running_tuning_job_whose_worker_stopped_fails_with_a_refund_and_is_not_resent(tuning_job):
     TuningJob.objects.filter(pk=tuning_job.pk).update(
-        status="running", heartbeat_at=timezone.now() - dt.timedelta(seconds=settings.TUNING_STALE_SECONDS + 5)
+        status="running", heartbeat_at=timezone.now() - dt.timedelta(seconds=settings.ALLIANCE_TUNING_STALE_SECONDS + 5)
     )
     counts = tuning_runs.tuning_jobs_reap(now=timezone.now() + dt.timedelta(hours=1))
     assert counts == {"tuning_failed": 1, "tuning_resent": 0}

@@ -32,7 +32,7 @@ def service_env(**overrides: str) -> dict[str, str]:
         "ALLIANCE_JOB_STALE_SECONDS": "3",
         "ALLIANCE_JOB_REAPER_INTERVAL_SECONDS": "1",
         "ALLIANCE_JOB_REENQUEUE_SECONDS": "20",
-        "CELERY_VISIBILITY_TIMEOUT": "10",
+        "ALLIANCE_BROKER_VISIBILITY_TIMEOUT": "10",
         "ALLIANCE_TORCH_THREADS": "1",
         "PYTHONUNBUFFERED": "1",
     }

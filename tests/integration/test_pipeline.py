@@ -112,7 +112,7 @@ class _Receiver(BaseHTTPRequestHandler):
 
 def test_webhook_is_signed_and_retried_until_delivered(partner_api, tmp_path, settings):
     partner, api = partner_api
-    settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES = True
+    settings.ALLIANCE_WEBHOOK_ALLOW_PRIVATE = True
     _Receiver.calls = []
     server = HTTPServer(("127.0.0.1", 0), _Receiver)
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -131,7 +131,7 @@ def test_issue_api_key_command_prints_the_raw_key_alone(partner):
 
 
 def test_brute_force_from_one_address_is_slowed(partner, settings):
-    settings.AUTH_FAILURES_PER_MINUTE = 3
+    settings.ALLIANCE_AUTH_FAILURES_PER_MINUTE = 3
     client = client_for("alk_aaaaaaaaaaaa_wrong-secret")
     codes = [client.get("/api/v1/jobs", REMOTE_ADDR="203.0.113.9").status_code for _ in range(5)]
     assert codes == [401, 401, 401, 429, 429]

@@ -12,7 +12,9 @@ import torch
 from torch import nn
 from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 
-from inference.backends.llm import CausalLM, load_causal_lm, run_dialogue, run_text_generation
+from inference.backends.device import resolve_device
+from inference.backends.llm.engine import CausalLM, load_causal_lm
+from inference.backends.llm.runners import run_dialogue, run_text_generation
 from inference.backends.tuning.adapters import AdapterError, LoadedAdapter, applied, load_adapter, prepend_prompt
 from inference.backends.tuning.heads import pool
 from inference.errors import JobInputError
@@ -136,7 +138,7 @@ class AdapterPool:
         with self._lock:
             adapter = self._adapters.get(adapter_id)
             if adapter is None:
-                adapter = load_adapter(Path(directory), adapter_id, _resolve(self.device))
+                adapter = load_adapter(Path(directory), adapter_id, resolve_device(self.device))
                 self._adapters[adapter_id] = adapter
                 while len(self._adapters) > self.capacity:
                     self._adapters.popitem(last=False)
@@ -147,14 +149,8 @@ class AdapterPool:
         return adapter
 
 
-def _resolve(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
 def _load_encoder(path: Path, device: str) -> _Encoder:
-    device = _resolve(device)
+    device = resolve_device(device)
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     model = AutoModel.from_pretrained(path, local_files_only=True, dtype=torch.float32).to(device).eval()
     return _Encoder(tokenizer, model, device)
@@ -177,7 +173,7 @@ def _labelled(adapter: LoadedAdapter, probabilities: torch.Tensor, wanted: list[
 
 class _PromptedModel(nn.Module):
     """A causal LM whose generate() puts a prompt-tuning adapter's virtual tokens before every row, for
-    inference.backends.llm.generate (which slices the prompt off the returned ids)."""
+    inference.backends.llm.engine.generate (which slices the prompt off the returned ids)."""
 
     def __init__(self, model: nn.Module, prompt: torch.Tensor) -> None:
         super().__init__()

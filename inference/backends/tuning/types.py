@@ -1,4 +1,6 @@
-"""The tuning interface's data types: what the platform sends, what it gets back, and how a run ends early."""
+"""The tuning interface's data types: what the platform sends, what it gets back, and how a run ends early.
+
+Loads no torch: the web process validates tuning requests against METHODS (inference.tuning_config)."""
 
 from __future__ import annotations
 

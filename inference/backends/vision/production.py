@@ -1,29 +1,24 @@
 """Production vision backends: any local Hugging Face image-to-text model (transformers) or text-to-image
-pipeline (diffusers) directory, bf16 on CUDA and float32 on CPU. The same code runs tiny random models in tests."""
+pipeline (diffusers) directory, in the model spec's dtype ("auto": bf16 on CUDA, float32 on CPU). The same code runs
+tiny random models in tests."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from itertools import groupby
 from pathlib import Path
 from typing import Any
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import torch
 from diffusers import DiffusionPipeline
 from PIL import Image
 from transformers import AutoImageProcessor, AutoModelForImageTextToText, AutoProcessor, AutoTokenizer
 
+from inference.backends.device import resolve_dtype
+
 DEFAULT_MAX_NEW_TOKENS = 30
 DEFAULT_GENERATION_STEPS = 30
 SIZE_MULTIPLE = 8
-
-
-def dtype_for(device: str) -> torch.dtype:
-    return torch.bfloat16 if device.startswith("cuda") else torch.float32
 
 
 @dataclass
@@ -35,8 +30,8 @@ class HfCaptioner:
     device: str
 
 
-def load_hf_captioner(path: Path, device: str) -> HfCaptioner:
-    model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype_for(device), local_files_only=True)
+def load_hf_captioner(path: Path, device: str, dtype: str = "auto") -> HfCaptioner:
+    model = AutoModelForImageTextToText.from_pretrained(path, dtype=resolve_dtype(device, dtype), local_files_only=True)
     try:
         processor = AutoProcessor.from_pretrained(path, local_files_only=True)
     except (OSError, ValueError, TypeError):
@@ -84,8 +79,8 @@ def run_hf_image_captioning(captioner: HfCaptioner, inputs: list[dict], params: 
     return [{"caption": caption} for caption in captions]
 
 
-def load_diffusers_pipeline(path: Path, device: str) -> DiffusionPipeline:
-    pipe = DiffusionPipeline.from_pretrained(path, dtype=dtype_for(device), local_files_only=True)
+def load_diffusers_pipeline(path: Path, device: str, dtype: str = "auto") -> DiffusionPipeline:
+    pipe = DiffusionPipeline.from_pretrained(path, dtype=resolve_dtype(device, dtype), local_files_only=True)
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
 

@@ -32,7 +32,7 @@ class Command(BaseCommand):
         parser.add_argument("--web-threads", type=int, default=8)
 
     def handle(self, *args: object, port: int, host: str, web_threads: int, **options: object) -> None:
-        settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
+        settings.ALLIANCE_VAR_DIR.mkdir(parents=True, exist_ok=True)
         call_command("migrate", interactive=False, verbosity=0)
         if not Partner.objects.exists():
             call_command("seed_alliance")
@@ -69,7 +69,7 @@ class Command(BaseCommand):
             "--beat",
             "--loglevel=INFO",
             f"--concurrency={settings.CELERY_WORKER_CONCURRENCY}",
-            f"--schedule={settings.VAR_DIR / 'celerybeat-schedule'}",
+            f"--schedule={settings.ALLIANCE_VAR_DIR / 'celerybeat-schedule'}",
         ]
         web = [
             sys.executable,

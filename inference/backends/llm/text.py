@@ -1,6 +1,6 @@
 """Text helpers behind the LLM capabilities: sentences, the invented-fact guard, extractive ranking, answer spans.
 
-Nothing here generates text; `inference.backends.llm` runs the language model and calls these helpers. The
+Nothing here generates text; inference.backends.llm.runners run the language model and call these helpers. The
 embedder passed in is a sentence_transformers.SentenceTransformer (all-MiniLM-L6-v2 by default).
 """
 

@@ -1,0 +1,210 @@
+"""Causal language models (SmolLM2-135M-Instruct by default, any Hugging Face causal-LM directory in production):
+loading and batched generation. The capability runners built on it are in inference.backends.llm.runners.
+
+Pure functions over loaded objects; the registry and the worker decide which model and device they get.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    GenerationConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    StoppingCriteria,
+    StoppingCriteriaList,
+)
+
+from inference.backends.device import resolve_device, resolve_dtype
+
+FinishReason = Literal["stop", "length"]
+
+
+# Loading ------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class CausalLM:
+    tokenizer: PreTrainedTokenizerBase
+    model: PreTrainedModel
+    device: str
+
+    @property
+    def has_chat_template(self) -> bool:
+        return bool(getattr(self.tokenizer, "chat_template", None))
+
+    @property
+    def end_token_ids(self) -> frozenset[int]:
+        """Token ids that end a completion: the model's EOS ids and the pad id."""
+        configured = self.model.generation_config.eos_token_id
+        ids = configured if isinstance(configured, list) else [configured]
+        return frozenset(i for i in [*ids, self.tokenizer.eos_token_id, self.tokenizer.pad_token_id] if i is not None)
+
+
+def load_causal_lm(
+    path: Path, device: str = "cpu", dtype: str = "auto", *, trust_remote_code: bool = False
+) -> CausalLM:
+    """Tokenizer (left padding, a pad token) and model in eval mode from a local Hugging Face directory."""
+    device = resolve_device(device)
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=trust_remote_code)
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        if tokenizer.eos_token is None:
+            raise ValueError(f"The tokenizer in {path} has neither a pad nor an EOS token.")
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(
+        path, dtype=resolve_dtype(device, dtype), local_files_only=True, trust_remote_code=trust_remote_code
+    )
+    model.to(device).eval()
+    if model.generation_config.pad_token_id is None:
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return CausalLM(tokenizer=tokenizer, model=model, device=device)
+
+
+# Batched generation -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sampling:
+    max_new_tokens: int = 64
+    temperature: float = 0.7
+    top_p: float = 0.95
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> Sampling:
+        return cls(
+            max_new_tokens=int(params.get("max_new_tokens", 64)),
+            temperature=float(params.get("temperature", 0.7)),
+            top_p=float(params.get("top_p", 0.95)),
+            seed=params.get("seed"),
+            stop=tuple(stop for stop in params.get("stop") or () if stop),
+        )
+
+    @property
+    def batch_key(self) -> tuple[int, float, float, int | None]:
+        return (self.max_new_tokens, self.temperature, self.top_p, self.seed)
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str
+    finish_reason: FinishReason
+    prompt_tokens: int
+    completion_tokens: int
+
+
+def generate(
+    lm: CausalLM, prompts: list[str], params: list[dict], *, add_special_tokens: bool = True
+) -> list[Generation]:
+    """One completion per prompt, in order. Prompts with the same (max_new_tokens, temperature, top_p, seed) run as
+    one left-padded batch: greedy when temperature is 0, else sampling (seeded per batch when a seed is given, so a
+    seeded result is reproducible for the same batch). Text is cut at the first `stop` string (finish_reason
+    "stop", as for EOS); "length" means max_new_tokens ran out. Pass add_special_tokens=False for prompts already
+    rendered by a chat template."""
+    settings = [Sampling.from_params(options) for options in params]
+    if len(settings) != len(prompts):
+        raise ValueError(f"{len(prompts)} prompts but {len(settings)} params.")
+    groups: dict[tuple, list[int]] = {}
+    for index, sampling in enumerate(settings):
+        groups.setdefault(sampling.batch_key, []).append(index)
+    results: list[Generation | None] = [None] * len(prompts)
+    for indices in groups.values():
+        batch = _generate_batch(lm, [prompts[i] for i in indices], [settings[i] for i in indices], add_special_tokens)
+        for index, generation in zip(indices, batch, strict=True):
+            results[index] = generation
+    return results  # type: ignore[return-value]
+
+
+def _generate_batch(
+    lm: CausalLM, prompts: list[str], settings: list[Sampling], add_special_tokens: bool
+) -> list[Generation]:
+    encoded = lm.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=add_special_tokens)
+    encoded = encoded.to(lm.device)
+    width = encoded["input_ids"].shape[1]
+    stops = [sampling.stop for sampling in settings]
+    criteria = StoppingCriteriaList([_StopStrings(lm.tokenizer, stops, width)]) if any(stops) else None
+    with torch.inference_mode(), _seeded(settings[0].seed, lm.device):
+        output = lm.model.generate(
+            **encoded, generation_config=_generation_config(lm, settings[0]), stopping_criteria=criteria
+        )
+    prompt_tokens = encoded["attention_mask"].sum(dim=1).tolist()
+    return [
+        _finish(lm, completion.tolist(), sampling.stop, count)
+        for completion, sampling, count in zip(output[:, width:], settings, prompt_tokens, strict=True)
+    ]
+
+
+def _generation_config(lm: CausalLM, sampling: Sampling) -> GenerationConfig:
+    config = copy.deepcopy(lm.model.generation_config)
+    config.max_new_tokens = sampling.max_new_tokens
+    config.max_length = None
+    config.pad_token_id = lm.tokenizer.pad_token_id
+    config.do_sample = sampling.temperature > 0
+    config.temperature = sampling.temperature if config.do_sample else None
+    config.top_p = sampling.top_p if config.do_sample else None
+    if not config.do_sample:
+        config.top_k = None
+    return config
+
+
+@contextmanager
+def _seeded(seed: int | None, device: str) -> Iterator[None]:
+    """Seeds torch for one generate() call without disturbing the process's random state."""
+    if seed is None:
+        yield
+        return
+    devices = [torch.device(device).index or 0] if device.startswith("cuda") else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+class _StopStrings(StoppingCriteria):
+    """Stops each row once its completion contains one of that row's stop strings."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, stops: list[tuple[str, ...]], prompt_width: int) -> None:
+        self.tokenizer = tokenizer
+        self.stops = stops
+        self.prompt_width = prompt_width
+        self.tail_tokens = max(len(stop) for row in stops for stop in row) + 2
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
+        done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+        start = max(self.prompt_width, input_ids.shape[1] - self.tail_tokens)
+        for row, stops in enumerate(self.stops):
+            if stops:
+                tail = self.tokenizer.decode(input_ids[row, start:].tolist(), skip_special_tokens=True)
+                done[row] = any(stop in tail for stop in stops)
+        return done
+
+
+def _finish(lm: CausalLM, completion: list[int], stops: Sequence[str], prompt_tokens: int) -> Generation:
+    end_ids = lm.end_token_ids
+    length = next((i for i, token in enumerate(completion) if token in end_ids), len(completion))
+    text = lm.tokenizer.decode(completion[:length], skip_special_tokens=True)
+    cut = min((position for stop in stops if (position := text.find(stop)) >= 0), default=-1)
+    ended = cut >= 0 or length < len(completion)
+    return Generation(
+        text=text[:cut] if cut >= 0 else text,
+        finish_reason="stop" if ended else "length",
+        prompt_tokens=prompt_tokens,
+        completion_tokens=length,
+    )
+
+
+def chat_prompt(lm: CausalLM, messages: list[dict[str, str]]) -> str:
+    if lm.has_chat_template:
+        return lm.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    turns = "".join(f"{message['role']}: {message['content']}\n" for message in messages)
+    return f"{turns}assistant:"
