@@ -13,6 +13,8 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connection
 
+from inference.worker import worker_command
+
 ROOT = Path(settings.BASE_DIR)
 
 
@@ -78,21 +80,9 @@ class PlatformProcess:
 
 
 def start_worker(tmp_path: Path, name: str, *, queues: str | None = None, **env: str) -> PlatformProcess:
-    command = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "alliance",
-        "worker",
-        "--beat",
-        "--loglevel=INFO",
-        "--concurrency=1",
-        f"--hostname={name}@%h",
-        f"--schedule={tmp_path / (name + '-beat')}",
-    ]
-    if queues:
-        command.append(f"--queues={queues}")
+    command = worker_command(
+        queues=queues, beat=True, concurrency=1, hostname=f"{name}@%h", schedule=tmp_path / (name + "-beat")
+    )
     worker = PlatformProcess(command, service_env(**env), tmp_path / f"{name}.log")
     worker.wait_for_log("worker process ready")
     worker.wait_for_log(" ready.")
