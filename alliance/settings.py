@@ -20,6 +20,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -39,7 +40,18 @@ def env_float(name: str, default: float) -> float:
 
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "insecure-embedded-default-change-me-in-production-0123456789")
+# The embedded default (SQLite, one machine, nothing set) may run on a fixed key. A shared database means processes
+# that must agree on one secret (sessions, webhook signatures, the data key derived from it) and a site others reach:
+# there a missing DJANGO_SECRET_KEY stops the start, instead of falling back to a key anyone can read here.
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
+if not SECRET_KEY:
+    if (os.environ.get("DATABASE_URL") or "sqlite").startswith("sqlite") or DEBUG:
+        SECRET_KEY = "insecure-embedded-default-change-me-in-production-0123456789"
+    else:
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY is required with DATABASE_URL set (the distributed mode): the same random value "
+            "for the web and every worker, e.g. python -c 'import secrets; print(secrets.token_urlsafe(50))'."
+        )
 ALLOWED_HOSTS = [
     h for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver").split(",") if h
 ]

@@ -29,6 +29,9 @@ from contextlib import ExitStack
 import psycopg
 from platform_env import HOST, ROOT, free_port, manage, pct, platform_env, start_gunicorn
 
+sys.path.insert(0, str(ROOT))
+from inference.worker import worker_command  # after the line above: found through the repository root
+
 SLUG = "lg-ai-research"
 TEXT = "Alliance partners tune foundation models on their own data, privately, with adapters."
 SUBMISSIONS = 300  # per single-connection measurement
@@ -183,18 +186,7 @@ def main() -> None:
         start_gunicorn(env, port, 2, 8, tmp / "gunicorn.log", stack)
         with (tmp / "worker.log").open("w") as log:
             worker = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "alliance",
-                    "worker",
-                    "-Q",
-                    "embeddings",
-                    "--concurrency=1",
-                    "--loglevel=WARNING",
-                ],
+                worker_command(queues="embeddings", concurrency=1, loglevel="WARNING"),
                 cwd=ROOT,
                 env=env,
                 stdout=log,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -45,6 +46,7 @@ def platform_env(stack: ExitStack, *, database: str, redis_db: int, **extra: str
     env = {k: v for k, v in os.environ.items() if k not in INHERIT_NOT}
     env.update(ALLIANCE_VAR_DIR=str(tmp), ALLIANCE_LOG_LEVEL="WARNING", **extra)
     env.setdefault("ALLIANCE_MODELS_DIR", str(ROOT / "var" / "models"))
+    env.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(50))  # required on PostgreSQL; one for the whole run
     try:
         pg_admin(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)", f"CREATE DATABASE {database}")
         stack.callback(pg_admin, f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")

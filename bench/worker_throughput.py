@@ -75,23 +75,10 @@ def drain_with_worker(env: dict[str, str], queue: str, job_ids: list[str], max_b
     from django.db.models import Max, Min
 
     from inference.models import Job
+    from inference.worker import worker_command
 
     worker_env = {**env, "ALLIANCE_MAX_BATCH": str(max_batch)}
-    command = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "alliance",
-        "worker",
-        "-Q",
-        queue,
-        "--concurrency=1",
-        "--loglevel=WARNING",
-        "--without-heartbeat",
-        "--without-gossip",
-        "--without-mingle",
-    ]
+    command = worker_command(queues=queue, concurrency=1, loglevel="WARNING", standalone=True)
     with log.open("w") as out:
         worker = subprocess.Popen(command, cwd=ROOT, env=worker_env, stdout=out, stderr=subprocess.STDOUT)
     try:

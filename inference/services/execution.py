@@ -134,6 +134,7 @@ def job_execute(job_id: str) -> list[Job]:
         batch += jobs_claim_batch(
             first=first, token=token, limit=limit, wait_seconds=settings.ALLIANCE_BATCH_WAIT_MS / 1000
         )
+    logger.info("claimed batch %s: %d %s job(s) on %s", token, len(batch), first.capability, first.model)
     with JobHeartbeat(token):
         _run(batch, token)
     _remember_done([str(job.pk) for job in batch])

@@ -13,18 +13,25 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connection
 
+from inference.worker import worker_command
+
 ROOT = Path(settings.BASE_DIR)
+
+
+def database_url() -> str:
+    """This test run's database (the test database pytest-django made), as a DATABASE_URL."""
+    db = connection.settings_dict
+    password = f":{db['PASSWORD']}" if db["PASSWORD"] else ""
+    host, port = db["HOST"] or "127.0.0.1", db["PORT"] or 5432
+    return f"postgres://{db['USER']}{password}@{host}:{port}/{db['NAME']}"
 
 
 def service_env(**overrides: str) -> dict[str, str]:
     """The environment of a process that shares this test run's database, broker and cache."""
-    db = connection.settings_dict
-    password = f":{db['PASSWORD']}" if db["PASSWORD"] else ""
-    host, port = db["HOST"] or "127.0.0.1", db["PORT"] or 5432
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "alliance.settings",
-        "DATABASE_URL": f"postgres://{db['USER']}{password}@{host}:{port}/{db['NAME']}",
+        "DATABASE_URL": database_url(),
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
         "REDIS_URL": settings.REDIS_URL,
         "ALLIANCE_MEDIA_ROOT": str(settings.MEDIA_ROOT),
@@ -41,11 +48,11 @@ def service_env(**overrides: str) -> dict[str, str]:
 
 
 class PlatformProcess:
-    def __init__(self, command: list[str], env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, command: list[str], env: dict[str, str], log_path: Path, cwd: Path = ROOT) -> None:
         self.log_path = log_path
         self._log = log_path.open("w")
         self.process = subprocess.Popen(
-            command, env=env, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+            command, env=env, cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
         )
 
     def log(self) -> str:
@@ -77,22 +84,12 @@ class PlatformProcess:
         self._log.close()
 
 
-def start_worker(tmp_path: Path, name: str, *, queues: str | None = None, **env: str) -> PlatformProcess:
-    command = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "alliance",
-        "worker",
-        "--beat",
-        "--loglevel=INFO",
-        "--concurrency=1",
-        f"--hostname={name}@%h",
-        f"--schedule={tmp_path / (name + '-beat')}",
-    ]
-    if queues:
-        command.append(f"--queues={queues}")
+def start_worker(
+    tmp_path: Path, name: str, *, queues: str | None = None, beat: bool = True, **env: str
+) -> PlatformProcess:
+    command = worker_command(
+        queues=queues, beat=beat, concurrency=1, hostname=f"{name}@%h", schedule=tmp_path / (name + "-beat")
+    )
     worker = PlatformProcess(command, service_env(**env), tmp_path / f"{name}.log")
     worker.wait_for_log("worker process ready")
     worker.wait_for_log(" ready.")

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
+from inference.worker import worker_command
 from partners.models import ApiKey, Partner
 from partners.services import api_key_issue, api_key_revoke
 
@@ -59,18 +60,11 @@ class Command(BaseCommand):
 
     def _start(self, host: str, port: int, web_threads: int) -> list[subprocess.Popen]:
         env = {**os.environ, "DJANGO_SETTINGS_MODULE": "alliance.settings"}
-        worker = [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "alliance",
-            "worker",
-            "--beat",
-            "--loglevel=INFO",
-            f"--concurrency={settings.CELERY_WORKER_CONCURRENCY}",
-            f"--schedule={settings.ALLIANCE_VAR_DIR / 'celerybeat-schedule'}",
-        ]
+        worker = worker_command(
+            beat=True,
+            concurrency=settings.CELERY_WORKER_CONCURRENCY,
+            schedule=settings.ALLIANCE_VAR_DIR / "celerybeat-schedule",
+        )
         web = [
             sys.executable,
             "-m",
