@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from alliance.api.errors import ApiError
 from api.base import PartnerApiView
 from capabilities import QUOTA_KEYS
-from inference.webhooks import signing_secret
+from inference.webhook_security import signing_secret
 from partners.models import Quota
 from partners.selectors import usage_by_day
 from partners.services import month_start

@@ -15,9 +15,8 @@ from capabilities.base import (
     StrictSerializer,
     text_units,
 )
+from capabilities.default_models import EMBEDDER, LLM
 
-LLM = "smollm2-135m-instruct"
-EMBEDDER = "all-MiniLM-L6-v2"
 MAX_DOCUMENT_CHARS = 20_000
 
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from django.conf import settings
 
+from capabilities.default_models import EMBEDDER, LLM
+
 
 class ModelNotAvailable(LookupError):
     pass
@@ -39,8 +41,6 @@ class ModelSpec:
         return asdict(self)
 
 
-EMBEDDER = "all-MiniLM-L6-v2"
-
 DEFAULT_MODELS: tuple[ModelSpec, ...] = (
     ModelSpec(
         name=EMBEDDER,
@@ -51,9 +51,9 @@ DEFAULT_MODELS: tuple[ModelSpec, ...] = (
         batch_size=32,
     ),
     ModelSpec(
-        name="smollm2-135m-instruct",
+        name=LLM,
         backend="causal_lm",
-        source="prepared:smollm2-135m-instruct",
+        source=f"prepared:{LLM}",
         family="llm",
         capabilities=("dialogue", "text_generation", "summarization", "question_answering"),
         batch_size=8,

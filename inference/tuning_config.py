@@ -10,10 +10,9 @@ from typing import Any
 from rest_framework import serializers
 
 from capabilities.base import StrictFloatField, StrictIntegerField, StrictSerializer
+from capabilities.default_models import EMBEDDER, LLM
 from inference.backends.tuning.types import METHODS
-from inference.registry import EMBEDDER
 
-LLM = "smollm2-135m-instruct"
 BASE_MODELS = {"classification": (EMBEDDER,), "generation": (LLM,), "chat": (LLM,)}
 TASK_CAPABILITY = {"classification": "text_classification", "generation": "text_generation", "chat": "dialogue"}
 TUNED_PREFIX = "ft:"

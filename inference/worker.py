@@ -11,6 +11,9 @@ from typing import Any
 
 from celery.signals import worker_process_init
 
+from alliance.celery import app
+from inference.registry import models_for_queues
+
 logger = logging.getLogger(__name__)
 
 
@@ -49,9 +52,7 @@ def worker_command(
 
 @worker_process_init.connect
 def load_models_for_this_worker(**_: Any) -> None:
-    from alliance.celery import app
-    from inference.backends import warm_up
-    from inference.registry import models_for_queues
+    from inference.backends import warm_up  # torch: only a worker process comes here
 
     queues = set(app.amqp.queues.consume_from or app.amqp.queues)
     loaded = warm_up(models_for_queues(queues))

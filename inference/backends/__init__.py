@@ -19,7 +19,8 @@ from typing import Any
 
 from django.conf import settings
 
-from inference.registry import EMBEDDER, ModelNotAvailable, ModelSpec, get_model_spec, resolve_source
+from capabilities.default_models import EMBEDDER
+from inference.registry import ModelNotAvailable, ModelSpec, get_model_spec, resolve_source
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

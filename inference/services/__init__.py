@@ -18,7 +18,7 @@ from inference.services.submission import (
     job_submit,
     job_wait,
 )
-from inference.services.webhooks import webhook_deliver
+from inference.services.webhook_delivery import webhook_deliver
 
 __all__ = [
     "Submission",

@@ -16,7 +16,7 @@ from rest_framework import serializers
 
 from alliance.errors import Conflict, Forbidden, InvalidInput, NotFound, TooLarge, invalid_input_from
 from capabilities import CAPABILITY_NAMES, Capability, CapabilityUnavailable, get_capability
-from inference import dispatch, tuning_config, webhooks
+from inference import dispatch, tuning_config, webhook_security
 from inference.images import FILE_ID_PREFIX, ImageRejected, decode_base64_image, file_path, store_image
 from inference.models import FilePurpose, Job, JobStatus, StoredFile, TunedModel
 from inference.registry import ModelNotAvailable, get_model_spec
@@ -249,8 +249,8 @@ def _webhook_url(url: Any) -> str:
     if not isinstance(url, str) or len(url) > 2000:
         raise InvalidInput("`webhook_url` must be a URL string.", code="invalid_type", param="webhook_url")
     try:
-        webhooks.check_webhook_url(url)
-    except webhooks.UnsafeWebhookUrl as exc:
+        webhook_security.check_webhook_url(url)
+    except webhook_security.UnsafeWebhookUrl as exc:
         raise InvalidInput(str(exc), code="unsafe_webhook_url", param="webhook_url") from None
     return url
 

@@ -12,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from alliance.errors import Conflict, InvalidInput, NotFound, invalid_input_from
-from inference import tuning_config
+from inference import dispatch, tuning_config
 from inference.models import Dataset, TuningEvent, TuningJob, TuningStatus
 from partners.models import ApiKey, Partner
 from partners.services import quota_for, usage_charge, usage_refund
@@ -69,10 +69,8 @@ def tuning_job_create(*, api_key: ApiKey, body: Any) -> TuningJob:
 
 def tuning_job_enqueue(job: TuningJob) -> None:
     """Sends the job id to the tuning queue. A failed send leaves the job queued for the reaper to send again."""
-    from inference.tasks import run_tuning_job
-
     try:
-        run_tuning_job.apply_async(args=[str(job.pk)], queue="tuning", retry=False)
+        dispatch.send(dispatch.RUN_TUNING_JOB, str(job.pk), queue="tuning")
     except Exception:
         logger.warning("enqueue of tuning job %s failed; the reaper will send it again", job.pk, exc_info=True)
 

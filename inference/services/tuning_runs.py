@@ -24,6 +24,7 @@ from django.utils import timezone
 from alliance.errors import DomainError, NotFound
 from inference import tuning_config
 from inference.models import TunedModel, TuningEvent, TuningEventKind, TuningJob, TuningStatus
+from inference.registry import get_model_spec, resolve_source
 from inference.services.tuning_datasets import dataset_parsed
 from inference.services.tuning_jobs import tuning_event_add, tuning_job_enqueue
 from partners.services import usage_refund
@@ -142,7 +143,6 @@ def tuning_job_run(job_id: str) -> TuningJob | None:
         return None
     job = TuningJob.objects.select_related("partner", "dataset").get(pk=job_id)
     from inference.backends import tuning as trainer
-    from inference.registry import get_model_spec, resolve_source
 
     recorder = TuningProgressRecorder(job)
     try:

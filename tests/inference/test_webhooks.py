@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from inference import webhooks
+from inference import webhook_security as webhooks
 
 
 @pytest.mark.parametrize(

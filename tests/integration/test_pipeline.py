@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 
 from inference.models import Job
-from inference.webhooks import signing_secret, verify_signature
+from inference.webhook_security import signing_secret, verify_signature
 from partners.models import QuotaPeriod, UsageRecord
 from tests.factories import KEYWORD_TEXT, client_for, keyword_job, make_key, make_partner
 from tests.integration.processes import start_worker

@@ -9,9 +9,9 @@ from typing import Any
 
 from django.conf import settings
 
-from inference import webhooks
 from inference.models import Job, WebhookDelivery
 from inference.representations import job_representation
+from inference.webhook_security import UnsafeWebhookUrl, check_webhook_url, signature_header, signing_secret
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -27,7 +27,7 @@ def webhook_deliver(*, job_id: str, attempt: int) -> bool:
     body = json.dumps({"type": f"job.{job.status}", "data": job_representation(job)}).encode()
     delivery = WebhookDelivery(job=job, attempt=attempt)
     try:
-        webhooks.check_webhook_url(job.webhook_url)
+        check_webhook_url(job.webhook_url)
         request = urllib.request.Request(
             job.webhook_url,
             data=body,
@@ -36,7 +36,7 @@ def webhook_deliver(*, job_id: str, attempt: int) -> bool:
                 "Content-Type": "application/json",
                 "User-Agent": "alliance-webhooks/1",
                 "X-Alliance-Job": str(job.pk),
-                "X-Alliance-Signature": webhooks.signature_header(webhooks.signing_secret(job.partner), body),
+                "X-Alliance-Signature": signature_header(signing_secret(job.partner), body),
             },
         )
         opener = urllib.request.build_opener(_NoRedirect)
@@ -46,7 +46,7 @@ def webhook_deliver(*, job_id: str, attempt: int) -> bool:
     except urllib.error.HTTPError as exc:
         delivery.status_code = exc.code
         delivery.error = f"HTTP {exc.code}"
-    except (webhooks.UnsafeWebhookUrl, OSError) as exc:
+    except (UnsafeWebhookUrl, OSError) as exc:
         delivery.error = str(exc)[:500]
     delivery.save()
     return delivery.delivered

@@ -1,0 +1,44 @@
+"""Writes of the account domain, one module per concern; the names below are its public surface."""
+
+from partners.services.api_keys import api_key_authenticate, api_key_issue, api_key_revoke, api_key_rotate
+from partners.services.audit import actor_for, audit_record
+from partners.services.members import (
+    membership_add,
+    membership_remove,
+    membership_set_role,
+    partner_create,
+    partner_set_active,
+)
+from partners.services.quotas import (
+    UnitsState,
+    month_start,
+    next_month_start,
+    quota_consume,
+    quota_for,
+    quota_release,
+    quota_set,
+)
+from partners.services.usage import usage_charge, usage_refund
+
+__all__ = [
+    "UnitsState",
+    "actor_for",
+    "api_key_authenticate",
+    "api_key_issue",
+    "api_key_revoke",
+    "api_key_rotate",
+    "audit_record",
+    "membership_add",
+    "membership_remove",
+    "membership_set_role",
+    "month_start",
+    "next_month_start",
+    "partner_create",
+    "partner_set_active",
+    "quota_consume",
+    "quota_for",
+    "quota_release",
+    "quota_set",
+    "usage_charge",
+    "usage_refund",
+]

@@ -1,0 +1,68 @@
+"""The usage ledger: one charge per job in the job's own transaction, at most one refund."""
+
+from __future__ import annotations
+
+import datetime as dt
+from uuid import UUID
+
+from django.db import transaction
+from django.utils import timezone
+
+from alliance.errors import LimitReached
+from partners.models import (
+    ApiKey,
+    Quota,
+    UsageKind,
+    UsageRecord,
+)
+from partners.services.quotas import UnitsState, month_start, next_month_start, quota_consume, quota_release
+
+
+def usage_charge(
+    *, quota: Quota, api_key: ApiKey | None, job_id: UUID, units: int, now: dt.datetime | None = None
+) -> UnitsState:
+    """Charges a job once. Must run inside the transaction that creates the job."""
+    month = month_start(now)
+    used = quota_consume(quota=quota, units=units, month=month)
+    reset_seconds = (next_month_start(now) - (now or timezone.now())).total_seconds()
+    if used is None:
+        raise LimitReached(
+            f"Monthly quota for {quota.capability} exhausted: this job needs {units} units "
+            f"and the limit is {quota.monthly_units}.",
+            code="quota_exceeded",
+            retry_after=reset_seconds,
+        )
+    UsageRecord.objects.create(
+        partner_id=quota.partner_id,
+        api_key=api_key,
+        capability=quota.capability,
+        job_id=job_id,
+        kind=UsageKind.CHARGE,
+        units=units,
+        month=month,
+    )
+    return UnitsState(limit=quota.monthly_units, used=used, reset_seconds=reset_seconds)
+
+
+@transaction.atomic
+def usage_refund(*, job_id: UUID) -> bool:
+    """Refunds a job's charge once; a second call, or a job never charged, changes nothing."""
+    charge = UsageRecord.objects.filter(job_id=job_id, kind=UsageKind.CHARGE).first()
+    if charge is None:
+        return False
+    _, created = UsageRecord.objects.get_or_create(
+        job_id=job_id,
+        kind=UsageKind.REFUND,
+        defaults={
+            "partner_id": charge.partner_id,
+            "api_key_id": charge.api_key_id,
+            "capability": charge.capability,
+            "units": charge.units,
+            "month": charge.month,
+        },
+    )
+    if created:
+        quota = Quota.objects.filter(partner_id=charge.partner_id, capability=charge.capability).first()
+        if quota is not None:
+            quota_release(quota_id=quota.pk, units=charge.units, month=charge.month)
+    return created
