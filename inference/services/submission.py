@@ -7,7 +7,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -54,31 +54,23 @@ def capability_for_submission(name: Any) -> Capability:
         ) from None
 
 
-def job_request_submit(
-    *,
-    api_key: ApiKey,
-    capability: Any,
-    data: Any,
-    params: Any = None,
-    model: Any = None,
-    idempotency_key: str | None = None,
-    webhook_url: Any = None,
-) -> Submission:
+class JobFields(TypedDict, total=False):
+    """What a client sends with a job besides its capability; job_submit validates each."""
+
+    data: Any
+    params: Any
+    model: Any
+    idempotency_key: str | None
+    webhook_url: Any
+
+
+def job_request_submit(*, api_key: ApiKey, capability: Any, **fields: Unpack[JobFields]) -> Submission:
     """A job as every client submits it (the API, /v1, the playground): the capability by name, its quota and
     requests per minute for this key, then job_submit."""
     chosen = capability_for_submission(capability)
     quota = quota_for(partner=api_key.partner, capability=chosen.name, cached=True)
     window = ratelimit.admit(key_id=api_key.public_id, bucket=chosen.name, limit=quota.rpm, what=chosen.name)
-    submission = job_submit(
-        api_key=api_key,
-        quota=quota,
-        capability=chosen,
-        data=data,
-        params=params,
-        model=model,
-        idempotency_key=idempotency_key,
-        webhook_url=webhook_url,
-    )
+    submission = job_submit(api_key=api_key, quota=quota, capability=chosen, **fields)
     return Submission(job=submission.job, created=submission.created, units=submission.units, window=window)
 
 

@@ -56,24 +56,17 @@ _CLASSIFICATION: dict[str, dict[str, Any]] = {
     "p_tuning": {"num_virtual_tokens": 20, "encoder_hidden_size": None, "learning_rate": 3e-2, "epochs": 3},
 }
 
+_GENERATION_LORA: dict[str, Any] = {
+    "r": 8,
+    "lora_alpha": 16,
+    "lora_dropout": 0.05,
+    "target_modules": None,
+    "learning_rate": 2e-3,
+    "epochs": 2,
+}
 _GENERATION: dict[str, dict[str, Any]] = {
-    "default": {
-        "adapter": "lora",
-        "r": 8,
-        "lora_alpha": 16,
-        "lora_dropout": 0.05,
-        "target_modules": None,
-        "learning_rate": 2e-3,
-        "epochs": 2,
-    },
-    "lora": {
-        "r": 8,
-        "lora_alpha": 16,
-        "lora_dropout": 0.05,
-        "target_modules": None,
-        "learning_rate": 2e-3,
-        "epochs": 2,
-    },
+    "default": {"adapter": "lora", **_GENERATION_LORA},
+    "lora": _GENERATION_LORA,
     "ia3": {"target_modules": None, "learning_rate": 1e-2, "epochs": 2},
     "prompt_tuning": {"num_virtual_tokens": 20, "learning_rate": 3e-2, "epochs": 2},
     "p_tuning": {"num_virtual_tokens": 20, "encoder_hidden_size": None, "learning_rate": 1e-2, "epochs": 2},
