@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from django.utils import timezone
 from rest_framework import serializers
@@ -10,9 +11,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from alliance.api.errors import ApiError
-from api.base import PartnerApiView
+from api.base import ANY_KEY, PartnerApiView
 from capabilities import QUOTA_KEYS
 from inference.webhook_security import signing_secret
+from partners import scopes
 from partners.models import Quota
 from partners.selectors import usage_by_day
 from partners.services import month_start
@@ -27,6 +29,8 @@ class UsageQuerySerializer(serializers.Serializer):
 
 
 class UsageApi(PartnerApiView):
+    required_scopes = {"GET": scopes.USAGE_READ}
+
     def get(self, request: Request) -> Response:
         query = UsageQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
@@ -65,18 +69,24 @@ class UsageApi(PartnerApiView):
 
 
 class MeApi(PartnerApiView):
+    """The key and its partner; the webhook signing secret only to a key with the `admin` scope."""
+
+    required_scopes = {"GET": ANY_KEY}
+
     def get(self, request: Request) -> Response:
         partner, key = self.partner, self.api_key
-        return Response(
-            {
-                "partner": {"slug": partner.slug, "name": partner.name, "sector": partner.sector, "tier": partner.tier},
-                "key": {
-                    "id": key.public_id,
-                    "name": key.name,
-                    "scopes": key.scopes,
-                    "expires_at": key.expires_at,
-                    "created_at": key.created_at,
-                },
-                "webhook_signing_secret": signing_secret(partner),
-            }
-        )
+        me: dict[str, Any] = {
+            "partner": {"slug": partner.slug, "name": partner.name, "sector": partner.sector, "tier": partner.tier},
+            "key": {
+                "id": key.public_id,
+                "name": key.name,
+                "scopes": key.scopes,
+                "expires_at": key.expires_at,
+                "created_at": key.created_at,
+            },
+        }
+        if not self.has_scope(scopes.ADMIN):
+            return Response(me)
+        response = Response({**me, "webhook_signing_secret": signing_secret(partner)})
+        response["Cache-Control"] = "no-store"
+        return response

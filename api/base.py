@@ -1,12 +1,17 @@
-"""The base of every partner API view: key auth, per-key request limits and the x-ratelimit-* headers."""
+"""The base of every partner API view: key auth, scopes, per-key request limits and the x-ratelimit-* headers.
+
+Scopes are enforced here and only here: each view declares, per HTTP method it handles, the scope a key needs
+(`required_scopes`). A view that handles a method without declaring it fails when defined, so no route can forget.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, ClassVar
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
@@ -18,8 +23,35 @@ from alliance.api.errors import ApiError
 from inference.services.submission import Submission, job_request_submit
 from partners import ratelimit
 from partners.models import ApiKey, Partner
+from partners.scopes import ALL_SCOPES
 from partners.selectors import units_totals
 from partners.services import UnitsState, month_start, next_month_start
+
+# Declarations that are not a scope of the vocabulary:
+ANY_KEY = "any key"  # any valid key of the partner (what the answer shows may still depend on its scopes)
+SUBMITS_JOB = "the submitted capability"  # the capability's own scope, checked where the job is submitted
+
+ScopeRule = str | tuple[str, ...]  # one scope, or a tuple: any one of these
+HANDLED_METHODS = ("get", "post", "put", "patch", "delete")
+
+
+def scopes_of(rule: ScopeRule) -> tuple[str, ...]:
+    return rule if isinstance(rule, tuple) else (rule,)
+
+
+def check_scope_declaration(view: type[PartnerApiView]) -> None:
+    """Every method the view handles declares a rule, and every rule names scopes of the vocabulary."""
+    declared = view.required_scopes
+    for method in HANDLED_METHODS:
+        if getattr(view, method, None) is not None and method.upper() not in declared:
+            raise ImproperlyConfigured(
+                f"{view.__module__}.{view.__qualname__} handles {method.upper()} but declares no scope for it "
+                "in required_scopes."
+            )
+    for method, rule in declared.items():
+        unknown = [scope for scope in scopes_of(rule) if scope not in (*ALL_SCOPES, ANY_KEY, SUBMITS_JOB)]
+        if method.lower() not in HANDLED_METHODS or unknown or not scopes_of(rule):
+            raise ImproperlyConfigured(f"{view.__qualname__}.required_scopes[{method!r}] = {rule!r} is not valid.")
 
 
 def format_duration(seconds: float) -> str:
@@ -40,6 +72,12 @@ class PartnerApiView(APIView):
 
     read_bucket = True
     max_body_bytes: int | None = None  # for uploads, checked before the body is read
+    # HTTP method -> the scope a key needs (or a tuple: any one of them), ANY_KEY or SUBMITS_JOB
+    required_scopes: ClassVar[Mapping[str, ScopeRule]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        check_scope_declaration(cls)
 
     @property
     def partner(self) -> Partner:
@@ -51,9 +89,41 @@ class PartnerApiView(APIView):
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
+        self._refuse_outside_scope(request)
         self._refuse_oversized_body(request)
         if self.read_bucket:
             self.check_request_rate(request, "read", settings.ALLIANCE_API_KEY_READ_RPM)
+
+    def has_scope(self, scope: str) -> bool:
+        return self.api_key.allows(scope)
+
+    @property
+    def allowed_capabilities(self) -> list[str] | None:
+        """The capabilities whose jobs this key may see; None: all."""
+        return self.api_key.allowed_capabilities()
+
+    def _refuse_outside_scope(self, request: Request) -> None:
+        method = request.method.lower()
+        if method == "options":
+            return  # the route's metadata only
+        if method == "head":
+            method = "get"
+        if getattr(self, method, None) is None:
+            return  # answered 405 by the dispatch
+        rule = self.required_scopes.get(method.upper())
+        if rule is None:  # unreachable for declared views (checked when defined); refused all the same
+            raise ApiError(
+                "This operation declares no scope; it is refused.", code="insufficient_scope", status_code=403
+            )
+        needed = [scope for scope in scopes_of(rule) if scope not in (ANY_KEY, SUBMITS_JOB)]
+        if needed and not any(self.has_scope(scope) for scope in needed):
+            wanted = " or ".join(f"`{scope}`" for scope in needed)
+            raise ApiError(
+                f"This API key lacks the scope this operation needs: {wanted}.",
+                code="insufficient_scope",
+                status_code=403,
+                details=[{"required_scopes": needed}],
+            )
 
     def _refuse_oversized_body(self, request: Request) -> None:
         if self.max_body_bytes is None:

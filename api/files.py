@@ -21,6 +21,7 @@ from inference.images import (
 )
 from inference.models import StoredFile
 from inference.selectors import file_of
+from partners import scopes
 
 
 def file_representation(stored: StoredFile) -> dict:
@@ -38,6 +39,7 @@ def file_representation(stored: StoredFile) -> dict:
 
 
 class FileCollectionApi(PartnerApiView):
+    required_scopes = {"GET": scopes.FILES_READ, "POST": scopes.FILES_WRITE}
     parser_classes = [MultiPartParser]
     max_body_bytes = MAX_IMAGE_BYTES + 64 * 1024
 
@@ -70,6 +72,8 @@ class FileCollectionApi(PartnerApiView):
 
 
 class FileDetailApi(PartnerApiView):
+    required_scopes = {"GET": scopes.FILES_READ, "DELETE": scopes.FILES_WRITE}
+
     def get(self, request: Request, file_id: str) -> Response:
         return Response(file_representation(file_of(partner=self.partner, file_id=file_id)))
 
@@ -80,8 +84,12 @@ class FileDetailApi(PartnerApiView):
 
 
 class FileContentApi(PartnerApiView):
+    # jobs:read reaches the images its jobs generated: the URL in a job's output
+    required_scopes = {"GET": (scopes.FILES_READ, scopes.JOBS_READ)}
+
     def get(self, request: Request, file_id: str) -> FileResponse:
-        stored = file_of(partner=self.partner, file_id=file_id)
+        generated_by = None if self.has_scope(scopes.FILES_READ) else self.allowed_capabilities or ()
+        stored = file_of(partner=self.partner, file_id=file_id, generated_by=generated_by)
         path = file_path(stored)
         if not path.exists():
             raise ApiError("The file's content is gone.", code="file_missing", status_code=404)

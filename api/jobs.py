@@ -11,13 +11,14 @@ from rest_framework.response import Response
 
 from alliance.api.errors import ApiError
 from alliance.api.pagination import NewestFirstCursorPagination
-from api.base import PartnerApiView
+from api.base import ANY_KEY, SUBMITS_JOB, PartnerApiView
 from api.docs import IDEMPOTENCY_PARAMETER, JOB_EXAMPLES, WAIT_PARAMETER, JobDoc, JobListDoc, JobRequestDoc
 from capabilities import CAPABILITIES, CAPABILITY_NAMES
 from inference import selectors, services
 from inference.models import JobStatus
 from inference.registry import model_specs
 from inference.representations import job_representation
+from partners import scopes
 
 SUBMIT_FIELDS = {"capability", "input", "params", "model", "webhook_url"}
 
@@ -52,6 +53,8 @@ def _wait_seconds(request: Request) -> float | None:
     ),
 )
 class JobCollectionApi(PartnerApiView):
+    required_scopes = {"GET": scopes.JOBS_READ, "POST": SUBMITS_JOB}
+
     @property
     def read_bucket(self) -> bool:  # submissions are counted against the capability's rpm instead
         return self.request.method != "POST"
@@ -59,7 +62,7 @@ class JobCollectionApi(PartnerApiView):
     def get(self, request: Request) -> Response:
         filters = JobListFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        jobs = selectors.jobs_of(partner=self.partner, **filters.validated_data)
+        jobs = selectors.jobs_of(partner=self.partner, capabilities=self.allowed_capabilities, **filters.validated_data)
         paginator = NewestFirstCursorPagination()
         page = paginator.paginate_queryset(jobs, request, view=self)
         return paginator.get_paginated_response([job_representation(job) for job in page])
@@ -91,18 +94,26 @@ class JobCollectionApi(PartnerApiView):
 
 @extend_schema_view(get=extend_schema(responses={200: JobDoc}))
 class JobDetailApi(PartnerApiView):
+    required_scopes = {"GET": scopes.JOBS_READ}
+
     def get(self, request: Request, job_id: str) -> Response:
-        return Response(job_representation(selectors.job_of(partner=self.partner, job_id=job_id)))
+        job = selectors.job_of(partner=self.partner, job_id=job_id, capabilities=self.allowed_capabilities)
+        return Response(job_representation(job))
 
 
 @extend_schema_view(post=extend_schema(request=None, responses={200: JobDoc}))
 class JobCancelApi(PartnerApiView):
+    required_scopes = {"POST": scopes.JOBS_WRITE}
+
     def post(self, request: Request, job_id: str) -> Response:
-        job = services.job_cancel(job=selectors.job_of(partner=self.partner, job_id=job_id))
+        job = selectors.job_of(partner=self.partner, job_id=job_id, capabilities=self.allowed_capabilities)
+        job = services.job_cancel(job=job)
         return Response(job_representation(job))
 
 
 class CapabilityListApi(PartnerApiView):
+    required_scopes = {"GET": ANY_KEY}
+
     def get(self, request: Request) -> Response:
         specs = model_specs()
         data: list[dict[str, Any]] = []

@@ -1,4 +1,5 @@
-"""OpenAPI: the API key scheme, the one error shape on every operation, JSON bodies where views are hand-written."""
+"""OpenAPI: the API key scheme, the scope each operation needs, the one error shape on every operation, JSON bodies
+where views are hand-written."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ from typing import Any
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
 
+from partners.scopes import CAPABILITY_SCOPES, RESOURCE_SCOPES
+
 ERROR_CODES = {
     "400": "Invalid request",
     "401": "Missing or invalid API key",
-    "403": "Not allowed for this key (scope)",
+    "403": "Not allowed for this key: `insufficient_scope` names the scope it lacks",
     "404": "Not found (also another partner's resources)",
     "409": "Conflict",
     "413": "Request too large",
@@ -46,7 +49,18 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
     name = "ApiKey"
 
     def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
-        return {"type": "http", "scheme": "bearer", "description": "An API key issued to a partner."}
+        resources = " ".join(f"`{scope}`: {meaning}" for scope, meaning in RESOURCE_SCOPES.items())
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": (
+                "An API key issued to a partner. A key without scopes may do everything; a key with scopes may do "
+                "what they grant. Capability scopes (a capability's name) submit jobs of that capability: "
+                f"{', '.join(CAPABILITY_SCOPES)}. Resource scopes: {resources} Each operation names the scope it "
+                "needs in `x-required-scopes` (any one suffices; empty: any key); without it the answer is 403 "
+                "`insufficient_scope`."
+            ),
+        }
 
 
 def only_the_api(endpoints: list[tuple], **_: Any) -> list[tuple]:
@@ -74,8 +88,33 @@ def document_errors_and_bodies(result: dict[str, Any], **_: Any) -> dict[str, An
     return result
 
 
+def scope_documentation(rule: str | tuple[str, ...] | None) -> tuple[list[str], str]:
+    """`x-required-scopes` (any one of them suffices; empty: any key of the partner) and a sentence saying so."""
+    from api.base import ANY_KEY, SUBMITS_JOB, scopes_of  # not at import: DRF loads this module while api.base loads
+
+    if rule is None:
+        return [], "Refused to every key: this operation declares no scope."
+    if rule == SUBMITS_JOB:
+        return list(CAPABILITY_SCOPES), "Scope: the capability the job is for (e.g. `summarization`)."
+    needed = [scope for scope in scopes_of(rule) if scope != ANY_KEY]
+    if not needed:
+        return [], "Scope: none; any key of the partner (the answer shows what the key's scopes allow)."
+    return needed, "Scope: " + " or ".join(f"`{scope}`" for scope in needed) + "."
+
+
 class AllianceAutoSchema(AutoSchema):
-    """Names collection reads `<path>_list`, as spectacular does for viewsets, so ids do not collide."""
+    """Names collection reads `<path>_list`, as spectacular does for viewsets, so ids do not collide; documents the
+    scope each operation needs, from the view's declaration."""
+
+    def get_operation(self, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
+        operation = super().get_operation(*args, **kwargs)
+        if operation is None or not hasattr(self.view, "required_scopes"):
+            return operation
+        scopes, sentence = scope_documentation(self.view.required_scopes.get(self.method.upper()))
+        operation["x-required-scopes"] = scopes
+        description = operation.get("description", "")
+        operation["description"] = f"{description}\n\n{sentence}" if description else sentence
+        return operation
 
     def get_operation_id(self) -> str:
         operation_id = super().get_operation_id()

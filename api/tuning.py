@@ -10,17 +10,18 @@ from rest_framework.response import Response
 
 from alliance.api.errors import ApiError
 from alliance.api.pagination import NewestFirstCursorPagination
-from api.base import PartnerApiView
+from api.base import ANY_KEY, PartnerApiView
 from inference import selectors, tuning_config
-from inference.models import TunedModel
 from inference.registry import model_specs
 from inference.representations import dataset_representation, timestamp, tuning_job_representation
 from inference.services import tuning_datasets, tuning_jobs
+from partners import scopes
 
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
 
 
 class DatasetCollectionApi(PartnerApiView):
+    required_scopes = {"GET": scopes.DATASETS_READ, "POST": scopes.DATASETS_WRITE}
     parser_classes = [MultiPartParser]
     max_body_bytes = settings.ALLIANCE_DATASET_MAX_BYTES + MULTIPART_OVERHEAD_BYTES
 
@@ -47,6 +48,8 @@ class DatasetCollectionApi(PartnerApiView):
 
 
 class DatasetDetailApi(PartnerApiView):
+    required_scopes = {"GET": scopes.DATASETS_READ, "DELETE": scopes.DATASETS_WRITE}
+
     def get(self, request: Request, dataset_id: str) -> Response:
         return Response(dataset_representation(selectors.dataset_of(partner=self.partner, dataset_id=dataset_id)))
 
@@ -56,6 +59,8 @@ class DatasetDetailApi(PartnerApiView):
 
 
 class TuningJobCollectionApi(PartnerApiView):
+    required_scopes = {"GET": scopes.TUNING, "POST": scopes.TUNING}
+
     def get(self, request: Request) -> Response:
         paginator = NewestFirstCursorPagination()
         page = paginator.paginate_queryset(selectors.tuning_jobs_of(partner=self.partner), request, view=self)
@@ -67,6 +72,8 @@ class TuningJobCollectionApi(PartnerApiView):
 
 
 class TuningEstimateApi(PartnerApiView):
+    required_scopes = {"POST": scopes.TUNING}
+
     def post(self, request: Request) -> Response:
         clean, dataset = tuning_jobs.tuning_request_validated(partner=self.partner, body=request.data)
         figures = tuning_jobs.tuning_estimate(dataset=dataset, hyperparameters=clean["hyperparameters"])
@@ -74,11 +81,15 @@ class TuningEstimateApi(PartnerApiView):
 
 
 class TuningJobDetailApi(PartnerApiView):
+    required_scopes = {"GET": scopes.TUNING}
+
     def get(self, request: Request, job_id: str) -> Response:
         return Response(tuning_job_representation(selectors.tuning_job_of(partner=self.partner, job_id=job_id)))
 
 
 class TuningJobEventsApi(PartnerApiView):
+    required_scopes = {"GET": scopes.TUNING}
+
     def get(self, request: Request, job_id: str) -> Response:
         job = selectors.tuning_job_of(partner=self.partner, job_id=job_id)
         events = [
@@ -100,12 +111,18 @@ class TuningJobEventsApi(PartnerApiView):
 
 
 class TuningJobCancelApi(PartnerApiView):
+    required_scopes = {"POST": scopes.TUNING}
+
     def post(self, request: Request, job_id: str) -> Response:
         job = tuning_jobs.tuning_job_cancel(job=selectors.tuning_job_of(partner=self.partner, job_id=job_id))
         return Response(tuning_job_representation(job))
 
 
 class ModelListApi(PartnerApiView):
+    """The platform's models, and the partner's tuned models of capabilities this key may use."""
+
+    required_scopes = {"GET": ANY_KEY}
+
     def get(self, request: Request) -> Response:
         data = [
             {
@@ -127,6 +144,6 @@ class ModelListApi(PartnerApiView):
                 "labels": tuned.labels,
                 "created_at": timestamp(tuned.created_at),
             }
-            for tuned in TunedModel.objects.filter(partner=self.partner)
+            for tuned in selectors.tuned_models_of(partner=self.partner, capabilities=self.allowed_capabilities)
         ]
         return Response({"object": "list", "data": data})

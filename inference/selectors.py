@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Collection
 
 from django.db.models import QuerySet
 
 from alliance.errors import NotFound
-from inference.models import Dataset, Job, StoredFile, TuningEvent, TuningEventKind, TuningJob
+from inference.models import Dataset, Job, StoredFile, TunedModel, TuningEvent, TuningEventKind, TuningJob
+from inference.tuning_config import TASK_CAPABILITY
 from partners.models import Partner
 
 
@@ -19,8 +21,12 @@ def jobs_of(
     capability: str | None = None,
     created_after: dt.datetime | None = None,
     created_before: dt.datetime | None = None,
+    capabilities: Collection[str] | None = None,
 ) -> QuerySet[Job]:
+    """The partner's jobs; `capabilities` (what an API key may use; None: all) narrows them."""
     jobs = Job.objects.filter(partner=partner)
+    if capabilities is not None:
+        jobs = jobs.filter(capability__in=list(capabilities))
     if status:
         jobs = jobs.filter(status=status)
     if capability:
@@ -32,19 +38,24 @@ def jobs_of(
     return jobs
 
 
-def job_of(*, partner: Partner, job_id: str) -> Job:
+def job_of(*, partner: Partner, job_id: str, capabilities: Collection[str] | None = None) -> Job:
+    """One job of the partner; one of a capability outside `capabilities` (None: all) is not found either."""
     try:
         key = uuid.UUID(str(job_id))
     except ValueError:
         raise NotFound("No job with that id.", code="not_found") from None
-    job = Job.objects.filter(partner=partner, pk=key).first()
+    job = jobs_of(partner=partner, capabilities=capabilities).filter(pk=key).first()
     if job is None:
         raise NotFound("No job with that id.", code="not_found")
     return job
 
 
-def file_of(*, partner: Partner, file_id: str) -> StoredFile:
-    stored = StoredFile.objects.filter(partner=partner, public_id=str(file_id)).first()
+def file_of(*, partner: Partner, file_id: str, generated_by: Collection[str] | None = None) -> StoredFile:
+    """One file of the partner; with `generated_by`, only one a job of those capabilities generated."""
+    files = StoredFile.objects.filter(partner=partner, public_id=str(file_id))
+    if generated_by is not None:
+        files = files.filter(job__isnull=False, job__capability__in=list(generated_by))
+    stored = files.first()
     if stored is None:
         raise NotFound("No file with that id.", code="not_found")
     return stored
@@ -59,6 +70,14 @@ def dataset_of(*, partner: Partner, dataset_id: str) -> Dataset:
     if dataset is None:
         raise NotFound("No dataset with that id.", code="not_found")
     return dataset
+
+
+def tuned_models_of(*, partner: Partner, capabilities: Collection[str] | None = None) -> QuerySet[TunedModel]:
+    """The partner's tuned models; `capabilities` (what an API key may use; None: all) narrows them."""
+    models = TunedModel.objects.filter(partner=partner)
+    if capabilities is not None:
+        models = models.filter(task__in=[task for task, name in TASK_CAPABILITY.items() if name in capabilities])
+    return models
 
 
 def tuning_jobs_of(*, partner: Partner) -> QuerySet[TuningJob]:

@@ -1,4 +1,5 @@
-"""Webhook callbacks: URL safety (no loopback or private targets unless allowed) and HMAC signatures."""
+"""Webhook callbacks: URL safety (no loopback or private targets unless allowed), HMAC signatures, and the
+per-partner signing secret with its rotation."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ import time
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.db import transaction
+from django.db.models import F
 
 from partners.models import Partner
+from partners.services import audit_record
 
 
 class UnsafeWebhookUrl(ValueError):
@@ -42,9 +46,27 @@ def check_webhook_url(url: str, *, allow_private: bool | None = None) -> None:
 
 
 def signing_secret(partner: Partner) -> str:
-    """Derived per partner from the platform's signing key: nothing to store, nothing to leak from the database."""
-    digest = hmac.new(settings.ALLIANCE_WEBHOOK_SIGNING_KEY.encode(), f"webhook:{partner.pk}".encode(), hashlib.sha256)
+    """Derived per partner and secret version from the platform's signing key: nothing secret is stored, so nothing
+    leaks from the database; a rotation raises the version, and the old secret no longer verifies anything."""
+    version = partner.webhook_secret_version
+    message = f"webhook:{partner.pk}" if version == 1 else f"webhook:{partner.pk}:v{version}"
+    digest = hmac.new(settings.ALLIANCE_WEBHOOK_SIGNING_KEY.encode(), message.encode(), hashlib.sha256)
     return "whsec_" + digest.hexdigest()
+
+
+@transaction.atomic
+def webhook_secret_rotate(*, partner: Partner, actor: str) -> str:
+    """A new signing secret for the partner; webhooks sent from now on are signed with it. Returns it."""
+    Partner.objects.filter(pk=partner.pk).update(webhook_secret_version=F("webhook_secret_version") + 1)
+    partner.refresh_from_db(fields=["webhook_secret_version"])
+    audit_record(
+        partner=partner,
+        actor=actor,
+        action="webhook_secret.rotated",
+        target=partner.slug,
+        data={"version": partner.webhook_secret_version},
+    )
+    return signing_secret(partner)
 
 
 def signature_header(secret: str, body: bytes, timestamp: int | None = None) -> str:

@@ -4,6 +4,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from partners.scopes import capability_scopes
+
 
 class Sector(models.TextChoices):
     IT = "it", "IT"
@@ -32,6 +34,9 @@ class Partner(models.Model):
     website = models.URLField(blank=True)
     description = models.TextField(blank=True)
     is_active = models.BooleanField(default=True)
+    webhook_secret_version = models.PositiveIntegerField(
+        default=1, help_text="Raised by each rotation of the webhook signing secret, which is derived from it."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -67,7 +72,9 @@ class ApiKey(models.Model):
     public_id = models.CharField(max_length=32, unique=True)
     partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="api_keys")
     name = models.CharField(max_length=100)
-    scopes = models.JSONField(default=list, blank=True, help_text="Capabilities this key may call; empty means all.")
+    scopes = models.JSONField(
+        default=list, blank=True, help_text="Capability and resource scopes (partners.scopes); empty means all."
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField(null=True, blank=True)
@@ -80,8 +87,13 @@ class ApiKey(models.Model):
     def __str__(self) -> str:
         return f"{self.public_id} ({self.name})"
 
-    def allows(self, capability: str) -> bool:
-        return not self.scopes or capability in self.scopes
+    def allows(self, scope: str) -> bool:
+        """Whether the key holds a scope: a capability's name or a resource scope (partners.scopes)."""
+        return not self.scopes or scope in self.scopes
+
+    def allowed_capabilities(self) -> list[str] | None:
+        """The capabilities whose jobs this key may submit and see; None: all of them."""
+        return None if not self.scopes else capability_scopes(self.scopes)
 
 
 class ApiKeyCredential(models.Model):

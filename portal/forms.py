@@ -9,18 +9,28 @@ from capabilities import CAPABILITIES, CAPABILITY_NAMES
 from inference import tuning_config
 from inference.models import DatasetTask, JobStatus
 from partners.models import Role, Sector
+from partners.scopes import CAPABILITY_SCOPES, RESOURCE_SCOPES
 
 CAPABILITY_CHOICES = [(name, name) for name in CAPABILITY_NAMES]
 CAPABILITY_LABELS = [(name, name.replace("_", " ").capitalize()) for name in CAPABILITY_NAMES]
 
 
+SCOPE_GROUPS = (
+    ("Capabilities", [(name, name) for name in CAPABILITY_SCOPES]),
+    ("Resources", [(scope, f"{scope}: {meaning}") for scope, meaning in RESOURCE_SCOPES.items()]),
+)
+
+
 class ApiKeyIssueForm(forms.Form):
     name = forms.CharField(max_length=100, help_text="What the key is for, e.g. 'production chatbot'.")
     scopes = forms.MultipleChoiceField(
-        choices=CAPABILITY_CHOICES,
+        choices=SCOPE_GROUPS,
         required=False,
         widget=forms.CheckboxSelectMultiple,
-        help_text="The capabilities this key may call. None ticked: all of them.",
+        help_text=(
+            "None ticked: the key may do everything. Otherwise exactly what is ticked: the capabilities it may "
+            "call, and the resources it may read or change (jobs:read shows only jobs of its capabilities)."
+        ),
     )
     expires_in_days = forms.IntegerField(
         label="Expires in (days)",
@@ -29,6 +39,11 @@ class ApiKeyIssueForm(forms.Form):
         required=False,
         help_text="Empty: the key does not expire.",
     )
+
+    def scope_groups(self) -> list[tuple[str, list]]:
+        """The scope checkboxes in their groups, for the template."""
+        boxes = {box.data["value"]: box for box in self["scopes"].subwidgets}
+        return [(label, [boxes[value] for value, _ in choices]) for label, choices in SCOPE_GROUPS]
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].strip()

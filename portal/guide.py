@@ -28,7 +28,7 @@ API_ENDPOINTS = [
         "A file's metadata or its bytes (generated images too). DELETE removes it.",
     ),
     ("GET", "/api/v1/usage", "Net units and jobs per capability and day, and this month's quotas."),
-    ("GET", "/api/v1/me", "The key's partner and scopes, and the webhook signing secret."),
+    ("GET", "/api/v1/me", "The key's partner and scopes; the webhook signing secret with the admin scope."),
 ]
 
 

@@ -11,6 +11,7 @@ urlpatterns = [
     path("switch/", views.switch_partner, name="switch"),
     path("keys/", views.keys, name="keys"),
     path("keys/issue/", views.key_issue, name="key-issue"),
+    path("keys/webhook-secret/rotate/", views.webhook_secret_rotate_view, name="webhook-secret-rotate"),
     path("keys/<str:public_id>/rotate/", views.key_rotate, name="key-rotate"),
     path("keys/<str:public_id>/revoke/", views.key_revoke, name="key-revoke"),
     path("usage/", views.usage, name="usage"),

@@ -24,6 +24,7 @@ from alliance.errors import DomainError, NotFound
 from capabilities import CAPABILITY_NAMES
 from inference import selectors as job_selectors
 from inference.images import file_path
+from inference.webhook_security import signing_secret, webhook_secret_rotate
 from partners.models import Membership, Role
 from partners.selectors import (
     active_api_keys_of,
@@ -35,7 +36,7 @@ from partners.selectors import (
 )
 from partners.services import actor_for, api_key_issue, api_key_revoke, api_key_rotate, month_start
 from portal import forms
-from portal.access import choose_partner, portal_view
+from portal.access import choose_partner, portal_view, role_at_least
 from portal.charts import daily_chart
 from portal.members import PortalError, member_invite, member_remove, member_set_role
 from usecases.selectors import usecases_of
@@ -117,15 +118,21 @@ def _key_rows(request: HttpRequest) -> list[dict]:
     return rows
 
 
+def _sees_webhook_secret(request: HttpRequest) -> bool:
+    return role_at_least(request.membership.role, Role.ADMIN)
+
+
 def _keys_page(request: HttpRequest, *, form=None, secret: dict | None = None, status: int = 200) -> HttpResponse:
+    webhook_secret = signing_secret(request.partner) if _sees_webhook_secret(request) else None
     context = {
         "keys": _key_rows(request),
         "form": form or forms.ApiKeyIssueForm(),
         "rotate_form": forms.ApiKeyRotateForm(),
         "secret": secret,
+        "webhook_secret": webhook_secret,
     }
     response = render(request, "portal/keys.html", context, status=status)
-    if secret:
+    if secret or webhook_secret:
         response["Cache-Control"] = "no-store"
     return response
 
@@ -189,6 +196,15 @@ def key_revoke(request: HttpRequest, public_id: str) -> HttpResponse:
     api_key = _key_of(request, public_id)
     api_key_revoke(api_key=api_key, actor=_actor(request))
     messages.success(request, f"Key {api_key.public_id} ({api_key.name}) is revoked; it can never be used again.")
+    return redirect("portal:keys")
+
+
+@never_cache
+@require_POST
+@portal_view(min_role=Role.ADMIN)
+def webhook_secret_rotate_view(request: HttpRequest) -> HttpResponse:
+    webhook_secret_rotate(partner=request.partner, actor=_actor(request))
+    messages.success(request, "The webhook signing secret is rotated: webhooks are signed with the new one from now.")
     return redirect("portal:keys")
 
 

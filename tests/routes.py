@@ -15,3 +15,15 @@ def routes_under(prefixes: tuple[str, ...], patterns=None, prefix: str = "") -> 
         elif isinstance(pattern, URLPattern) and text.startswith(prefixes):
             routes.append(text)
     return routes
+
+
+def views_under(prefixes: tuple[str, ...], patterns=None, prefix: str = "") -> list[tuple[str, type]]:
+    """(route, view class) of every class-based view whose route starts with one of `prefixes`."""
+    found = []
+    for pattern in patterns if patterns is not None else get_resolver().url_patterns:
+        text = prefix + str(pattern.pattern).lstrip("^").replace("/?$", "").rstrip("$")
+        if isinstance(pattern, URLResolver):
+            found += views_under(prefixes, pattern.url_patterns, text)
+        elif isinstance(pattern, URLPattern) and text.startswith(prefixes):
+            found.append((text, pattern.callback.view_class))
+    return found

@@ -14,12 +14,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from alliance.api.errors import ApiError
-from api.base import PartnerApiView
+from api.base import ANY_KEY, PartnerApiView
 from api.openai import translate
 from inference import selectors, services, tuning_config
 from inference.models import Dataset, Job, JobStatus, TunedModel, TuningJob, TuningStatus
 from inference.registry import model_specs
 from inference.services import tuning_datasets, tuning_jobs
+from partners import scopes
 
 OPENAI_STATUS = {TuningStatus.CANCELED: "cancelled"}
 
@@ -41,6 +42,9 @@ class OpenAIView(PartnerApiView):
 
 
 class JobEndpoint(OpenAIView):
+    """Each route submits one capability, so its scope is declared as that capability's (and checked again where
+    the job is submitted)."""
+
     read_bucket = False
 
     def run_job(self, capability_name: str, data: dict[str, Any], params: dict[str, Any], model: Any) -> Job:
@@ -73,6 +77,8 @@ class JobEndpoint(OpenAIView):
 
 
 class ChatCompletionsApi(JobEndpoint):
+    required_scopes = {"POST": "dialogue"}
+
     def post(self, request: Request) -> Any:
         body = self.body()
         params = translate.sampling_params(body, allow_n=True)
@@ -85,6 +91,8 @@ class ChatCompletionsApi(JobEndpoint):
 
 
 class CompletionsApi(JobEndpoint):
+    required_scopes = {"POST": "text_generation"}
+
     def post(self, request: Request) -> Response:
         body = self.body()
         prompt = body.get("prompt")
@@ -101,6 +109,8 @@ class CompletionsApi(JobEndpoint):
 
 
 class EmbeddingsApi(JobEndpoint):
+    required_scopes = {"POST": "embeddings"}
+
     def post(self, request: Request) -> Response:
         body = self.body()
         texts = body.get("input")
@@ -113,6 +123,8 @@ class EmbeddingsApi(JobEndpoint):
 
 
 class ImageGenerationsApi(JobEndpoint):
+    required_scopes = {"POST": "image_generation"}
+
     def post(self, request: Request) -> Response:
         body = self.body()
         params: dict[str, Any] = {"n": body.get("n") or 1}
@@ -130,25 +142,30 @@ class ImageGenerationsApi(JobEndpoint):
 
 
 class ModelsApi(OpenAIView):
+    required_scopes = {"GET": ANY_KEY}
+
     def get(self, request: Request) -> Response:
-        return Response({"object": "list", "data": _models(self.partner)})
+        return Response({"object": "list", "data": _models(self.partner, self.allowed_capabilities)})
 
 
 class ModelDetailApi(OpenAIView):
+    required_scopes = {"GET": ANY_KEY}
+
     def get(self, request: Request, model: str) -> Response:
-        for entry in _models(self.partner):
+        for entry in _models(self.partner, self.allowed_capabilities):
             if entry["id"] == model:
                 return Response(entry)
         raise ApiError(f"No model {model!r} is available to you.", code="model_not_found", status_code=404)
 
 
-def _models(partner: Any) -> list[dict[str, Any]]:
+def _models(partner: Any, capabilities: list[str] | None) -> list[dict[str, Any]]:
+    """The platform's models, and the partner's tuned models of capabilities the key may use (None: all)."""
     models = [
         {"id": spec.name, "object": "model", "created": 0, "owned_by": "alliance"} for spec in model_specs().values()
     ]
     models += [
         {"id": tuned.name, "object": "model", "created": int(tuned.created_at.timestamp()), "owned_by": partner.slug}
-        for tuned in TunedModel.objects.filter(partner=partner)
+        for tuned in selectors.tuned_models_of(partner=partner, capabilities=capabilities)
     ]
     return models
 
@@ -194,6 +211,9 @@ def _task_of(data: bytes) -> str:
 
 
 class FilesApi(OpenAIView):
+    """OpenAI's files are the platform's tuning datasets."""
+
+    required_scopes = {"GET": scopes.DATASETS_READ, "POST": scopes.DATASETS_WRITE}
     parser_classes = [MultiPartParser]
     max_body_bytes = settings.ALLIANCE_DATASET_MAX_BYTES + 64 * 1024
 
@@ -220,6 +240,8 @@ class FilesApi(OpenAIView):
 
 
 class FileDetailApi(OpenAIView):
+    required_scopes = {"GET": scopes.DATASETS_READ, "DELETE": scopes.DATASETS_WRITE}
+
     def get(self, request: Request, file_id: str) -> Response:
         return Response(_file(selectors.dataset_of(partner=self.partner, dataset_id=file_id)))
 
@@ -278,6 +300,8 @@ def _platform_tuning_body(body: dict[str, Any], partner: Any) -> dict[str, Any]:
 
 
 class FineTuningJobsApi(OpenAIView):
+    required_scopes = {"GET": scopes.TUNING, "POST": scopes.TUNING}
+
     def get(self, request: Request) -> Response:
         jobs = selectors.tuning_jobs_of(partner=self.partner)[: min(int(request.query_params.get("limit", 20)), 100)]
         return Response({"object": "list", "data": [_fine_tuning_job(job) for job in jobs], "has_more": False})
@@ -288,11 +312,15 @@ class FineTuningJobsApi(OpenAIView):
 
 
 class FineTuningJobDetailApi(OpenAIView):
+    required_scopes = {"GET": scopes.TUNING}
+
     def get(self, request: Request, job_id: str) -> Response:
         return Response(_fine_tuning_job(selectors.tuning_job_of(partner=self.partner, job_id=job_id)))
 
 
 class FineTuningJobEventsApi(OpenAIView):
+    required_scopes = {"GET": scopes.TUNING}
+
     def get(self, request: Request, job_id: str) -> Response:
         job = selectors.tuning_job_of(partner=self.partner, job_id=job_id)
         events = [
@@ -315,6 +343,8 @@ class FineTuningJobEventsApi(OpenAIView):
 
 
 class FineTuningJobCancelApi(OpenAIView):
+    required_scopes = {"POST": scopes.TUNING}
+
     def post(self, request: Request, job_id: str) -> Response:
         job = tuning_jobs.tuning_job_cancel(job=selectors.tuning_job_of(partner=self.partner, job_id=job_id))
         return Response(_fine_tuning_job(job))

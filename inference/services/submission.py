@@ -153,9 +153,10 @@ def job_submit(
     """Validates, charges and stores a job in one transaction, and enqueues it once that commits."""
     if not api_key.allows(capability.name):
         raise Forbidden(
-            f"This API key is not scoped for {capability.name}.",
-            code="scope_denied",
+            f"This API key lacks the scope this operation needs: `{capability.name}`.",
+            code="insufficient_scope",
             param="capability",
+            details=[{"required_scopes": [capability.name]}],
         )
     choice = _model_for(api_key.partner, capability, model)
     model_name = choice.name

@@ -11,8 +11,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from alliance.errors import Conflict, InvalidInput
-from capabilities import CAPABILITY_NAMES
 from partners import keys
+from partners import scopes as vocabulary
 from partners.models import (
     ApiKey,
     ApiKeyCredential,
@@ -23,11 +23,12 @@ from partners.services.audit import audit_record
 
 def _validate_scopes(scopes: Iterable[str]) -> list[str]:
     cleaned = sorted({scope.strip() for scope in scopes if scope.strip()})
-    unknown = [scope for scope in cleaned if scope not in CAPABILITY_NAMES]
+    unknown = vocabulary.unknown_scopes(cleaned)
     if unknown:
         raise InvalidInput(
-            f"Unknown capability in scopes: {', '.join(unknown)}. Known: {', '.join(CAPABILITY_NAMES)}.",
-            code="unknown_capability",
+            f"Unknown scope: {', '.join(unknown)}. Capability scopes: {', '.join(vocabulary.CAPABILITY_SCOPES)}; "
+            f"resource scopes: {', '.join(vocabulary.RESOURCE_SCOPES)}.",
+            code="unknown_scope",
             param="scopes",
         )
     return cleaned

@@ -99,15 +99,15 @@ def test_scopes_limit_the_capabilities_a_key_may_call(partner):
     _, raw = make_key(partner, scopes=["summarization"])
     response = client_for(raw).post("/api/v1/jobs", keyword_job(), format="json")
     assert response.status_code == 403
-    assert response.json()["error"]["code"] == "scope_denied"
+    assert response.json()["error"]["code"] == "insufficient_scope"
 
 
 def test_unknown_scope_is_refused(partner):
     from alliance.errors import InvalidInput
 
-    with pytest.raises(InvalidInput, match="Unknown capability") as refused:
+    with pytest.raises(InvalidInput, match="Unknown scope: mind_reading") as refused:
         make_key(partner, scopes=["mind_reading"])
-    assert (refused.value.code, refused.value.param) == ("unknown_capability", "scopes")
+    assert (refused.value.code, refused.value.param) == ("unknown_scope", "scopes")
 
 
 def test_issue_api_key_command_prints_the_raw_key_alone(partner):

@@ -53,6 +53,7 @@ FORMS = {
     "portal/logout/": "signs out",
     "portal/switch/": "test_portal::test_a_member_of_two_partners_switches_between_them (another partner: 404)",
     "portal/keys/issue/": "issues a key for the member's own partner",
+    "portal/keys/webhook-secret/rotate/": "test_scopes: rotates the member's own partner's secret (admins only)",
     "portal/datasets/upload/": "uploads to the member's own partner",
     "portal/tuning/estimate": "test_portal_tuning::test_another_partners_datasets_and_runs_are_404 (400)",
     "portal/tuning/start/": "test_portal_tuning: the dataset is looked up in the member's partner",

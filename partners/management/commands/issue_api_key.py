@@ -5,6 +5,7 @@ from django.utils import timezone
 
 from alliance.errors import DomainError
 from partners.models import Partner
+from partners.scopes import CAPABILITY_SCOPES, RESOURCE_SCOPES
 from partners.services import api_key_issue
 
 
@@ -14,7 +15,14 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("partner_slug")
         parser.add_argument("--name", default="cli")
-        parser.add_argument("--scopes", default="", help="Comma-separated capabilities; empty means all.")
+        parser.add_argument(
+            "--scopes",
+            default="",
+            help=(
+                "Comma-separated scopes; empty means all. Capabilities: "
+                f"{', '.join(CAPABILITY_SCOPES)}. Resources: {', '.join(RESOURCE_SCOPES)}."
+            ),
+        )
         parser.add_argument("--expires-in-days", type=int, default=None)
 
     def handle(
