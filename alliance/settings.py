@@ -250,6 +250,13 @@ ALLIANCE_DEFAULT_RPM = env_int("ALLIANCE_DEFAULT_RPM", 600)
 ALLIANCE_API_KEY_READ_RPM = env_int("ALLIANCE_API_KEY_READ_RPM", 6000)
 ALLIANCE_AUTH_FAILURES_PER_MINUTE = env_int("ALLIANCE_AUTH_FAILURES_PER_MINUTE", 30)
 ALLIANCE_API_KEY_LAST_USED_RESOLUTION_SECONDS = 60
+# Work a partner can hold: stored bytes and files (uploads, generated images, datasets), tuning jobs queued or running
+# at once, uploads a minute per key, and requests per key waiting on a job (`?wait`, synchronous /v1 calls).
+ALLIANCE_STORAGE_MAX_BYTES = env_int("ALLIANCE_STORAGE_MAX_BYTES", 1024 * 1024 * 1024)
+ALLIANCE_STORAGE_MAX_FILES = env_int("ALLIANCE_STORAGE_MAX_FILES", 1000)
+ALLIANCE_MAX_ACTIVE_TUNING_JOBS = env_int("ALLIANCE_MAX_ACTIVE_TUNING_JOBS", 2)
+ALLIANCE_API_KEY_WRITE_RPM = env_int("ALLIANCE_API_KEY_WRITE_RPM", 60)
+ALLIANCE_API_KEY_MAX_WAITING = env_int("ALLIANCE_API_KEY_MAX_WAITING", 4)
 
 # Models: the worker side reads this registry; the web side only reads names and families.
 ALLIANCE_MODELS_FILE = os.environ.get("ALLIANCE_MODELS_FILE", "")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.http import FileResponse
 from rest_framework import status
 from rest_framework.parsers import MultiPartParser
@@ -49,6 +50,7 @@ class FileCollectionApi(PartnerApiView):
         return paginator.get_paginated_response([file_representation(stored) for stored in page])
 
     def post(self, request: Request) -> Response:
+        self.check_request_rate(request, "write", settings.ALLIANCE_API_KEY_WRITE_RPM)  # uploads: the write bucket
         upload = request.FILES.get("file")
         if upload is None:
             raise ApiError("Send the image as multipart field `file`.", code="required", param="file")

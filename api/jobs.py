@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any
 
 from drf_spectacular.utils import extend_schema, extend_schema_view
@@ -18,6 +19,7 @@ from inference import selectors, services
 from inference.models import JobStatus
 from inference.registry import model_specs
 from inference.representations import job_representation
+from inference.services.submission import job_wait_slot
 from partners import scopes
 
 SUBMIT_FIELDS = {"capability", "input", "params", "model", "webhook_url"}
@@ -75,17 +77,18 @@ class JobCollectionApi(PartnerApiView):
         if unknown:
             raise ApiError(f"Unknown field {unknown[0]!r}.", code="unknown_field", param=unknown[0])
         wait = _wait_seconds(request)
-        submission = self.submit_job(
-            capability=body.get("capability"),
-            data=body.get("input"),
-            params=body.get("params"),
-            model=body.get("model"),
-            idempotency_key=request.headers.get("Idempotency-Key"),
-            webhook_url=body.get("webhook_url"),
-        )
-        job = submission.job
-        if wait:
-            job = services.job_wait(job=job, timeout=wait)
+        with job_wait_slot(api_key=self.api_key) if wait else nullcontext():
+            submission = self.submit_job(
+                capability=body.get("capability"),
+                data=body.get("input"),
+                params=body.get("params"),
+                model=body.get("model"),
+                idempotency_key=request.headers.get("Idempotency-Key"),
+                webhook_url=body.get("webhook_url"),
+            )
+            job = submission.job
+            if wait:
+                job = services.job_wait(job=job, timeout=wait)
         code = status.HTTP_200_OK if job.is_finished else status.HTTP_202_ACCEPTED
         response = Response(job_representation(job), status=code)
         response["Location"] = f"/api/v1/jobs/{job.pk}"

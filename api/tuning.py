@@ -31,6 +31,7 @@ class DatasetCollectionApi(PartnerApiView):
         return paginator.get_paginated_response([dataset_representation(dataset) for dataset in page])
 
     def post(self, request: Request) -> Response:
+        self.check_request_rate(request, "write", settings.ALLIANCE_API_KEY_WRITE_RPM)  # uploads: the write bucket
         upload = request.FILES.get("file")
         if upload is None:
             raise ApiError("Send the data as multipart field `file` (JSONL or CSV).", code="required", param="file")
@@ -75,8 +76,7 @@ class TuningEstimateApi(PartnerApiView):
     required_scopes = {"POST": scopes.TUNING}
 
     def post(self, request: Request) -> Response:
-        clean, dataset = tuning_jobs.tuning_request_validated(partner=self.partner, body=request.data)
-        figures = tuning_jobs.tuning_estimate(dataset=dataset, hyperparameters=clean["hyperparameters"])
+        dataset, figures = tuning_jobs.tuning_request_estimate(partner=self.partner, body=request.data)
         return Response({"object": "tuning_estimate", "dataset": dataset.public_id, **figures})
 
 

@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
+from django.db import transaction
 from PIL import Image, UnidentifiedImageError
 
 from inference.models import FilePurpose, Job, StoredFile
+from inference.storage import storage_admit
 from partners.models import Partner
 
 ALLOWED_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
@@ -100,6 +102,9 @@ def store_file(
     height: int | None = None,
     job: Job | None = None,
 ) -> StoredFile:
+    """Stores a file of the partner. An upload (purpose `image`) must fit the partner's storage limits, checked in
+    the transaction that records it (413/429 `storage_quota_exceeded`); a generated output is stored regardless,
+    its job being paid for, and counts against the limits of later uploads."""
     public_id = _new_file_id()
     extension = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp"}.get(content_type, ".bin")
     relative = Path(purpose) / str(partner.pk) / f"{public_id}{extension}"
@@ -107,20 +112,28 @@ def store_file(
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_suffix(target.suffix + ".part")
     temporary.write_bytes(data)
-    temporary.replace(target)
-    return StoredFile.objects.create(
-        public_id=public_id,
-        partner=partner,
-        purpose=purpose,
-        filename=Path(filename).name[:255] or public_id,
-        content_type=content_type,
-        bytes=len(data),
-        sha256=hashlib.sha256(data).hexdigest(),
-        path=str(relative),
-        width=width,
-        height=height,
-        job=job,
-    )
+    try:
+        with transaction.atomic():
+            if purpose != FilePurpose.GENERATED:
+                storage_admit(partner_id=partner.pk, adding_bytes=len(data))
+            stored = StoredFile.objects.create(
+                public_id=public_id,
+                partner=partner,
+                purpose=purpose,
+                filename=Path(filename).name[:255] or public_id,
+                content_type=content_type,
+                bytes=len(data),
+                sha256=hashlib.sha256(data).hexdigest(),
+                path=str(relative),
+                width=width,
+                height=height,
+                job=job,
+            )
+            temporary.replace(target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return stored
 
 
 def store_image(*, partner: Partner, image: CheckedImage, filename: str = "") -> StoredFile:

@@ -1,9 +1,13 @@
-"""Fixed-window request counters: one Redis Lua call when Redis is configured, a locked dict otherwise."""
+"""Fixed-window request counters, and the requests a key has waiting on a job: one Redis Lua call when Redis is
+configured, a locked dict otherwise (the embedded mode, one process)."""
 
 from __future__ import annotations
 
 import threading
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -92,3 +96,90 @@ def admit(*, key_id: str, bucket: str, limit: int, what: str = "this key") -> Wi
 def peek_reset_seconds() -> float:
     now = time.time()
     return (int(now // WINDOW_SECONDS) + 1) * WINDOW_SECONDS - now
+
+
+# Waiting requests: a sorted set per key whose members are the waits in progress, scored by when each expires. A
+# wait whose process died (killed mid-request) drops out at its expiry; the set itself expires when idle.
+_WAIT_ACQUIRE_SCRIPT = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+return 1
+"""
+
+
+class _LocalWaits:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = {}
+
+    def acquire(self, key: str, limit: int, hold_seconds: float) -> str | None:
+        with self._lock:
+            if self._counts.get(key, 0) >= limit:
+                return None
+            self._counts[key] = self._counts.get(key, 0) + 1
+            return key
+
+    def release(self, key: str, token: str) -> None:
+        with self._lock:
+            left = self._counts.get(key, 0) - 1
+            if left > 0:
+                self._counts[key] = left
+            else:
+                self._counts.pop(key, None)
+
+    def count(self, key: str) -> int:
+        with self._lock:
+            return self._counts.get(key, 0)
+
+
+class _RedisWaits:
+    def __init__(self, url: str) -> None:
+        import redis
+
+        self._client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self._acquire = self._client.register_script(_WAIT_ACQUIRE_SCRIPT)
+
+    @staticmethod
+    def _name(key: str) -> str:
+        return f"alliance:waits:{key}"
+
+    def acquire(self, key: str, limit: int, hold_seconds: float) -> str | None:
+        now, token = time.time(), uuid.uuid4().hex
+        args = [now, now + hold_seconds, limit, token, int(hold_seconds) + 60]
+        return token if int(self._acquire(keys=[self._name(key)], args=args)) else None
+
+    def release(self, key: str, token: str) -> None:
+        self._client.zrem(self._name(key), token)
+
+    def count(self, key: str) -> int:
+        return int(self._client.zcount(self._name(key), time.time(), "+inf"))
+
+
+@lru_cache(maxsize=1)
+def _waits() -> _LocalWaits | _RedisWaits:
+    return _RedisWaits(settings.REDIS_URL) if settings.REDIS_URL else _LocalWaits()
+
+
+@contextmanager
+def waiting(*, key_id: str, limit: int, hold_seconds: float) -> Iterator[None]:
+    """Holds one of a key's `limit` waiting slots for the block (at most `hold_seconds`, after which a slot whose
+    process died is freed); past the limit, refuses with 429 `too_many_waiting` before any work is done."""
+    token = _waits().acquire(key_id, limit, hold_seconds)
+    if token is None:
+        raise LimitReached(
+            f"This key already has {limit} requests waiting for a result, the most it may have at once. Submit "
+            "without `wait` and poll GET /api/v1/jobs/<id> (or use a webhook), or retry when a waiting request ends.",
+            code="too_many_waiting",
+            retry_after=1.0,
+        )
+    try:
+        yield
+    finally:
+        _waits().release(key_id, token)
+
+
+def waiting_count(key_id: str) -> int:
+    """The requests of a key waiting now (for tests and the operators)."""
+    return _waits().count(key_id)

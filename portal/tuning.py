@@ -25,8 +25,7 @@ def tuning_body(*, dataset: Dataset, method: str, hyperparameters: dict[str, Any
 
 def estimate_for(*, partner, body: dict[str, Any]) -> dict[str, Any]:
     """The pre-flight figures for a request, validated exactly as the API validates it (raises a DomainError)."""
-    clean, dataset = tuning_jobs.tuning_request_validated(partner=partner, body=body)
-    figures = tuning_jobs.tuning_estimate(dataset=dataset, hyperparameters=clean["hyperparameters"])
+    dataset, figures = tuning_jobs.tuning_request_estimate(partner=partner, body=body)
     return {"dataset": dataset.public_id, **figures}
 
 

@@ -9,6 +9,7 @@ import datetime as dt
 import json
 from collections import defaultdict
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.core.paginator import Paginator
@@ -24,6 +25,8 @@ from alliance.errors import DomainError, NotFound
 from capabilities import CAPABILITY_NAMES
 from inference import selectors as job_selectors
 from inference.images import file_path
+from inference.services.tuning_jobs import active_tuning_jobs
+from inference.storage import storage_use
 from inference.webhook_security import signing_secret, webhook_secret_rotate
 from partners.models import Membership, Role
 from partners.selectors import (
@@ -231,6 +234,11 @@ def usage(request: HttpRequest) -> HttpResponse:
         "quotas": quota_usage(partner=request.partner, month=month, capabilities=CAPABILITY_NAMES),
         "chart": daily_chart(days, per_day),
         "rows": rows,
+        "storage": storage_use(partner_id=request.partner.pk),
+        "tuning_active": active_tuning_jobs(partner_id=request.partner.pk),
+        "tuning_max": settings.ALLIANCE_MAX_ACTIVE_TUNING_JOBS,
+        "waiting_max": settings.ALLIANCE_API_KEY_MAX_WAITING,
+        "write_rpm": settings.ALLIANCE_API_KEY_WRITE_RPM,
     }
     return render(request, "portal/usage.html", context)
 

@@ -20,6 +20,7 @@ from inference import selectors, services, tuning_config
 from inference.models import Dataset, Job, JobStatus, TunedModel, TuningJob, TuningStatus
 from inference.registry import model_specs
 from inference.services import tuning_datasets, tuning_jobs
+from inference.services.submission import job_wait_slot
 from partners import scopes
 
 OPENAI_STATUS = {TuningStatus.CANCELED: "cancelled"}
@@ -50,14 +51,15 @@ class JobEndpoint(OpenAIView):
     def run_job(self, capability_name: str, data: dict[str, Any], params: dict[str, Any], model: Any) -> Job:
         if not model:
             raise ApiError("`model` is required.", code="missing_required_parameter", param="model")
-        submission = self.submit_job(
-            capability=capability_name,
-            data=data,
-            params=params,
-            model=model,
-            idempotency_key=self.request.headers.get("Idempotency-Key"),
-        )
-        job = services.job_wait(job=submission.job, timeout=settings.ALLIANCE_JOB_MAX_WAIT_SECONDS)
+        with job_wait_slot(api_key=self.api_key):
+            submission = self.submit_job(
+                capability=capability_name,
+                data=data,
+                params=params,
+                model=model,
+                idempotency_key=self.request.headers.get("Idempotency-Key"),
+            )
+            job = services.job_wait(job=submission.job, timeout=settings.ALLIANCE_JOB_MAX_WAIT_SECONDS)
         if job.status == JobStatus.SUCCEEDED:
             return job
         if job.status == JobStatus.FAILED:
@@ -227,6 +229,7 @@ class FilesApi(OpenAIView):
         )
 
     def post(self, request: Request) -> Response:
+        self.check_request_rate(request, "write", settings.ALLIANCE_API_KEY_WRITE_RPM)  # uploads: the write bucket
         upload = request.FILES.get("file")
         if upload is None:
             raise ApiError("Send the file as multipart field `file`.", code="missing_required_parameter", param="file")

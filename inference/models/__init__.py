@@ -9,6 +9,7 @@ from inference.models.jobs import (
 from inference.models.tuning import (
     Dataset,
     DatasetTask,
+    DatasetTokenCount,
     TunedModel,
     TuningEvent,
     TuningEventKind,
@@ -20,6 +21,7 @@ __all__ = [
     "FINISHED_STATUSES",
     "Dataset",
     "DatasetTask",
+    "DatasetTokenCount",
     "FilePurpose",
     "Job",
     "JobStatus",

@@ -36,6 +36,23 @@ class Dataset(models.Model):
         return f"{self.public_id} {self.filename}"
 
 
+class DatasetTokenCount(models.Model):
+    """The tokens of each row of a dataset with one base model's tokenizer, counted once at upload: what a tuning
+    job on it is estimated and charged by. The rows are grouped as the validation split groups them (by label for
+    classification, in first-seen order; one group otherwise), in file order within a group. Only lengths are kept,
+    never content."""
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="token_counts")
+    base_model = models.CharField(max_length=200)
+    groups = models.JSONField(help_text="Per-row token counts, one list per split group.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "base_model"], name="dataset_token_count_per_model"),
+        ]
+
+
 class TuningStatus(models.TextChoices):
     QUEUED = "queued", "Queued"
     RUNNING = "running", "Running"

@@ -6,6 +6,8 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypedDict, Unpack
 
@@ -103,9 +105,7 @@ def _model_for(partner: Partner, capability: Capability, requested: Any) -> Mode
         requested = capability.default_model
     if not isinstance(requested, str):
         raise InvalidInput("`model` must be a string.", code="invalid_type", param="model")
-    not_found = NotFound(
-        f"No model {requested!r} is available to you.", code="model_not_found", param="model"
-    )
+    not_found = NotFound(f"No model {requested!r} is available to you.", code="model_not_found", param="model")
     if requested.startswith(tuning_config.TUNED_PREFIX):
         tuned = TunedModel.objects.filter(partner=partner, name=requested).first()
         if tuned is None:
@@ -256,7 +256,19 @@ def job_enqueue(job: Job) -> None:
         logger.warning("enqueue of job %s failed; the reaper will send it again", job.pk, exc_info=True)
 
 
+@contextmanager
+def job_wait_slot(*, api_key: ApiKey) -> Iterator[None]:
+    """Holds one of the key's ALLIANCE_API_KEY_MAX_WAITING slots while a request submits a job and waits on it (a
+    web thread held up to ALLIANCE_JOB_MAX_WAIT_SECONDS); past the cap, 429 `too_many_waiting`. Taken before the
+    job is submitted, so a refused request leaves no job and no charge behind; released however the wait ends."""
+    hold = settings.ALLIANCE_JOB_MAX_WAIT_SECONDS + 30
+    with ratelimit.waiting(key_id=api_key.public_id, limit=settings.ALLIANCE_API_KEY_MAX_WAITING, hold_seconds=hold):
+        yield
+
+
 def job_wait(*, job: Job, timeout: float) -> Job:
+    """Polls the job until it finishes or `timeout` (at most ALLIANCE_JOB_MAX_WAIT_SECONDS) passes; callers hold a
+    job_wait_slot for it."""
     deadline = time.monotonic() + min(max(timeout, 0.0), settings.ALLIANCE_JOB_MAX_WAIT_SECONDS)
     delay = 0.01
     while not job.is_finished and time.monotonic() < deadline:

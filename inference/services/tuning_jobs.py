@@ -8,14 +8,23 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
-from alliance.errors import Conflict, InvalidInput, NotFound, invalid_input_from
+from alliance.errors import Conflict, InvalidInput, LimitReached, NotFound, invalid_input_from
 from inference import dispatch, tuning_config
+from inference.backends.tuning.recipes import default_hyperparameters
 from inference.models import Dataset, TuningEvent, TuningJob, TuningStatus
+from inference.services.tuning_datasets import dataset_token_groups
+from inference.services.tuning_tokens import epoch_tokens
 from partners.models import ApiKey, Partner
-from partners.services import quota_for, usage_charge, usage_refund
+from partners.services import quota_for, usage_charge
+from partners.services.quotas import partner_lock
+from partners.services.usage import usage_settle
+
+ACTIVE_STATUSES = (TuningStatus.QUEUED, TuningStatus.RUNNING)
 
 logger = logging.getLogger(__name__)
 
@@ -38,17 +47,75 @@ def tuning_request_validated(*, partner: Partner, body: Any) -> tuple[dict[str, 
     return clean, dataset
 
 
-def tuning_estimate(*, dataset: Dataset, hyperparameters: dict[str, Any]) -> dict[str, Any]:
-    return tuning_config.estimate(dataset.task, dataset.stats, hyperparameters)
+def tuning_request_estimate(*, partner: Partner, body: Any) -> tuple[Dataset, dict[str, Any]]:
+    """The pre-flight figures of a tuning request, validated exactly as creating it would validate it."""
+    clean, dataset = tuning_request_validated(partner=partner, body=body)
+    figures = tuning_estimate(
+        dataset=dataset,
+        hyperparameters=clean["hyperparameters"],
+        method=clean["method"],
+        base_model=clean["base_model"],
+    )
+    return dataset, figures
+
+
+def tuning_estimate(
+    *, dataset: Dataset, hyperparameters: dict[str, Any], method: str = "default", base_model: str | None = None
+) -> dict[str, Any]:
+    """Training tokens, quota units (one per training token) and expected seconds, before any training: the training
+    rows' tokens with the base model's tokenizer (each truncated to max_length), times the epochs the run will use.
+    Where that tokenizer is not readable here, characters / 4 stands in (`token_count`: "characters")."""
+    base_model = base_model or tuning_config.BASE_MODELS[dataset.task][0]
+    resolved = {**default_hyperparameters(dataset.task, method), **hyperparameters}
+    groups = dataset_token_groups(dataset=dataset, base_model=base_model)
+    if groups is None:
+        figures = tuning_config.estimate(dataset.task, dataset.stats, {"epochs": resolved["epochs"], **hyperparameters})
+        return {**figures, "token_count": "characters"}
+    per_epoch = epoch_tokens(
+        dataset.task,
+        groups,
+        fraction=float(resolved.get("validation_fraction", 0.1)),
+        seed=int(resolved.get("seed", 0)),
+        max_length=int(resolved["max_length"]),
+    )
+    epochs = int(resolved["epochs"])
+    training_tokens = per_epoch * epochs
+    return {
+        "epochs": epochs,
+        "training_tokens": training_tokens,
+        "units": max(1, training_tokens),
+        "expected_seconds": round(training_tokens / tuning_config.TOKENS_PER_SECOND[dataset.task] + 10, 1),
+        "token_count": "tokenizer",
+    }
+
+
+def active_tuning_jobs(*, partner_id: int) -> int:
+    """The partner's tuning jobs queued or running: what ALLIANCE_MAX_ACTIVE_TUNING_JOBS caps."""
+    return TuningJob.objects.filter(partner_id=partner_id, status__in=ACTIVE_STATUSES).count()
 
 
 def tuning_job_create(*, api_key: ApiKey, body: Any) -> TuningJob:
-    """Validates and charges the training tokens against the partner's tuning quota, then enqueues the job."""
+    """Validates and charges the training tokens against the partner's tuning quota, then enqueues the job; at most
+    ALLIANCE_MAX_ACTIVE_TUNING_JOBS of a partner queued or running at once (429 `too_many_tuning_jobs`)."""
     partner = api_key.partner
     clean, dataset = tuning_request_validated(partner=partner, body=body)
-    figures = tuning_estimate(dataset=dataset, hyperparameters=clean["hyperparameters"])
+    figures = tuning_estimate(
+        dataset=dataset,
+        hyperparameters=clean["hyperparameters"],
+        method=clean["method"],
+        base_model=clean["base_model"],
+    )
     quota = quota_for(partner=partner, capability=tuning_config.QUOTA_KEY)
     with transaction.atomic():
+        partner_lock(partner_id=partner.pk)  # the count below holds until this job is written
+        active = active_tuning_jobs(partner_id=partner.pk)
+        limit = settings.ALLIANCE_MAX_ACTIVE_TUNING_JOBS
+        if active >= limit:
+            raise LimitReached(
+                f"{active} tuning jobs of this partner are queued or running; at most {limit} may be at once. "
+                "Wait for one to finish, or cancel one.",
+                code="too_many_tuning_jobs",
+            )
         job = TuningJob.objects.create(
             partner=partner,
             api_key=api_key,
@@ -77,15 +144,33 @@ def tuning_job_enqueue(job: TuningJob) -> None:
 
 @transaction.atomic
 def tuning_job_cancel(*, job: TuningJob) -> TuningJob:
-    canceled = TuningJob.objects.filter(pk=job.pk, status__in=[TuningStatus.QUEUED, TuningStatus.RUNNING]).update(
-        status=TuningStatus.CANCELED, finished_at=timezone.now()
-    )
-    job.refresh_from_db()
-    if not canceled:
+    """Cancels a queued or running job. A queued job is refunded in full; a running one keeps the charge for the
+    tokens it trained up to its last recorded step (the worker stops before its next step) and is refunded the rest.
+    """
+    locked = TuningJob.objects.select_for_update().filter(pk=job.pk).first()
+    if locked is None or locked.status not in ACTIVE_STATUSES:
+        job.refresh_from_db()
         raise Conflict(f"The tuning job is already {job.status}.", code="job_finished")
-    usage_refund(job_id=job.pk)
-    tuning_event_add(job=job, message="Canceled by the partner; its units are refunded.")
+    trained = int((locked.progress or {}).get("trained_tokens") or 0) if locked.status == TuningStatus.RUNNING else 0
+    TuningJob.objects.filter(pk=job.pk).update(status=TuningStatus.CANCELED, finished_at=timezone.now())
+    refunded = tuning_job_settle(job=locked, trained_tokens=trained)
+    job.refresh_from_db()
+    tuning_event_add(
+        job=job,
+        message=f"Canceled by the partner after {trained} trained tokens; {refunded} units refunded.",
+        trained_tokens=trained,
+        refunded_units=refunded,
+    )
     return job
+
+
+def tuning_job_settle(*, job: TuningJob, trained_tokens: int) -> int:
+    """Keeps the charge for the tokens trained (at most the units charged) and refunds the rest, once; the job's
+    units become what it is charged. Runs in the transaction of the conditional UPDATE that ended the job."""
+    refunded = usage_settle(job_id=job.pk, used_units=trained_tokens) or 0
+    if refunded:
+        TuningJob.objects.filter(pk=job.pk).update(units=F("units") - refunded)
+    return refunded
 
 
 def tuning_event_add(*, job: TuningJob, message: str, level: str = "info", **data: Any) -> TuningEvent:

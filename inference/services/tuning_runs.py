@@ -10,10 +10,8 @@ import datetime as dt
 import json
 import logging
 import math
-import random
 import time
 import uuid
-from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,8 +24,8 @@ from inference import tuning_config
 from inference.models import TunedModel, TuningEvent, TuningEventKind, TuningJob, TuningStatus
 from inference.registry import get_model_spec, resolve_source
 from inference.services.tuning_datasets import dataset_parsed
-from inference.services.tuning_jobs import tuning_event_add, tuning_job_enqueue
-from partners.services import usage_refund
+from inference.services.tuning_jobs import tuning_event_add, tuning_job_enqueue, tuning_job_settle
+from inference.services.tuning_tokens import split_rows, tokens_after_step
 
 if TYPE_CHECKING:
     from inference.backends.tuning import TrainingProgress
@@ -35,27 +33,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 PROGRESS_WRITE_SECONDS = 1.0
-
-
-def _split(task: str, rows: list[dict[str, Any]], fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
-    """Holds out a validation split: stratified by label for classification, at least one row per label."""
-    rng = random.Random(seed)
-    if task != "classification":
-        shuffled = rows[:]
-        rng.shuffle(shuffled)
-        cut = max(1, round(len(shuffled) * fraction))
-        return shuffled[cut:], shuffled[:cut]
-    by_label: dict[str, list[dict]] = defaultdict(list)
-    for row in rows:
-        by_label[row["label"]].append(row)
-    train, validation = [], []
-    for label_rows in by_label.values():
-        rng.shuffle(label_rows)
-        cut = max(1, round(len(label_rows) * fraction)) if len(label_rows) > 1 else 0
-        validation += label_rows[:cut]
-        train += label_rows[cut:]
-    rng.shuffle(train)
-    return train, validation
 
 
 def _finite(value: float | None) -> float | None:
@@ -98,6 +75,8 @@ class TuningProgressRecorder:
         self._last_write = 0.0
         self._pending: list[TrainingProgress] = []
         self._canceled = False
+        self.planned_tokens: int | None = None  # the whole run's tokens, once counted
+        self.trained_tokens = 0  # the tokens of the steps written so far
 
     def __call__(self, progress: TrainingProgress) -> None:
         self._pending.append(progress)
@@ -115,12 +94,16 @@ class TuningProgressRecorder:
         elapsed = time.monotonic() - self._started
         eta = elapsed / latest.step * (latest.total_steps - latest.step) if latest.step else None
         loss = _finite(latest.loss)
+        if self.planned_tokens is not None:
+            self.trained_tokens = tokens_after_step(self.planned_tokens, latest.step, latest.total_steps)
         state = {
             "step": latest.step,
             "total_steps": latest.total_steps,
             "epoch": round(latest.epoch, 3),
             "loss": None if loss is None else round(loss, 5),
             "eta_seconds": None if eta is None else round(eta, 1),
+            "training_tokens": self.planned_tokens,
+            "trained_tokens": self.trained_tokens,
         }
         points, self._pending = self._pending, []
         self._canceled = not tuning_progress_record(job=self._job, points=points, state=state)
@@ -150,9 +133,11 @@ def tuning_job_run(job_id: str) -> TuningJob | None:
             raise NotFound("The dataset was deleted before training started.", code="dataset_deleted")
         parsed = dataset_parsed(job.dataset)
         hyperparameters = {**trainer.default_hyperparameters(job.task, job.method), **job.hyperparameters}
-        train_rows, validation_rows = _split(
+        train_rows, validation_rows = split_rows(
             job.task, parsed.rows, hyperparameters.get("validation_fraction", 0.1), hyperparameters.get("seed", 0)
         )
+        base_model_path = resolve_source(get_model_spec(job.base_model).source)
+        recorder.planned_tokens = _planned_tokens(job.task, base_model_path, train_rows, hyperparameters)
         tuning_event_add(
             job=job, message=f"Training on {len(train_rows)} rows; {len(validation_rows)} held out for validation."
         )
@@ -161,7 +146,7 @@ def tuning_job_run(job_id: str) -> TuningJob | None:
             result = trainer.train(
                 trainer.TrainingRequest(
                     task=job.task,
-                    base_model_path=resolve_source(get_model_spec(job.base_model).source),
+                    base_model_path=base_model_path,
                     train_rows=train_rows,
                     validation_rows=validation_rows,
                     method=job.method,
@@ -179,7 +164,8 @@ def tuning_job_run(job_id: str) -> TuningJob | None:
         return job
     except trainer.TrainingTimedOut:
         limit = settings.ALLIANCE_TUNING_MAX_SECONDS
-        return _tuning_fail(job, "time_limit", f"Training ran past the limit of {limit:.0f} s.")
+        message = f"Training ran past the limit of {limit:.0f} s; the tokens it trained are charged."
+        return _tuning_fail(job, "time_limit", message, trained_tokens=recorder.trained_tokens)
     except MemoryError:
         return _tuning_fail(job, "out_of_memory", "Training ran out of memory; try a smaller batch size or max_length.")
     except DomainError as exc:
@@ -187,11 +173,29 @@ def tuning_job_run(job_id: str) -> TuningJob | None:
     except Exception as exc:
         logger.exception("tuning job %s failed", job.pk)
         return _tuning_fail(job, "training_error", f"Training failed: {type(exc).__name__}: {str(exc)[:200]}")
-    return _tuning_succeed(job, result, adapter_relative)
+    return _tuning_succeed(job, result, adapter_relative, trained_tokens=recorder.planned_tokens)
+
+
+def _planned_tokens(task: str, base_model_path: Path, train_rows: list[dict[str, Any]], h: dict[str, Any]) -> int:
+    """The tokens the whole run trains on, counted with the trainer's own tokenizer and rendering: each training
+    row truncated to max_length, times the epochs."""
+    from transformers import AutoTokenizer
+
+    from inference.backends.tuning import generation
+
+    tokenizer = AutoTokenizer.from_pretrained(base_model_path, local_files_only=True)
+    max_length = int(h["max_length"])
+    if task == "classification":
+        ids = tokenizer([str(row["text"]) for row in train_rows], truncation=True, max_length=max_length)["input_ids"]
+        per_epoch = sum(len(row_ids) for row_ids in ids)
+    else:
+        examples = (generation.render(tokenizer, task, row, max_length) for row in train_rows)
+        per_epoch = sum(len(example.prompt_ids) + len(example.target_ids) for example in examples)
+    return per_epoch * int(h["epochs"])
 
 
 @transaction.atomic
-def _tuning_succeed(job: TuningJob, result: Any, adapter_relative: Path) -> TuningJob:
+def _tuning_succeed(job: TuningJob, result: Any, adapter_relative: Path, trained_tokens: int | None) -> TuningJob:
     summary = {
         "trainable_parameters": result.trainable_parameters,
         "total_parameters": result.total_parameters,
@@ -211,19 +215,31 @@ def _tuning_succeed(job: TuningJob, result: Any, adapter_relative: Path) -> Tuni
             adapter_path=str(adapter_relative),
             labels=result.labels,
         )
-        tuning_event_add(job=job, message="Training finished.", metrics=result.metrics)
+        trained = job.units if trained_tokens is None else trained_tokens
+        refunded = tuning_job_settle(job=job, trained_tokens=trained)
+        tuning_event_add(
+            job=job,
+            message="Training finished.",
+            metrics=result.metrics,
+            trained_tokens=trained,
+            refunded_units=refunded,
+        )
     job.refresh_from_db()
     return job
 
 
 @transaction.atomic
-def _tuning_fail(job: TuningJob, code: str, message: str) -> TuningJob:
+def _tuning_fail(job: TuningJob, code: str, message: str, trained_tokens: int = 0) -> TuningJob:
+    """Fails a running job; it keeps the charge for `trained_tokens` (a run that reached the time limit) and is
+    refunded the rest (all of it when the platform failed it)."""
     failed = TuningJob.objects.filter(pk=job.pk, status=TuningStatus.RUNNING).update(
         status=TuningStatus.FAILED, error={"code": code, "message": message}, finished_at=timezone.now()
     )
     if failed:
-        usage_refund(job_id=job.pk)
-        tuning_event_add(job=job, message=message, level="error", code=code)
+        refunded = tuning_job_settle(job=job, trained_tokens=trained_tokens)
+        tuning_event_add(
+            job=job, message=message, level="error", code=code, trained_tokens=trained_tokens, refunded_units=refunded
+        )
     job.refresh_from_db()
     return job
 

@@ -1,4 +1,5 @@
-"""Quotas per partner and capability: monthly units consumed by one conditional UPDATE, and their months."""
+"""Quotas per partner and capability: monthly units consumed by one conditional UPDATE, and their months; and the
+limits on what a partner keeps stored."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from alliance.errors import InvalidInput
+from alliance.errors import InvalidInput, LimitReached, TooLarge
 from capabilities import QUOTA_KEYS
 from partners.models import (
     Partner,
@@ -133,3 +134,51 @@ def quota_release(*, quota_id: int, units: int, month: dt.date) -> None:
             "WHERE quota_id = %s AND month = %s",
             [units, units, quota_id, month],
         )
+
+
+@dataclass(frozen=True)
+class StorageUse:
+    """What a partner keeps stored (uploaded and generated files, datasets) against its storage limits."""
+
+    bytes: int
+    files: int
+    max_bytes: int
+    max_files: int
+
+    @property
+    def percent_bytes(self) -> float:
+        return min(100.0, 100.0 * self.bytes / self.max_bytes) if self.max_bytes else 0.0
+
+    @property
+    def percent_files(self) -> float:
+        return min(100.0, 100.0 * self.files / self.max_files) if self.max_files else 0.0
+
+
+def storage_limits() -> tuple[int, int]:
+    """(bytes, files) a partner may keep stored: ALLIANCE_STORAGE_MAX_BYTES and ALLIANCE_STORAGE_MAX_FILES."""
+    return settings.ALLIANCE_STORAGE_MAX_BYTES, settings.ALLIANCE_STORAGE_MAX_FILES
+
+
+def storage_check(*, use: StorageUse, adding_bytes: int) -> None:
+    """Refuses one more stored item of `adding_bytes` past either limit: 413 for bytes, 429 for the count, both
+    `storage_quota_exceeded`, naming the limit and the current use. The caller holds the partner's storage lock,
+    so the use it counted cannot change before it stores."""
+    if use.files + 1 > use.max_files:
+        raise LimitReached(
+            f"Storage quota reached: {use.files} of {use.max_files} files are stored. "
+            "Delete files or datasets you no longer need, or ask the alliance operators for more.",
+            code="storage_quota_exceeded",
+        )
+    if use.bytes + adding_bytes > use.max_bytes:
+        raise TooLarge(
+            f"Storage quota exceeded: this upload is {adding_bytes} bytes, {use.bytes} of {use.max_bytes} bytes "
+            f"are stored ({max(0, use.max_bytes - use.bytes)} free). Delete files or datasets you no longer need, "
+            "or ask the alliance operators for more.",
+            code="storage_quota_exceeded",
+        )
+
+
+def partner_lock(*, partner_id: int) -> None:
+    """Locks the partner's row until the surrounding transaction ends: the counts a limit is checked against (stored
+    files, running tuning jobs) stay as counted until the new row is written. Must run inside a transaction."""
+    list(Partner.objects.select_for_update().filter(pk=partner_id).values_list("pk", flat=True))

@@ -1,4 +1,5 @@
-"""The usage ledger: one charge per job in the job's own transaction, at most one refund."""
+"""The usage ledger: one charge per job in the job's own transaction, at most one refund (all of the charge, or
+the part a job did not use: a tuning run canceled midway keeps the charge for the tokens it trained)."""
 
 from __future__ import annotations
 
@@ -47,9 +48,22 @@ def usage_charge(
 @transaction.atomic
 def usage_refund(*, job_id: UUID) -> bool:
     """Refunds a job's charge once; a second call, or a job never charged, changes nothing."""
+    return usage_settle(job_id=job_id, used_units=0) is not None
+
+
+@transaction.atomic
+def usage_settle(*, job_id: UUID, used_units: int) -> int | None:
+    """Keeps the charge for the units a job used (at most what was charged) and refunds the rest, once.
+
+    Answers the units refunded now (0 when the job used all it was charged), or None when nothing changed: the
+    job was never charged, or was refunded before. The refund is one ledger row (unique per job), so two callers
+    cannot both refund; callers settle only from the conditional UPDATE that ended the job."""
     charge = UsageRecord.objects.filter(job_id=job_id, kind=UsageKind.CHARGE).first()
-    if charge is None:
-        return False
+    if charge is None or UsageRecord.objects.filter(job_id=job_id, kind=UsageKind.REFUND).exists():
+        return None
+    refund = charge.units - min(max(0, used_units), charge.units)
+    if refund == 0:
+        return 0
     _, created = UsageRecord.objects.get_or_create(
         job_id=job_id,
         kind=UsageKind.REFUND,
@@ -57,12 +71,13 @@ def usage_refund(*, job_id: UUID) -> bool:
             "partner_id": charge.partner_id,
             "api_key_id": charge.api_key_id,
             "capability": charge.capability,
-            "units": charge.units,
+            "units": refund,
             "month": charge.month,
         },
     )
-    if created:
-        quota = Quota.objects.filter(partner_id=charge.partner_id, capability=charge.capability).first()
-        if quota is not None:
-            quota_release(quota_id=quota.pk, units=charge.units, month=charge.month)
-    return created
+    if not created:
+        return None
+    quota = Quota.objects.filter(partner_id=charge.partner_id, capability=charge.capability).first()
+    if quota is not None:
+        quota_release(quota_id=quota.pk, units=refund, month=charge.month)
+    return refund
