@@ -46,8 +46,8 @@ DEBUG = env_bool("DJANGO_DEBUG", False)
 # Secrets (alliance/local_secrets.py): DJANGO_SECRET_KEY, ALLIANCE_DATA_KEY and ALLIANCE_WEBHOOK_SIGNING_KEY, three
 # independent random values. The distributed mode (a DATABASE_URL that is not SQLite) with DEBUG off refuses to start
 # without each of them. The embedded default (SQLite) and DEBUG read the ones the environment leaves unset from
-# ALLIANCE_SECRETS_FILE, which `manage.py up` fills with random values on its first start (the one file written for
-# the settings, and by `up`, not here); until then they are empty, and whatever needs one refuses to work.
+# ALLIANCE_SECRETS_FILE, which `manage.py up` writes with random values on its first start (the settings only read
+# it); until then they are empty, and whatever needs one refuses to work.
 ALLIANCE_EMBEDDED = (os.environ.get("DATABASE_URL") or "sqlite").startswith("sqlite")
 ALLIANCE_SECRETS_FILE = ALLIANCE_VAR_DIR / local_secrets.FILENAME if ALLIANCE_EMBEDDED or DEBUG else None
 _kept_secrets = local_secrets.read(ALLIANCE_SECRETS_FILE) if ALLIANCE_SECRETS_FILE else {}
@@ -77,8 +77,16 @@ for _old_key in ALLIANCE_DATA_KEYS_OLD:
     if local_secrets.problem("ALLIANCE_DATA_KEYS_OLD", _old_key):
         raise ImproperlyConfigured("Each key in ALLIANCE_DATA_KEYS_OLD must be urlsafe base64 of exactly 32 bytes.")
 ALLIANCE_WEBHOOK_SIGNING_KEY = _secret("ALLIANCE_WEBHOOK_SIGNING_KEY")
-if SECRET_KEY and SECRET_KEY == ALLIANCE_WEBHOOK_SIGNING_KEY:
-    raise ImproperlyConfigured("ALLIANCE_WEBHOOK_SIGNING_KEY must differ from DJANGO_SECRET_KEY.")
+_named_by: dict[str, str] = {}
+for _name, _value in [
+    ("DJANGO_SECRET_KEY", SECRET_KEY),
+    ("ALLIANCE_DATA_KEY", ALLIANCE_DATA_KEY),
+    ("ALLIANCE_WEBHOOK_SIGNING_KEY", ALLIANCE_WEBHOOK_SIGNING_KEY),
+]:
+    if _value in _named_by:
+        raise ImproperlyConfigured(f"{_name} must differ from {_named_by[_value]}: each secret is its own value.")
+    if _value:
+        _named_by[_value] = _name
 ALLOWED_HOSTS = [
     h for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver").split(",") if h
 ]

@@ -125,7 +125,8 @@ def post_to_target(target: WebhookTarget, body: bytes, headers: dict[str, str], 
                 connection.sock.settimeout(deadline.left())
             return connection.getresponse().status
         except (OSError, http.client.HTTPException) as exc:
-            if deadline.expired or isinstance(exc, DeadlineExceeded):
+            # Each socket operation waits at most what is left, so its timeout is the deadline's too.
+            if deadline.expired or isinstance(exc, TimeoutError) or time.monotonic() >= deadline.at:
                 raise DeadlineExceeded(f"The endpoint did not answer within {timeout:g} s.") from exc
             if isinstance(exc, http.client.HTTPException):
                 raise OSError(f"Invalid answer: {type(exc).__name__}") from exc

@@ -94,7 +94,8 @@ def test_the_webhook_signing_key_must_differ_from_the_secret_key(tmp_path):
     values = _complete()
     values["ALLIANCE_WEBHOOK_SIGNING_KEY"] = values["DJANGO_SECRET_KEY"]
     refused = _start(tmp_path, DATABASE_URL=DISTRIBUTED, **values)
-    assert refused.returncode != 0 and "must differ from DJANGO_SECRET_KEY" in refused.stderr
+    assert refused.returncode != 0
+    assert "ALLIANCE_WEBHOOK_SIGNING_KEY must differ from DJANGO_SECRET_KEY" in refused.stderr
 
 
 def test_the_distributed_mode_starts_with_the_three_secrets(tmp_path):
