@@ -88,10 +88,9 @@ def test_a_host_that_rebinds_to_a_private_address_after_the_check_cannot_reach_i
     connects to the checked public address, and the private server never hears from it."""
     resolve, asked = _resolver([PUBLIC], ["127.0.0.1"], ["127.0.0.1"])
     job = _job(f"http://rebind.partner.test:{server.server_port}/hook")
-    delivered, delivery = _deliver(job, resolve)
-    assert not delivered and _Recorder.requests == []
+    _deliver(job, resolve)  # whatever answers at the public address (nothing, or a network's interceptor)
+    assert _Recorder.requests == []
     assert asked == ["rebind.partner.test"]  # once, for both the check and the connection
-    assert PUBLIC in delivery.error or "did not answer" in delivery.error, delivery.error
 
 
 @pytest.mark.parametrize("answer", [["127.0.0.1"], [PUBLIC, "127.0.0.1"], ["10.0.0.8"], ["::ffff:127.0.0.1"]])
