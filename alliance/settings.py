@@ -12,8 +12,9 @@ it reads. Only this file reads the environment; code reads `settings.<NAME>`.
 - DATABASE_URL, REDIS_URL: the services' addresses, under the names hosting platforms give them.
 - ALLIANCE_<NAME>: the platform's own setting ALLIANCE_<NAME>, whether the environment sets it or not. A Django or
   Celery setting that follows from one is assigned from it here (MEDIA_ROOT = ALLIANCE_MEDIA_ROOT).
-Nothing here touches the file system: the directories under ALLIANCE_VAR_DIR are made by their users (`up`,
-collectstatic, the Celery app for the filesystem broker, file storage).
+Nothing here writes to the file system: the directories under ALLIANCE_VAR_DIR are made by their users (`up`,
+collectstatic, the Celery app for the filesystem broker, file storage); the embedded default's secrets file is read
+here and written by `up`.
 """
 
 import os
@@ -22,6 +23,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
+
+from alliance import local_secrets
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 ALLIANCE_VAR_DIR = Path(os.environ.get("ALLIANCE_VAR_DIR", BASE_DIR / "var"))
@@ -40,18 +43,50 @@ def env_float(name: str, default: float) -> float:
 
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
-# The embedded default (SQLite, one machine, nothing set) may run on a fixed key. A shared database means processes
-# that must agree on one secret (sessions, webhook signatures, the data key derived from it) and a site others reach:
-# there a missing DJANGO_SECRET_KEY stops the start, instead of falling back to a key anyone can read here.
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
-if not SECRET_KEY:
-    if (os.environ.get("DATABASE_URL") or "sqlite").startswith("sqlite") or DEBUG:
-        SECRET_KEY = "insecure-embedded-default-change-me-in-production-0123456789"
-    else:
+# Secrets (alliance/local_secrets.py): DJANGO_SECRET_KEY, ALLIANCE_DATA_KEY and ALLIANCE_WEBHOOK_SIGNING_KEY, three
+# independent random values. The distributed mode (a DATABASE_URL that is not SQLite) with DEBUG off refuses to start
+# without each of them. The embedded default (SQLite) and DEBUG read the ones the environment leaves unset from
+# ALLIANCE_SECRETS_FILE, which `manage.py up` writes with random values on its first start (the settings only read
+# it); until then they are empty, and whatever needs one refuses to work.
+ALLIANCE_EMBEDDED = (os.environ.get("DATABASE_URL") or "sqlite").startswith("sqlite")
+ALLIANCE_SECRETS_FILE = ALLIANCE_VAR_DIR / local_secrets.FILENAME if ALLIANCE_EMBEDDED or DEBUG else None
+_kept_secrets = local_secrets.read(ALLIANCE_SECRETS_FILE) if ALLIANCE_SECRETS_FILE else {}
+
+
+def _secret(name: str) -> str:
+    value = os.environ.get(name, "").strip() or _kept_secrets.get(name, "")
+    if not value and ALLIANCE_SECRETS_FILE is None:
         raise ImproperlyConfigured(
-            "DJANGO_SECRET_KEY is required with DATABASE_URL set (the distributed mode): the same random value "
-            "for the web and every worker, e.g. python -c 'import secrets; print(secrets.token_urlsafe(50))'."
+            f"{name} is required with DEBUG off and DATABASE_URL set (the distributed mode): the same random value "
+            f"for the web and every worker, e.g. {local_secrets.HOW_TO_MAKE[name]}"
         )
+    if value and (problem := local_secrets.problem(name, value)):
+        raise ImproperlyConfigured(problem)
+    return value
+
+
+SECRET_KEY = _secret("DJANGO_SECRET_KEY")
+# Previous secret keys, comma-separated: sessions and tokens signed with them stay valid while they are listed.
+SECRET_KEY_FALLBACKS = [k.strip() for k in os.environ.get("DJANGO_SECRET_KEY_FALLBACKS", "").split(",") if k.strip()]
+# Encryption at rest (inference/encryption.py): new data is encrypted under ALLIANCE_DATA_KEY; blobs name the key
+# they were encrypted under, and ALLIANCE_DATA_KEYS_OLD (comma-separated) keeps older ones readable until
+# `manage.py rotate_data_key` has re-encrypted everything under the current key.
+ALLIANCE_DATA_KEY = _secret("ALLIANCE_DATA_KEY")
+ALLIANCE_DATA_KEYS_OLD = [key.strip() for key in os.environ.get("ALLIANCE_DATA_KEYS_OLD", "").split(",") if key.strip()]
+for _old_key in ALLIANCE_DATA_KEYS_OLD:
+    if local_secrets.problem("ALLIANCE_DATA_KEYS_OLD", _old_key):
+        raise ImproperlyConfigured("Each key in ALLIANCE_DATA_KEYS_OLD must be urlsafe base64 of exactly 32 bytes.")
+ALLIANCE_WEBHOOK_SIGNING_KEY = _secret("ALLIANCE_WEBHOOK_SIGNING_KEY")
+_named_by: dict[str, str] = {}
+for _name, _value in [
+    ("DJANGO_SECRET_KEY", SECRET_KEY),
+    ("ALLIANCE_DATA_KEY", ALLIANCE_DATA_KEY),
+    ("ALLIANCE_WEBHOOK_SIGNING_KEY", ALLIANCE_WEBHOOK_SIGNING_KEY),
+]:
+    if _value in _named_by:
+        raise ImproperlyConfigured(f"{_name} must differ from {_named_by[_value]}: each secret is its own value.")
+    if _value:
+        _named_by[_value] = _name
 ALLOWED_HOSTS = [
     h for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver").split(",") if h
 ]
@@ -211,11 +246,12 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Workers serve queues by model family: a machine that hosts only vision models takes only vision jobs.
-ALLIANCE_QUEUES = ["default", "embeddings", "llm", "vision", "tuning"]
+# Webhook deliveries have a queue of their own, so that a slow endpoint never holds the reaper on `default`.
+ALLIANCE_QUEUES = ["default", "embeddings", "llm", "vision", "tuning", "webhooks"]
 CELERY_TASK_QUEUES = [Queue(name) for name in ALLIANCE_QUEUES]
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
-    "inference.tasks.deliver_webhook": {"queue": "default"},
+    "inference.tasks.deliver_webhook": {"queue": "webhooks"},
     "inference.tasks.reap_stale_jobs": {"queue": "default"},
     "inference.tasks.run_tuning_job": {"queue": "tuning"},
 }
@@ -233,12 +269,11 @@ CELERY_BEAT_SCHEDULE = {
 
 # Webhooks
 ALLIANCE_WEBHOOK_ALLOW_PRIVATE = env_bool("ALLIANCE_WEBHOOK_ALLOW_PRIVATE", False)
+# The whole of one delivery (resolve, connect, TLS, send, the answer's headers), not each read.
 ALLIANCE_WEBHOOK_TIMEOUT_SECONDS = env_float("ALLIANCE_WEBHOOK_TIMEOUT_SECONDS", 5.0)
 ALLIANCE_WEBHOOK_MAX_RETRIES = env_int("ALLIANCE_WEBHOOK_MAX_RETRIES", 5)
-ALLIANCE_WEBHOOK_SIGNING_KEY = os.environ.get("ALLIANCE_WEBHOOK_SIGNING_KEY", SECRET_KEY)
 
-# Tuning: partners' data is encrypted at rest with a key per partner derived from this master key.
-ALLIANCE_DATA_KEY = os.environ.get("ALLIANCE_DATA_KEY", "")
+# Tuning (partners' data is encrypted at rest under ALLIANCE_DATA_KEY, above).
 ALLIANCE_TUNING_MAX_SECONDS = env_float("ALLIANCE_TUNING_MAX_SECONDS", 3600.0)
 ALLIANCE_TUNING_STALE_SECONDS = env_float("ALLIANCE_TUNING_STALE_SECONDS", 600.0)
 ALLIANCE_DATASET_MAX_BYTES = env_int("ALLIANCE_DATASET_MAX_BYTES", 20 * 1024 * 1024)

@@ -95,7 +95,6 @@ class FileContentApi(PartnerApiView):
         path = file_path(stored)
         if not path.exists():
             raise ApiError("The file's content is gone.", code="file_missing", status_code=404)
-        response = FileResponse(path.open("rb"), content_type=stored.content_type)
-        response["Content-Disposition"] = f'inline; filename="{stored.filename}"'
+        response = FileResponse(path.open("rb"), content_type=stored.content_type, filename=stored.filename)
         response["X-Content-Type-Options"] = "nosniff"
         return response

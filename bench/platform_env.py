@@ -3,6 +3,7 @@ broker, in a temp directory; torn down by the caller's ExitStack."""
 
 from __future__ import annotations
 
+import base64
 import http.client
 import os
 import secrets
@@ -46,7 +47,10 @@ def platform_env(stack: ExitStack, *, database: str, redis_db: int, **extra: str
     env = {k: v for k, v in os.environ.items() if k not in INHERIT_NOT}
     env.update(ALLIANCE_VAR_DIR=str(tmp), ALLIANCE_LOG_LEVEL="WARNING", **extra)
     env.setdefault("ALLIANCE_MODELS_DIR", str(ROOT / "var" / "models"))
-    env.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(50))  # required on PostgreSQL; one for the whole run
+    # Required on PostgreSQL; one of each for the whole run.
+    env.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(50))
+    env.setdefault("ALLIANCE_DATA_KEY", base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
+    env.setdefault("ALLIANCE_WEBHOOK_SIGNING_KEY", secrets.token_urlsafe(50))
     try:
         pg_admin(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)", f"CREATE DATABASE {database}")
         stack.callback(pg_admin, f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")

@@ -87,6 +87,8 @@ def _jsonl_records(text: str, problems: list[Problem]) -> list[tuple[int, Any]]:
             records.append((number, json.loads(line)))
         except json.JSONDecodeError as exc:
             problems.append(Problem(number, f"line {number}: not valid JSON ({exc.msg})."))
+        except RecursionError:
+            problems.append(Problem(number, f"line {number}: arrays and objects nest too deeply."))
     return records
 
 
@@ -98,13 +100,17 @@ def _csv_records(text: str, task: str, problems: list[Problem]) -> list[tuple[in
     except csv.Error:
         dialect = csv.excel
     reader = csv.DictReader(io.StringIO(text), dialect=dialect)
-    missing = [column for column in COLUMNS[task] if column not in (reader.fieldnames or [])]
-    if missing:
-        found = ", ".join(reader.fieldnames or []) or "none"
-        raise DatasetRejected(
-            "missing_columns", [Problem(1, f"line 1: the header lacks {', '.join(missing)} (found: {found}).")]
-        )
-    return [(reader.line_num, row) for row in reader]
+    try:
+        missing = [column for column in COLUMNS[task] if column not in (reader.fieldnames or [])]
+        if missing:
+            found = ", ".join(reader.fieldnames or []) or "none"
+            raise DatasetRejected(
+                "missing_columns", [Problem(1, f"line 1: the header lacks {', '.join(missing)} (found: {found}).")]
+            )
+        return [(reader.line_num, row) for row in reader]
+    except csv.Error as exc:  # a field over csv's size limit, an unterminated quote at the end
+        line = reader.line_num + 1  # the record after the last one read whole
+        raise DatasetRejected("invalid_csv", [Problem(line, f"line {line}: not valid CSV ({exc}).")]) from None
 
 
 def _text(record: dict, column: str, number: int, problems: list[Problem], limit: int = MAX_FIELD_CHARS) -> str | None:

@@ -287,8 +287,7 @@ def file_content(request: HttpRequest, file_id: str) -> FileResponse:
     path = file_path(stored)
     if not path.exists():
         raise Http404("The file's content is gone.")
-    response = FileResponse(path.open("rb"), content_type=stored.content_type)
-    response["Content-Disposition"] = f'inline; filename="{stored.filename}"'
+    response = FileResponse(path.open("rb"), content_type=stored.content_type, filename=stored.filename)
     response["X-Content-Type-Options"] = "nosniff"
     response["Cache-Control"] = "private, max-age=3600"
     return response

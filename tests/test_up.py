@@ -9,6 +9,7 @@ import json
 import os
 import re
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -20,7 +21,16 @@ from PIL import Image
 
 from tests.integration.processes import free_port
 
-EMBEDDED_ENV_DROPS = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL")
+# Nothing set: the embedded default, which generates its own secrets on the first start.
+EMBEDDED_ENV_DROPS = (
+    "DATABASE_URL",
+    "REDIS_URL",
+    "CELERY_BROKER_URL",
+    "DJANGO_SECRET_KEY",
+    "ALLIANCE_DATA_KEY",
+    "ALLIANCE_DATA_KEYS_OLD",
+    "ALLIANCE_WEBHOOK_SIGNING_KEY",
+)
 
 
 class Site:
@@ -82,6 +92,9 @@ def site(tmp_path_factory):
     leftovers = subprocess.run(["pgrep", "-f", f"127.0.0.1:{port}"], capture_output=True, text=True).stdout
     assert leftovers == "", "gunicorn still running after Ctrl-C"
     assert (tmp_path / "var" / "alliance.sqlite3").exists()
+    secrets_file = tmp_path / "var" / "secrets.env"
+    assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
+    assert "ALLIANCE_DATA_KEY=" in secrets_file.read_text() and "Generated" in log_path.read_text()
 
 
 def test_gallery_page(site):

@@ -306,7 +306,10 @@ class FineTuningJobsApi(OpenAIView):
     required_scopes = {"GET": scopes.TUNING, "POST": scopes.TUNING}
 
     def get(self, request: Request) -> Response:
-        jobs = selectors.tuning_jobs_of(partner=self.partner)[: min(int(request.query_params.get("limit", 20)), 100)]
+        raw = request.query_params.get("limit", "20")
+        if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= 100:
+            raise ApiError("`limit` must be an integer from 1 to 100.", code="invalid_value", param="limit")
+        jobs = selectors.tuning_jobs_of(partner=self.partner)[: int(raw)]
         return Response({"object": "list", "data": [_fine_tuning_job(job) for job in jobs], "has_more": False})
 
     def post(self, request: Request) -> Response:

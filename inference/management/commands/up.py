@@ -9,15 +9,24 @@ import sys
 import time
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
+from alliance import local_secrets
 from inference.worker import worker_command
 from partners.models import ApiKey, Partner
 from partners.services import api_key_issue, api_key_revoke
 
 DEMO_KEY_NAME = "up: demo"
 DEMO_PARTNER = "lg-ai-research"
+
+
+def _is_set(setting: str) -> bool:
+    try:
+        return bool(getattr(settings, setting))
+    except ImproperlyConfigured:  # Django's answer for an empty SECRET_KEY
+        return False
 
 
 def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
@@ -34,6 +43,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: object, port: int, host: str, web_threads: int, **options: object) -> None:
         settings.ALLIANCE_VAR_DIR.mkdir(parents=True, exist_ok=True)
+        self._keep_secrets()
         call_command("migrate", interactive=False, verbosity=0)
         if not Partner.objects.exists():
             call_command("seed_alliance")
@@ -50,6 +60,23 @@ class Command(BaseCommand):
             "foundation models on their own data.\"}}'\n"
         )
         self._supervise(processes)
+
+    def _keep_secrets(self) -> None:
+        """The embedded default's secrets: those the environment leaves unset are generated on the first start and
+        kept in ALLIANCE_SECRETS_FILE (0600), which this process and every process it starts read."""
+        path = settings.ALLIANCE_SECRETS_FILE
+        unset = [name for name, setting in local_secrets.SETTINGS.items() if not _is_set(setting)]
+        if path is None or not unset:
+            return
+        kept, generated = local_secrets.ensure(path)
+        path.chmod(0o600)
+        for name in unset:
+            setattr(settings, local_secrets.SETTINGS[name], kept[name])
+        if generated:
+            self.stdout.write(
+                f"Generated {', '.join(generated)} in {path} (mode 0600). Keep that file and back it up: the "
+                "datasets are encrypted under ALLIANCE_DATA_KEY."
+            )
 
     def _fresh_demo_key(self) -> str:
         partner = Partner.objects.get(slug=DEMO_PARTNER)
