@@ -263,6 +263,26 @@ ALLIANCE_JOB_REENQUEUE_SECONDS = env_float("ALLIANCE_JOB_REENQUEUE_SECONDS", 120
 ALLIANCE_JOB_REAPER_INTERVAL_SECONDS = env_float("ALLIANCE_JOB_REAPER_INTERVAL_SECONDS", 15.0)
 ALLIANCE_JOB_MAX_ATTEMPTS = env_int("ALLIANCE_JOB_MAX_ATTEMPTS", 3)
 ALLIANCE_JOB_MAX_WAIT_SECONDS = env_float("ALLIANCE_JOB_MAX_WAIT_SECONDS", 120.0)
+# Time limits of one task per worker family, in seconds (soft, hard). At the soft limit the task's jobs fail with
+# code "time_limit" and are refunded; at the hard limit the pool kills the worker process (the reaper then treats
+# the jobs as a lost worker's). ALLIANCE_TASK_TIME_LIMITS overrides some, e.g. "llm=300:360,vision=120:150".
+_TUNING_MAX = env_float("ALLIANCE_TUNING_MAX_SECONDS", 3600.0)  # a run stops itself at this limit; see Tuning
+ALLIANCE_TASK_TIME_LIMITS: dict[str, tuple[float, float]] = {
+    "default": (60.0, 90.0),
+    "embeddings": (120.0, 150.0),
+    "llm": (300.0, 360.0),
+    "vision": (300.0, 360.0),
+    "tuning": (_TUNING_MAX + 600.0, _TUNING_MAX + 900.0),
+}
+for _entry in filter(None, os.environ.get("ALLIANCE_TASK_TIME_LIMITS", "").replace(" ", "").split(",")):
+    try:
+        _family, _limits = _entry.split("=")
+        _soft, _hard = (float(value) for value in _limits.split(":"))
+    except ValueError:
+        _family, _soft, _hard = "", 0.0, 0.0
+    if _family not in ALLIANCE_TASK_TIME_LIMITS or not 0 < _soft < _hard:
+        raise ImproperlyConfigured(f"ALLIANCE_TASK_TIME_LIMITS: {_entry!r} is not <family>=<soft>:<hard>, soft < hard.")
+    ALLIANCE_TASK_TIME_LIMITS[_family] = (_soft, _hard)
 CELERY_BEAT_SCHEDULE = {
     "reap-stale-jobs": {"task": "inference.tasks.reap_stale_jobs", "schedule": ALLIANCE_JOB_REAPER_INTERVAL_SECONDS},
 }

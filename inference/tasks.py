@@ -7,18 +7,25 @@ import logging
 from celery import shared_task
 from django.conf import settings
 
-from inference import services
+from inference import dispatch, services
 from inference.services.tuning_runs import tuning_job_run, tuning_jobs_reap
 
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name="inference.tasks.run_job", acks_late=True, reject_on_worker_lost=True)
+def _limits(task: str) -> dict[str, float]:
+    """The time limits of a task that always runs on one family's queue (run_job's come with each message:
+    inference.dispatch.send sends them for the job's family)."""
+    soft, hard = dispatch.time_limits(task)
+    return {"soft_time_limit": soft, "time_limit": hard}
+
+
+@shared_task(name=dispatch.RUN_JOB, acks_late=True, reject_on_worker_lost=True)
 def run_job(job_id: str) -> None:
-    services.job_execute(job_id)
+    services.job_execute(job_id)  # at its soft time limit the jobs fail ("time_limit") and are refunded
 
 
-@shared_task(name="inference.tasks.reap_stale_jobs")
+@shared_task(name="inference.tasks.reap_stale_jobs", **_limits("inference.tasks.reap_stale_jobs"))
 def reap_stale_jobs() -> dict[str, int]:  # and tuning jobs: stopped runs, queued ones the broker lost
     counts = {**services.jobs_reap(), **tuning_jobs_reap()}
     if any(counts.values()):
@@ -26,7 +33,9 @@ def reap_stale_jobs() -> dict[str, int]:  # and tuning jobs: stopped runs, queue
     return counts
 
 
-@shared_task(name="inference.tasks.deliver_webhook", bind=True, acks_late=True, max_retries=None)
+@shared_task(
+    name=dispatch.DELIVER_WEBHOOK, bind=True, acks_late=True, max_retries=None, **_limits(dispatch.DELIVER_WEBHOOK)
+)
 def deliver_webhook(self, job_id: str) -> None:
     attempt = self.request.retries + 1
     if services.webhook_deliver(job_id=job_id, attempt=attempt):
@@ -37,6 +46,8 @@ def deliver_webhook(self, job_id: str) -> None:
     raise self.retry(countdown=min(300, 2 ** (attempt - 1)))
 
 
-@shared_task(name="inference.tasks.run_tuning_job", acks_late=True, reject_on_worker_lost=True)
+@shared_task(
+    name=dispatch.RUN_TUNING_JOB, acks_late=True, reject_on_worker_lost=True, **_limits(dispatch.RUN_TUNING_JOB)
+)
 def run_tuning_job(job_id: str) -> None:
     tuning_job_run(job_id)

@@ -19,7 +19,7 @@ API_ENDPOINTS = [
     ),
     ("GET", "/api/v1/jobs", "Your jobs, newest first: status, capability, created_after, created_before, limit."),
     ("GET", "/api/v1/jobs/<id>", "One job."),
-    ("POST", "/api/v1/jobs/<id>/cancel", "Cancel a queued or running job; its units are refunded."),
+    ("POST", "/api/v1/jobs/<id>/cancel", "Cancel a queued job (refunded) or a running one (its charge stays)."),
     ("GET", "/api/v1/capabilities", "The eight capabilities, their models and examples."),
     ("POST", "/api/v1/files", "Upload an image (multipart `file`); answers its id for `image` inputs."),
     (

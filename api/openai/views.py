@@ -130,6 +130,8 @@ class ImageGenerationsApi(JobEndpoint):
     def post(self, request: Request) -> Response:
         body = self.body()
         params: dict[str, Any] = {"n": body.get("n") or 1}
+        if body.get("steps") is not None:  # an extension (extra_body): the work, and the charge, per image
+            params["steps"] = body["steps"]
         size = body.get("size") or "256x256"
         try:
             params["width"], params["height"] = (int(side) for side in str(size).lower().split("x"))

@@ -128,7 +128,7 @@ def _load_sentence_transformer(spec: ModelSpec, path: Path, device: str) -> Any:
 def _load_causal_lm(spec: ModelSpec, path: Path, device: str) -> Any:
     from inference.backends.llm.engine import load_causal_lm
 
-    return load_causal_lm(path, device, spec.dtype)
+    return load_causal_lm(path, device, spec.dtype, context_window=spec.options.get("context_window"))
 
 
 def _load_offline_captioner(spec: ModelSpec, path: Path, device: str) -> Any:

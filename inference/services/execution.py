@@ -9,9 +9,11 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.db.models import F
@@ -120,7 +122,10 @@ class JobHeartbeat:
 
 
 def job_execute(job_id: str) -> list[Job]:
-    """Runs one delivery: the job and whatever of its kind is queued with it. A duplicate delivery does nothing."""
+    """Runs one delivery: the job and whatever of its kind is queued with it. A duplicate delivery does nothing.
+
+    At the task's soft time limit (ALLIANCE_TASK_TIME_LIMITS of the job's family) every job of the batch still
+    running fails with code "time_limit" and is refunded."""
     if job_id in _recently_done:
         return []
     claimed = job_claim(job_id)
@@ -129,22 +134,38 @@ def job_execute(job_id: str) -> list[Job]:
         return []
     first, token = claimed
     batch = [first]
-    limit = max_batch_size(first.model) - 1
-    if limit > 0:
-        batch += jobs_claim_batch(
-            first=first, token=token, limit=limit, wait_seconds=settings.ALLIANCE_BATCH_WAIT_MS / 1000
-        )
-    logger.info("claimed batch %s: %d %s job(s) on %s", token, len(batch), first.capability, first.model)
-    with JobHeartbeat(token):
-        _run(batch, token)
+    try:
+        limit = max_batch_size(first.model) - 1
+        if limit > 0:
+            batch += jobs_claim_batch(
+                first=first, token=token, limit=limit, wait_seconds=settings.ALLIANCE_BATCH_WAIT_MS / 1000
+            )
+        logger.info("claimed batch %s: %d %s job(s) on %s", token, len(batch), first.capability, first.model)
+        with JobHeartbeat(token):
+            _run(batch, token)
+    except SoftTimeLimitExceeded:
+        jobs_time_out(token=token, queue=first.queue)
     _remember_done([str(job.pk) for job in batch])
     return batch
+
+
+def jobs_time_out(*, token: uuid.UUID, queue: str) -> int:
+    """Fails (and refunds) the jobs of a batch that are still running when its task reached the soft time limit."""
+    soft, _ = dispatch.time_limits(dispatch.RUN_JOB, queue)
+    message = f"The job ran past the time limit of {soft:g} s of its model family ({queue}); it is not charged."
+    failed = 0
+    for job in Job.objects.filter(claim_token=token, status=JobStatus.RUNNING):
+        failed += job_fail(job=job, token=token, code="time_limit", message=message)
+    logger.warning("batch %s: %d job(s) failed at the soft time limit of %s s", token, failed, soft)
+    return failed
 
 
 def _run(batch: list[Job], token: uuid.UUID) -> None:
     try:
         inputs = [_worker_input(job) for job in batch]
         outputs = _run_model(batch[0], inputs, [job.params for job in batch])
+    except SoftTimeLimitExceeded:
+        raise
     except Exception as exc:  # noqa: BLE001 - isolate the job that failed, fail only that one
         if len(batch) > 1:
             logger.warning(
@@ -158,13 +179,14 @@ def _run(batch: list[Job], token: uuid.UUID) -> None:
             return
         _fail_for(batch[0], token, exc)
         return
-    stored: list[tuple[Job, dict[str, Any]]] = []
+    encoded: list[tuple[Job, dict[str, Any]]] = []
     for job, output in zip(batch, outputs, strict=True):
         try:
-            stored.append((job, _stored_output(job, output)))
-        except Exception as exc:  # noqa: BLE001 - e.g. the media volume is full: this job fails, not the batch
+            encoded.append((job, _encoded_output(output)))
+        except Exception as exc:  # noqa: BLE001 - an output that cannot be encoded fails its job, not the batch
             _fail_for(job, token, exc)
-    jobs_succeed(results=stored, token=token)
+    for job, exc in jobs_succeed(results=encoded, token=token).failures:
+        _fail_for(job, token, exc)
 
 
 def _run_model(first: Job, inputs: list[dict[str, Any]], params: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -191,6 +213,8 @@ def _fail_for(job: Job, token: uuid.UUID, exc: BaseException) -> None:
         job_fail(job=job, token=token, code="invalid_input", message=str(exc))
     elif isinstance(exc, ModelNotAvailable):
         job_fail(job=job, token=token, code="model_unavailable", message=str(exc))
+    elif isinstance(exc, SoftTimeLimitExceeded):
+        job_fail(job=job, token=token, code="time_limit", message="The job ran past its time limit.")
     elif isinstance(exc, MemoryError) or "out of memory" in str(exc).lower():
         job_fail(job=job, token=token, code="out_of_memory", message="The model ran out of memory on this input.")
     else:
@@ -215,55 +239,123 @@ def _worker_input(job: Job) -> dict[str, Any]:
     return data
 
 
-def _stored_output(job: Job, output: dict[str, Any]) -> dict[str, Any]:
-    """Generated images go to MEDIA_ROOT; the output names them by URL, served to the job's owner only."""
+@dataclass(frozen=True)
+class EncodedImage:
+    """A generated image as PNG bytes, to be stored as the job's file only when the job succeeds."""
+
+    data: bytes
+    width: int
+    height: int
+
+
+def _encoded_output(output: dict[str, Any]) -> dict[str, Any]:
+    """The output with each generated PIL image (the output's own and each choice's) encoded as PNG, outside any
+    transaction: the CPU work is done before the job's row is locked."""
+    encoded = dict(output)
     image = output.get("image")
-    if image is None or isinstance(image, dict):
-        return output
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    stored = store_file(
-        partner=job.partner,
-        data=buffer.getvalue(),
-        filename=f"{job.pk}.png",
-        content_type="image/png",
-        purpose=FilePurpose.GENERATED,
-        width=image.width,
-        height=image.height,
-        job=job,
-    )
-    return {
-        **output,
-        "image": {
+    if image is not None and not isinstance(image, dict):
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        encoded["image"] = EncodedImage(buffer.getvalue(), image.width, image.height)
+    if isinstance(output.get("choices"), list):
+        encoded["choices"] = [  # the first choice's image is the output's own: encoded once
+            {**choice, "image": encoded["image"]}
+            if image is not None and choice.get("image") is image
+            else _encoded_output(choice)
+            for choice in output["choices"]
+        ]
+    return encoded
+
+
+def _stored_output(job: Job, output: dict[str, Any], written: list[Path]) -> dict[str, Any]:
+    """Generated images go to MEDIA_ROOT; the output names them by URL, served to the job's owner only. Called inside
+    the job's success transaction: a job canceled meanwhile stores nothing. Paths written go to `written`."""
+    stored_output = dict(output)
+    image = output.get("image")
+    if isinstance(image, EncodedImage):
+        stored = store_file(
+            partner=job.partner,
+            data=image.data,
+            filename=f"{job.pk}.png",
+            content_type="image/png",
+            purpose=FilePurpose.GENERATED,
+            width=image.width,
+            height=image.height,
+            job=job,
+        )
+        written.append(file_path(stored))
+        stored_output["image"] = {
             "url": f"/api/v1/files/{stored.public_id}/content",
             "file_id": stored.public_id,
             "width": image.width,
             "height": image.height,
-        },
-    }
+        }
+    if isinstance(output.get("choices"), list):  # the first choice's image is the output's own: stored once
+        stored_output["choices"] = [
+            {**choice, "image": stored_output["image"]}
+            if image is not None and choice.get("image") is image
+            else _stored_output(job, choice, written)
+            for choice in output["choices"]
+        ]
+    return stored_output
+
+
+@dataclass
+class Finished:
+    succeeded: int
+    failures: list[tuple[Job, Exception]]
 
 
 @transaction.atomic
 def job_succeed(*, job: Job, token: uuid.UUID, output: dict[str, Any]) -> bool:
-    return jobs_succeed(results=[(job, output)], token=token) == 1
+    return jobs_succeed(results=[(job, output)], token=token).succeeded == 1
 
 
-@transaction.atomic
-def jobs_succeed(*, results: list[tuple[Job, dict[str, Any]]], token: uuid.UUID) -> int:
+def jobs_succeed(*, results: list[tuple[Job, dict[str, Any]]], token: uuid.UUID) -> Finished:
     """Records a batch's outputs in one transaction (one commit for the batch, not one per job).
 
-    Each row is still conditional on this claim, so a job canceled or reaped meanwhile keeps its state.
+    The rows still running under this claim are locked first; a job canceled or reaped meanwhile keeps its state and
+    gets no file. A job whose output cannot be stored (e.g. the media volume is full) is returned among the failures,
+    for the caller to fail; its files are removed, as are all files written when the transaction does not commit.
     """
     now = timezone.now()
-    finished = 0
-    for job, output in results:
-        if Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, claim_token=token).update(
-            status=JobStatus.SUCCEEDED, output=output, finished_at=now
-        ):
-            finished += 1
-            if job.webhook_url:
-                transaction.on_commit(lambda job_id=job.pk: _enqueue_webhook(job_id))
+    written: list[Path] = []
+    finished = Finished(succeeded=0, failures=[])
+    try:
+        with transaction.atomic():
+            running = set(
+                Job.objects.select_for_update()
+                .filter(pk__in=[job.pk for job, _ in results], status=JobStatus.RUNNING, claim_token=token)
+                .values_list("pk", flat=True)
+            )
+            for job, output in results:
+                if job.pk not in running:
+                    logger.info("job %s is no longer running (canceled or reaped): its output is dropped", job.pk)
+                    continue
+                mark = len(written)
+                try:
+                    with transaction.atomic():
+                        stored = _stored_output(job, output, written)
+                        Job.objects.filter(pk=job.pk).update(status=JobStatus.SUCCEEDED, output=stored, finished_at=now)
+                except Exception as exc:
+                    if isinstance(exc, SoftTimeLimitExceeded):
+                        raise
+                    _remove(written[mark:])
+                    del written[mark:]
+                    finished.failures.append((job, exc))
+                    continue
+                finished.succeeded += 1
+                if job.webhook_url:
+                    transaction.on_commit(lambda job_id=job.pk: _enqueue_webhook(job_id))
+    except BaseException:
+        _remove(written)
+        raise
     return finished
+
+
+def _remove(paths: list[Path]) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
 
 
 @transaction.atomic

@@ -18,7 +18,7 @@ from rest_framework import serializers
 
 from alliance.errors import Conflict, Forbidden, InvalidInput, NotFound, TooLarge, invalid_input_from
 from capabilities import CAPABILITY_NAMES, Capability, CapabilityUnavailable, get_capability
-from inference import dispatch, tuning_config, webhook_security
+from inference import dispatch, tokens, tuning_config, webhook_security
 from inference.images import FILE_ID_PREFIX, ImageRejected, decode_base64_image, file_path, store_image
 from inference.models import FilePurpose, Job, JobStatus, StoredFile, TunedModel
 from inference.registry import ModelNotAvailable, get_model_spec
@@ -97,6 +97,7 @@ class ModelChoice:
     name: str
     queue: str
     tuned: bool
+    base: str  # the registry model whose tokenizer and context window apply (a tuned model's base)
 
 
 def _model_for(partner: Partner, capability: Capability, requested: Any) -> ModelChoice:
@@ -117,7 +118,9 @@ def _model_for(partner: Partner, capability: Capability, requested: Any) -> Mode
                 code="model_mismatch",
                 param="model",
             )
-        return ModelChoice(name=requested, queue=get_model_spec(tuned.base_model).queue, tuned=True)
+        return ModelChoice(
+            name=requested, queue=get_model_spec(tuned.base_model).queue, tuned=True, base=tuned.base_model
+        )
     try:
         spec = get_model_spec(requested)
     except ModelNotAvailable:
@@ -126,7 +129,7 @@ def _model_for(partner: Partner, capability: Capability, requested: Any) -> Mode
         raise InvalidInput(
             f"Model {requested!r} does not serve {capability.name}.", code="model_mismatch", param="model"
         )
-    return ModelChoice(name=requested, queue=spec.queue, tuned=False)
+    return ModelChoice(name=requested, queue=spec.queue, tuned=False, base=requested)
 
 
 def _existing_for_key(api_key: ApiKey, idempotency_key: str, fingerprint: str) -> Job | None:
@@ -169,6 +172,7 @@ def job_submit(
                 param=f"input.{field}",
             )
     clean_params = _validated(capability.params_serializer, params, "params")
+    tokens.context_check(model=choice.base, capability=capability.name, data=clean_input, params=clean_params)
     webhook = _webhook_url(webhook_url)
     if idempotency_key is not None and not (0 < len(idempotency_key) <= 255):
         raise InvalidInput("Idempotency-Key must be 1 to 255 characters.", code="invalid_idempotency_key")
@@ -280,11 +284,20 @@ def job_wait(*, job: Job, timeout: float) -> Job:
 
 @transaction.atomic
 def job_cancel(*, job: Job) -> Job:
-    updated = Job.objects.filter(pk=job.pk, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).update(
-        status=JobStatus.CANCELED, finished_at=timezone.now(), claim_token=None
+    """Cancels a queued job, refunded in full, or a running one, which keeps its charge: its worker has spent the
+    work, and whatever it produces is not stored (inference.services.execution.jobs_succeed)."""
+    now = timezone.now()
+    queued = Job.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(
+        status=JobStatus.CANCELED, finished_at=now, claim_token=None
     )
+    running = 0
+    if not queued:
+        running = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
+            status=JobStatus.CANCELED, finished_at=now, claim_token=None
+        )
     job.refresh_from_db()
-    if not updated:
+    if not (queued or running):
         raise Conflict(f"The job is already {job.status}.", code="job_finished")
-    usage_refund(job_id=job.pk)
+    if queued:
+        usage_refund(job_id=job.pk)
     return job

@@ -7,6 +7,8 @@ Pure functions over loaded objects; the registry and the worker decide which mod
 from __future__ import annotations
 
 import copy
+import dataclasses
+import logging
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,6 +29,9 @@ from transformers import (
 from inference.backends.device import resolve_device, resolve_dtype
 
 FinishReason = Literal["stop", "length"]
+_WINDOW_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length")
+
+logger = logging.getLogger(__name__)
 
 
 # Loading ------------------------------------------------------------------------------------------------------------
@@ -37,6 +42,19 @@ class CausalLM:
     tokenizer: PreTrainedTokenizerBase
     model: PreTrainedModel
     device: str
+    context_window: int | None = None  # None: the model config's position limit
+
+    @property
+    def window(self) -> int | None:
+        """The most tokens (prompt and completion) one row may hold."""
+        if self.context_window:
+            return self.context_window
+        config = getattr(self.model, "config", None)
+        for key in _WINDOW_KEYS:
+            value = getattr(config, key, None)
+            if isinstance(value, int) and value > 0:
+                return value
+        return None
 
     @property
     def has_chat_template(self) -> bool:
@@ -51,7 +69,12 @@ class CausalLM:
 
 
 def load_causal_lm(
-    path: Path, device: str = "cpu", dtype: str = "auto", *, trust_remote_code: bool = False
+    path: Path,
+    device: str = "cpu",
+    dtype: str = "auto",
+    *,
+    trust_remote_code: bool = False,
+    context_window: int | None = None,
 ) -> CausalLM:
     """Tokenizer (left padding, a pad token) and model in eval mode from a local Hugging Face directory."""
     device = resolve_device(device)
@@ -67,7 +90,7 @@ def load_causal_lm(
     model.to(device).eval()
     if model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
-    return CausalLM(tokenizer=tokenizer, model=model, device=device)
+    return CausalLM(tokenizer=tokenizer, model=model, device=device, context_window=context_window)
 
 
 # Batched generation -------------------------------------------------------------------------------------------------
@@ -130,7 +153,8 @@ def _generate_batch(
     lm: CausalLM, prompts: list[str], settings: list[Sampling], add_special_tokens: bool
 ) -> list[Generation]:
     encoded = lm.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=add_special_tokens)
-    encoded = encoded.to(lm.device)
+    encoded, settings = _within_window(lm, dict(encoded), settings)
+    encoded = {name: tensor.to(lm.device) for name, tensor in encoded.items()}
     width = encoded["input_ids"].shape[1]
     stops = [sampling.stop for sampling in settings]
     criteria = StoppingCriteriaList([_StopStrings(lm.tokenizer, stops, width)]) if any(stops) else None
@@ -143,6 +167,26 @@ def _generate_batch(
         _finish(lm, completion.tolist(), sampling.stop, count)
         for completion, sampling, count in zip(output[:, width:], settings, prompt_tokens, strict=True)
     ]
+
+
+def _within_window(
+    lm: CausalLM, encoded: dict[str, torch.Tensor], settings: list[Sampling]
+) -> tuple[dict[str, torch.Tensor], list[Sampling]]:
+    """Keeps every row inside the context window: max_new_tokens at most the window less one, and a prompt longer
+    than the rest cut from the left (its end, with the question and the generation prompt, stays). Submission refuses
+    such prompts with 400 context_length_exceeded; this guard is for what the web side could not count."""
+    window = lm.window
+    if window is None:
+        return encoded, settings
+    new_tokens = min(settings[0].max_new_tokens, max(1, window - 1))
+    if new_tokens != settings[0].max_new_tokens:
+        settings = [dataclasses.replace(sampling, max_new_tokens=new_tokens) for sampling in settings]
+    keep = window - new_tokens
+    width = encoded["input_ids"].shape[1]
+    if width > keep:  # left padding: the slice drops padding first, then each long row's oldest tokens
+        logger.warning("prompt of %d tokens cut to %d to fit the %d-token window", width, keep, window)
+        encoded = {name: tensor[:, width - keep :] for name, tensor in encoded.items()}
+    return encoded, settings
 
 
 def _generation_config(lm: CausalLM, sampling: Sampling) -> GenerationConfig:

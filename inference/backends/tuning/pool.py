@@ -119,7 +119,8 @@ class AdapterPool:
         with self._base_locks[key], applied(lm.model, adapter):
             if adapter.prompt is None:
                 return runner(lm, inputs, params)
-            prompted = CausalLM(lm.tokenizer, _PromptedModel(lm.model, adapter.prompt), lm.device)  # type: ignore[arg-type]
+            window = None if lm.window is None else lm.window - adapter.virtual_tokens  # the prompt's rows count
+            prompted = CausalLM(lm.tokenizer, _PromptedModel(lm.model, adapter.prompt), lm.device, window)  # type: ignore[arg-type]
             return runner(prompted, inputs, params)
 
     # Loading -------------------------------------------------------------------------------------------------------
