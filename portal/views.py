@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from collections import defaultdict
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -35,7 +38,7 @@ from partners.selectors import (
 )
 from partners.services import actor_for, api_key_issue, api_key_revoke, api_key_rotate, month_start
 from portal import forms
-from portal.access import choose_partner, portal_view
+from portal.access import choose_partner, may_change_key, portal_view
 from portal.charts import daily_chart
 from portal.members import PortalError, member_invite, member_remove, member_set_role
 from usecases.selectors import usecases_of
@@ -52,6 +55,16 @@ class LoginView(auth_views.LoginView):
     template_name = "portal/login.html"
     redirect_authenticated_user = True
     next_page = reverse_lazy("portal:home")
+
+
+def locked_out(request: HttpRequest, original_response: HttpResponse | None, credentials: dict | None) -> HttpResponse:
+    """django-axes' answer to a sign-in (portal or admin) while its username and address are locked out."""
+    minutes = max(1, math.ceil(settings.AXES_COOLOFF_TIME.total_seconds() / 60))
+    username = (credentials or {}).get("username") or request.POST.get("username", "")
+    context = {"username": username, "failure_limit": settings.AXES_FAILURE_LIMIT, "minutes": minutes}
+    response = render(request, "portal/locked_out.html", context, status=429)
+    response["Retry-After"] = str(minutes * 60)
+    return response
 
 
 class LogoutView(auth_views.LogoutView):
@@ -113,7 +126,14 @@ def _key_rows(request: HttpRequest) -> list[dict]:
         else:
             state = "active"
         in_grace = [c for c in key.credentials.all() if c.valid_until and c.valid_until > now]
-        rows.append({"key": key, "state": state, "grace_until": max((c.valid_until for c in in_grace), default=None)})
+        rows.append(
+            {
+                "key": key,
+                "state": state,
+                "grace_until": max((c.valid_until for c in in_grace), default=None),
+                "may_change": may_change_key(request.membership, key),
+            }
+        )
     return rows
 
 
@@ -159,10 +179,13 @@ def key_issue(request: HttpRequest) -> HttpResponse:
     return _keys_page(request, secret=secret, status=201)
 
 
-def _key_of(request: HttpRequest, public_id: str):
+def _key_to_change(request: HttpRequest, public_id: str):
+    """The partner's key, if this member may rotate or revoke it (403 otherwise; 404 for another partner's)."""
     api_key = api_keys_of(partner=request.partner).filter(public_id=public_id).first()
     if api_key is None:
         raise Http404("No such key.")
+    if not may_change_key(request.membership, api_key):
+        raise PermissionDenied("Only an admin or owner may rotate or revoke a key that someone else created.")
     return api_key
 
 
@@ -170,7 +193,7 @@ def _key_of(request: HttpRequest, public_id: str):
 @require_POST
 @portal_view(min_role=Role.DEVELOPER)
 def key_rotate(request: HttpRequest, public_id: str) -> HttpResponse:
-    api_key = _key_of(request, public_id)
+    api_key = _key_to_change(request, public_id)
     form = forms.ApiKeyRotateForm(request.POST)
     hours = form.cleaned_data.get("grace_hours") if form.is_valid() else None
     hours = 24 if hours is None else hours
@@ -186,7 +209,7 @@ def key_rotate(request: HttpRequest, public_id: str) -> HttpResponse:
 @require_POST
 @portal_view(min_role=Role.DEVELOPER)
 def key_revoke(request: HttpRequest, public_id: str) -> HttpResponse:
-    api_key = _key_of(request, public_id)
+    api_key = _key_to_change(request, public_id)
     api_key_revoke(api_key=api_key, actor=_actor(request))
     messages.success(request, f"Key {api_key.public_id} ({api_key.name}) is revoked; it can never be used again.")
     return redirect("portal:keys")

@@ -1,0 +1,233 @@
+"""The web as an attacker tries it: guessing passwords, touching others' keys, the admin, showcase images, cookies,
+headers and the Content-Security-Policy. Real POSTs through Django's test client, a real superuser in the admin."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from axes.models import AccessAttempt
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.test import Client
+
+from partners.models import ApiKey, AuditEvent, Membership
+from partners.services import audit_record
+from tests.factories import make_key
+from tests.web.conftest import PASSWORD, make_member, signed_in
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings) -> None:
+    """The checks under test are the same with any hasher; PBKDF2's million rounds would only make them slow."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def owner(partner):
+    return make_member(partner, "owner", "olivia")
+
+
+@pytest.fixture
+def admin(partner):
+    return make_member(partner, "admin", "adam")
+
+
+@pytest.fixture
+def developer(partner):
+    return make_member(partner, "developer", "devon")
+
+
+# ---------------------------------------------------------------- sign-in throttling
+
+
+def _sign_in(client: Client, path: str, username: str, password: str, ip: str = "198.51.100.7"):
+    return client.post(path, {"username": username, "password": password}, REMOTE_ADDR=ip)
+
+
+def test_portal_sign_in_locks_out_a_username_and_address_after_five_failures(settings, owner):
+    client = Client()
+    codes = [_sign_in(client, "/portal/login/", "olivia", f"wrong-{n}").status_code for n in range(5)]
+    assert codes[:4] == [200, 200, 200, 200]  # the form again, with its error
+    locked = _sign_in(client, "/portal/login/", "olivia", PASSWORD)  # even the right password, during the lockout
+    assert locked.status_code == 429
+    text = locked.content.decode()
+    assert "Too many sign-in attempts" in text and "try again in 15 minutes" in text
+    assert locked["Retry-After"] == "900"
+    assert "_auth_user_id" not in client.session
+
+
+def test_a_lockout_holds_only_for_that_username_from_that_address(owner):
+    other = make_member(owner.partner, "viewer", "victor")
+    for n in range(5):
+        _sign_in(Client(), "/portal/login/", "olivia", f"wrong-{n}")
+    assert _sign_in(Client(), "/portal/login/", "olivia", PASSWORD).status_code == 429
+    elsewhere = _sign_in(Client(), "/portal/login/", "olivia", PASSWORD, ip="203.0.113.50")
+    assert elsewhere.status_code == 302 and elsewhere["Location"] == "/portal/"
+    assert _sign_in(Client(), "/portal/login/", other.user.username, PASSWORD).status_code == 302
+
+
+def test_a_successful_sign_in_resets_the_failure_count(owner):
+    for n in range(4):
+        _sign_in(Client(), "/portal/login/", "olivia", f"wrong-{n}")
+    assert _sign_in(Client(), "/portal/login/", "olivia", PASSWORD).status_code == 302
+    for n in range(4):
+        assert _sign_in(Client(), "/portal/login/", "olivia", f"again-{n}").status_code == 200
+    assert _sign_in(Client(), "/portal/login/", "olivia", PASSWORD).status_code == 302
+
+
+def test_the_lockout_ends_after_the_cool_off(owner):
+    for n in range(5):
+        _sign_in(Client(), "/portal/login/", "olivia", f"wrong-{n}")
+    assert _sign_in(Client(), "/portal/login/", "olivia", PASSWORD).status_code == 429
+    AccessAttempt.objects.update(attempt_time=AccessAttempt.objects.get().attempt_time - dt.timedelta(minutes=16))
+    assert _sign_in(Client(), "/portal/login/", "olivia", PASSWORD).status_code == 302
+
+
+def test_admin_sign_in_is_throttled_too(django_user_model):
+    django_user_model.objects.create_superuser(username="root", email="root@example.com", password=PASSWORD)
+    client = Client()
+    for n in range(5):
+        response = _sign_in(client, "/admin/login/", "root", f"wrong-{n}")
+    assert response.status_code == 429
+    assert _sign_in(client, "/admin/login/", "root", PASSWORD).status_code == 429
+    assert _sign_in(client, "/admin/login/", "root", PASSWORD, ip="203.0.113.50").status_code == 302
+
+
+# ---------------------------------------------------------------- who may rotate or revoke a key
+
+
+def _issue_in_portal(member, name: str) -> ApiKey:
+    response = signed_in(member).post("/portal/keys/issue/", {"name": name})
+    assert response.status_code == 201
+    return ApiKey.objects.get(partner=member.partner, name=name)
+
+
+def test_a_developer_cannot_rotate_or_revoke_a_key_someone_else_created(owner, developer):
+    owners_key = _issue_in_portal(owner, "owner's production key")
+    cli_key, _ = make_key(owner.partner)  # issued from the command line, by no one
+    client = signed_in(developer)
+    for key in (owners_key, cli_key):
+        assert client.post(f"/portal/keys/{key.public_id}/rotate/").status_code == 403
+        assert client.post(f"/portal/keys/{key.public_id}/revoke/").status_code == 403
+        key.refresh_from_db()
+        assert key.revoked_at is None and key.credentials.count() == 1
+    assert not AuditEvent.objects.filter(action__in=["api_key.rotated", "api_key.revoked"]).exists()
+
+
+def test_a_developer_rotates_and_revokes_their_own_key(developer):
+    own = _issue_in_portal(developer, "my bot")
+    client = signed_in(developer)
+    assert client.post(f"/portal/keys/{own.public_id}/rotate/").status_code == 200
+    assert own.credentials.count() == 2
+    assert client.post(f"/portal/keys/{own.public_id}/revoke/").status_code == 302
+    own.refresh_from_db()
+    assert own.revoked_at is not None
+
+
+def test_admins_and_owners_rotate_and_revoke_any_key_of_their_partner(owner, admin, developer):
+    devs_key = _issue_in_portal(developer, "dev's key")
+    owners_key = _issue_in_portal(owner, "owner's key")
+    assert signed_in(admin).post(f"/portal/keys/{owners_key.public_id}/rotate/").status_code == 200
+    assert signed_in(owner).post(f"/portal/keys/{devs_key.public_id}/revoke/").status_code == 302
+    devs_key.refresh_from_db()
+    assert devs_key.revoked_at is not None and owners_key.credentials.count() == 2
+
+
+def test_the_keys_page_shows_a_developer_buttons_only_for_their_own_keys(owner, developer):
+    owners_key = _issue_in_portal(owner, "owner's key")
+    own = _issue_in_portal(developer, "my key")
+    page = signed_in(developer).get("/portal/keys/").content.decode()
+    assert f"/portal/keys/{own.public_id}/revoke/" in page and f"/portal/keys/{own.public_id}/rotate/" in page
+    assert f"/portal/keys/{owners_key.public_id}/revoke/" not in page
+    assert f"/portal/keys/{owners_key.public_id}/rotate/" not in page
+    owners_page = signed_in(owner).get("/portal/keys/").content.decode()
+    assert f"/portal/keys/{own.public_id}/revoke/" in owners_page
+
+
+# ---------------------------------------------------------------- the Django admin
+
+
+@pytest.fixture
+def operator(django_user_model) -> Client:
+    """A real superuser, signed in through the admin's own form."""
+    django_user_model.objects.create_superuser(username="root", email="root@example.com", password=PASSWORD)
+    client = Client()
+    assert client.post("/admin/login/?next=/admin/", {"username": "root", "password": PASSWORD}).status_code == 302
+    return client
+
+
+def _change_form(client: Client, url: str) -> dict:
+    """The fields a change form would post back, as rendered (the admin's own form, read from the page)."""
+    response = client.get(url)
+    assert response.status_code == 200
+    form = response.context["adminform"].form
+    data = {}
+    for name, field in form.fields.items():
+        value = form.initial.get(name, field.initial)
+        if isinstance(value, dt.datetime):  # the admin's split date and time inputs
+            data[f"{name}_0"], data[f"{name}_1"] = value.date().isoformat(), value.time().isoformat()
+        else:
+            data[name] = "" if value is None else value
+    return data
+
+
+def test_the_admin_cannot_change_a_keys_partner_scopes_or_revocation(operator, partner, other_partner):
+    key, _ = make_key(partner, scopes=["summarization"])
+    url = f"/admin/partners/apikey/{key.pk}/change/"
+    data = {**_change_form(operator, url), "name": "renamed by ops"}
+    data.update(partner=other_partner.pk, scopes='["text_generation"]', revoked_at_0="2030-01-01", revoked_at_1="00:00")
+    assert operator.post(url, data).status_code == 302
+    key.refresh_from_db()
+    assert key.name == "renamed by ops"
+    assert key.partner == partner and key.scopes == ["summarization"] and key.revoked_at is None
+    event = AuditEvent.objects.get(action="admin.apikey.changed")
+    assert event.actor == "user:root" and event.partner == partner and event.data["fields"] == ["name"]
+
+
+def test_keys_are_neither_added_nor_deleted_in_the_admin_and_revoking_is_audited(operator, partner):
+    key, _ = make_key(partner)
+    assert operator.get("/admin/partners/apikey/add/").status_code == 403
+    assert operator.post(f"/admin/partners/apikey/{key.pk}/delete/", {"post": "yes"}).status_code == 403
+    changelist = "/admin/partners/apikey/"
+    assert operator.post(changelist, {"action": "revoke", ACTION_CHECKBOX_NAME: [key.pk]}).status_code == 302
+    key.refresh_from_db()
+    assert key.revoked_at is not None
+    assert AuditEvent.objects.get(action="api_key.revoked", target=key.public_id).actor == "user:root"
+
+
+def test_no_one_deletes_or_edits_an_audit_event_in_the_admin(operator, partner):
+    event = audit_record(partner=partner, actor="user:someone", action="api_key.revoked", target="k1")
+    before = AuditEvent.objects.count()
+    assert operator.post(f"/admin/partners/auditevent/{event.pk}/delete/", {"post": "yes"}).status_code == 403
+    changelist = "/admin/partners/auditevent/"
+    bulk = operator.post(changelist, {"action": "delete_selected", ACTION_CHECKBOX_NAME: [event.pk], "post": "yes"})
+    assert bulk.status_code in (200, 302)
+    edit = operator.post(f"/admin/partners/auditevent/{event.pk}/change/", {"action": "forged", "actor": "system"})
+    assert edit.status_code == 403
+    # deleting the partner would cascade to its audit log: refused as well
+    refused = operator.post(f"/admin/partners/partner/{partner.pk}/delete/", {"post": "yes"})
+    assert refused.status_code == 403
+    assert AuditEvent.objects.count() == before
+    event.refresh_from_db()
+    assert (event.actor, event.action) == ("user:someone", "api_key.revoked")
+
+
+def test_admin_changes_and_deletions_are_audited_with_the_operator_as_actor(operator, partner, developer):
+    url = f"/admin/partners/membership/{developer.pk}/change/"
+    data = {**_change_form(operator, url), "role": "admin"}
+    assert operator.post(url, data).status_code == 302
+    changed = AuditEvent.objects.get(action="admin.membership.changed")
+    assert (changed.actor, changed.partner, changed.data["fields"]) == ("user:root", partner, ["role"])
+    assert operator.post(f"/admin/partners/membership/{developer.pk}/delete/", {"post": "yes"}).status_code == 302
+    assert not Membership.objects.filter(pk=developer.pk).exists()
+    deleted = AuditEvent.objects.get(action="admin.membership.deleted")
+    assert deleted.actor == "user:root" and deleted.partner == partner
+    user_url = f"/admin/auth/user/{developer.user.pk}/change/"
+    user_data = {**_change_form(operator, user_url), "is_staff": "on"}
+    user_data = {k: v for k, v in user_data.items() if v is not False and k not in ("groups", "user_permissions")}
+    posted = operator.post(user_url, user_data)
+    assert posted.status_code == 302, posted.context["adminform"].form.errors
+    user_event = AuditEvent.objects.get(action="admin.user.changed")
+    assert user_event.actor == "user:root" and "is_staff" in user_event.data["fields"]
