@@ -40,7 +40,7 @@ from partners.services import actor_for, api_key_issue, api_key_revoke, api_key_
 from portal import forms
 from portal.access import choose_partner, may_change_key, portal_view
 from portal.charts import daily_chart
-from portal.members import PortalError, member_invite, member_remove, member_set_role
+from portal.members import INVITE_ANSWER, PortalError, member_invite, member_remove, member_set_role
 from usecases.selectors import usecases_of
 from usecases.services import (
     UseCaseTransitionError,
@@ -286,9 +286,9 @@ def file_content(request: HttpRequest, file_id: str) -> FileResponse:
     path = file_path(stored)
     if not path.exists():
         raise Http404("The file's content is gone.")
-    response = FileResponse(path.open("rb"), content_type=stored.content_type)
-    response["Content-Disposition"] = f'inline; filename="{stored.filename}"'
+    response = FileResponse(path.open("rb"), content_type=stored.content_type, filename=stored.filename)
     response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     response["Cache-Control"] = "private, max-age=3600"
     return response
 
@@ -323,20 +323,20 @@ def member_invite_view(request: HttpRequest) -> HttpResponse:
     form = forms.InviteForm(request.POST)
     if not form.is_valid():
         return _members_page(request, form=form, status=400)
+    identifier, role = form.cleaned_data["user"].strip(), form.cleaned_data["role"]
     try:
-        invitation = member_invite(
+        member_invite(
             actor=request.membership,
-            identifier=form.cleaned_data["user"],
-            role=form.cleaned_data["role"],
+            identifier=identifier,
+            role=role,
             email=form.cleaned_data["email"],
             password=form.cleaned_data["password"],
         )
     except PortalError as exc:
         form.add_error(exc.field if exc.field in form.fields else None, str(exc))
         return _members_page(request, form=form, status=400)
-    user = invitation.membership.user
-    verb = "created and added" if invitation.user_created else "added"
-    messages.success(request, f"{user.get_username()} {verb} as {invitation.membership.get_role_display().lower()}.")
+    # The same answer whether or not the account existed (or was already a member): no one probes accounts here.
+    messages.success(request, INVITE_ANSWER.format(identifier=identifier, role=Role(role).label.lower()))
     return redirect("portal:members")
 
 
@@ -401,7 +401,10 @@ def _save_showcase(request: HttpRequest, form: forms.UseCaseForm, usecase=None):
         usecase = usecase_update(usecase=usecase, user=request.user, **data)
     if form.cleaned_data.get("image"):
         image, caption = form.cleaned_data["image"], form.cleaned_data["image_caption"]
-        usecase_image_add(usecase=usecase, user=request.user, image=image, caption=caption)
+        try:
+            usecase_image_add(usecase=usecase, user=request.user, image=image, caption=caption)
+        except DomainError as exc:
+            messages.error(request, f"The text is saved; the picture is not: {exc.message}")
     return usecase
 
 

@@ -4,15 +4,21 @@ headers and the Content-Security-Policy. Real POSTs through Django's test client
 from __future__ import annotations
 
 import datetime as dt
+import io
 
 import pytest
 from axes.models import AccessAttempt
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.auth import get_user_model
+from django.core.files.base import ContentFile
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
+from PIL import Image, PngImagePlugin
 
 from partners.models import ApiKey, AuditEvent, Membership
 from partners.services import audit_record
 from tests.factories import make_key
+from usecases.models import UseCaseImage
 from tests.web.conftest import PASSWORD, make_member, signed_in
 
 pytestmark = pytest.mark.django_db
@@ -231,3 +237,140 @@ def test_admin_changes_and_deletions_are_audited_with_the_operator_as_actor(oper
     assert posted.status_code == 302, posted.context["adminform"].form.errors
     user_event = AuditEvent.objects.get(action="admin.user.changed")
     assert user_event.actor == "user:root" and "is_staff" in user_event.data["fields"]
+
+
+# ---------------------------------------------------------------- adding members tells nothing about other accounts
+
+
+def _add_member(client: Client, data: dict):
+    response = client.post("/portal/members/invite/", data, follow=True)
+    assert response.redirect_chain == [("/portal/members/", 302)]
+    return [str(m) for m in response.context["messages"]]
+
+
+def test_adding_a_member_answers_the_same_whether_or_not_the_account_exists(partner, other_partner, admin):
+    outsider = make_member(other_partner, "viewer", "eve")
+    client = signed_in(admin)
+    answers = {
+        "existing username": _add_member(client, {"user": "eve", "role": "viewer"}),
+        "unknown username": _add_member(client, {"user": "ghost", "role": "viewer"}),
+        "existing email": _add_member(client, {"user": outsider.user.email, "role": "viewer"}),
+        "unknown email": _add_member(client, {"user": "nobody@example.com", "role": "viewer"}),
+        "unknown email with a password": _add_member(
+            client, {"user": "nobody@example.com", "role": "viewer", "password": PASSWORD}
+        ),
+        "already a member": _add_member(client, {"user": "adam", "role": "viewer"}),
+    }
+    normalised = {name: [m.split("”")[1] for m in messages] for name, messages in answers.items()}
+    assert len({tuple(v) for v in normalised.values()}) == 1, answers
+    assert answers["unknown username"] == ["If an account “ghost” exists, it is now a member as viewer (unless it "
+                                           "already was). With a new username and a password, the account is created."]
+    assert Membership.objects.filter(partner=partner, user=outsider.user).exists()  # the existing user was added
+    assert not get_user_model().objects.filter(username__in=["ghost", "nobody@example.com"]).exists()
+    requested = AuditEvent.objects.filter(partner=partner, action="membership.add_requested")
+    assert requested.count() == 6 and requested.filter(actor="user:adam", target="ghost").exists()
+    assert all(set(e.data) == {"role", "new_account_requested"} for e in requested)  # no outcome in the log
+
+
+def test_a_weak_password_is_refused_whether_or_not_the_username_exists(partner, other_partner, admin):
+    make_member(other_partner, "viewer", "eve")
+    client = signed_in(admin)
+    for username in ("eve", "newcomer"):
+        response = client.post("/portal/members/invite/", {"user": username, "role": "viewer", "password": "password"})
+        assert response.status_code == 400 and "too common" in response.content.decode()
+    assert not Membership.objects.filter(partner=partner, user__username__in=["eve", "newcomer"]).exists()
+
+
+def test_a_new_username_with_a_password_still_creates_the_account(partner, admin):
+    answer = _add_member(signed_in(admin), {"user": "newbie", "role": "developer", "password": PASSWORD})
+    assert "“newbie” exists" in answer[0]
+    assert Membership.objects.get(partner=partner, user__username="newbie").role == "developer"
+
+
+# ---------------------------------------------------------------- showcase images
+
+
+def _upload(data: bytes, name: str) -> SimpleUploadedFile:
+    return SimpleUploadedFile(name, data, content_type="image/png")  # the claimed type is never believed
+
+
+def _encoded(fmt: str, size=(16, 12), mode="RGB", **save) -> bytes:
+    buffer = io.BytesIO()
+    Image.new(mode, size, "red").save(buffer, fmt, **save)
+    return buffer.getvalue()
+
+
+def _new_showcase(client: Client, upload: SimpleUploadedFile):
+    fields = {"title": f"Showcase {upload.name}", "sector": "it", "capabilities": ["image_generation"], "summary": "s"}
+    return client.post("/portal/showcases/new/", {**fields, "image": upload, "image_caption": "c"})
+
+
+def _stored(title_part: str) -> bytes:
+    image = UseCaseImage.objects.get(usecase__title__contains=title_part)
+    with image.image.open("rb") as handle:
+        return handle.read()
+
+
+@pytest.mark.parametrize(
+    ("data", "name", "message"),
+    [
+        (_encoded("GIF"), "anim.png", "must be PNG, JPEG or WebP, not GIF"),
+        (b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>', "x.png", "not a readable"),
+        (b"<html><script>alert(document.cookie)</script></html>", "page.jpg", "not a readable"),
+        (_encoded("PNG", size=(4097, 4097), mode="1"), "bomb.png", "the limit is 16777216 pixels"),
+    ],
+    ids=["gif", "svg", "html", "too-many-pixels"],
+)
+def test_a_showcase_image_that_is_not_a_small_png_jpeg_or_webp_is_refused(developer, data, name, message):
+    response = _new_showcase(signed_in(developer), _upload(data, name))
+    assert response.status_code == 400 and message in response.content.decode()
+    assert not UseCaseImage.objects.exists()
+
+
+def test_a_showcase_image_over_the_byte_limit_is_refused_before_it_is_read(developer):
+    big = _encoded("PNG") + b"\0" * (8 * 1024 * 1024)
+    response = _new_showcase(signed_in(developer), _upload(big, "big.png"))
+    assert response.status_code == 400 and "the limit is 8388608" in response.content.decode()
+    assert not UseCaseImage.objects.exists()
+
+
+def test_showcase_images_are_re_encoded_without_metadata_or_trailing_bytes(developer):
+    exif = Image.Exif()
+    exif[0x010F] = "SpyCam"  # Make
+    exif[0x8825] = {2: (37.0, 33.0, 0.0)}  # GPS latitude
+    jpeg = _encoded("JPEG", exif=exif.tobytes(), comment=b"secret comment")
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Author", "someone@example.com")
+    png = _encoded("PNG", pnginfo=info) + b"<script>alert(1)</script>"  # a polyglot: an image with a page after it
+    client = signed_in(developer)
+    for data, name in ((jpeg, "photo.jpg"), (png, "poly.png"), (_encoded("WEBP", exif=exif.tobytes()), "p.webp")):
+        assert _new_showcase(client, _upload(data, name)).status_code == 302
+    stored_jpeg, stored_png, stored_webp = _stored("photo.jpg"), _stored("poly.png"), _stored("p.webp")
+    for stored in (stored_jpeg, stored_png, stored_webp):
+        assert b"SpyCam" not in stored and b"someone@example.com" not in stored and b"<script>" not in stored
+    with Image.open(io.BytesIO(stored_jpeg)) as image:
+        assert image.format == "JPEG" and not image.getexif() and "comment" not in image.info
+    with Image.open(io.BytesIO(stored_png)) as image:
+        assert image.format == "PNG" and image.size == (16, 12) and "Author" not in image.info
+    assert stored_png.endswith(b"IEND\xaeB`\x82")
+    with Image.open(io.BytesIO(stored_webp)) as image:
+        assert image.format == "WEBP" and not image.getexif()
+    names = [i.image.name for i in UseCaseImage.objects.all()]
+    assert not any(n.endswith(("photo.jpg", "poly.png", "p.webp")) for n in names)  # random names, not the upload's
+
+
+def test_showcase_images_are_served_with_their_own_content_type_and_never_as_anything_else(developer):
+    client = signed_in(developer)
+    for data, name in ((_encoded("JPEG"), "a.jpg"), (_encoded("WEBP"), "b.webp"), (_encoded("PNG"), "c.png")):
+        assert _new_showcase(client, _upload(data, name)).status_code == 302
+    served = {}
+    for image in UseCaseImage.objects.select_related("usecase"):
+        response = client.get(f"/usecases/{image.usecase.slug}/images/{image.pk}")
+        assert response.status_code == 200 and response["X-Content-Type-Options"] == "nosniff"
+        assert "sandbox" in response["Content-Security-Policy"]
+        served[image.usecase.title.rsplit(" ", 1)[1]] = response["Content-Type"]
+    assert served == {"a.jpg": "image/jpeg", "b.webp": "image/webp", "c.png": "image/png"}
+    # a file stored before these checks (or by hand) that is not an image is not served, whatever its name
+    usecase = UseCaseImage.objects.first().usecase
+    html = UseCaseImage.objects.create(usecase=usecase, image=ContentFile(b"<html>x</html>", name="old.png"))
+    assert client.get(f"/usecases/{usecase.slug}/images/{html.pk}").status_code == 404
