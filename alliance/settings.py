@@ -16,10 +16,9 @@ Nothing here touches the file system: the directories under ALLIANCE_VAR_DIR are
 collectstatic, the Celery app for the filesystem broker, file storage).
 """
 
+import datetime as dt
 import os
 from pathlib import Path
-
-import datetime as dt
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured

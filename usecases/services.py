@@ -63,9 +63,8 @@ def usecase_image_add(*, usecase: UseCase, user: AbstractBaseUser, image: File, 
     prepared = prepare_showcase_image(image)  # decoding and encoding happen outside the transaction
     with transaction.atomic():
         position = usecase.images.count()
-        added = UseCaseImage.objects.create(
-            usecase=usecase, image=ContentFile(prepared.data, name=prepared.filename), caption=caption, position=position
-        )
+        stored = ContentFile(prepared.data, name=prepared.filename)
+        added = UseCaseImage.objects.create(usecase=usecase, image=stored, caption=caption, position=position)
         audit_record(
             partner=usecase.partner,
             actor=actor_for(user=user),

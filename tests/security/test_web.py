@@ -5,21 +5,29 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from axes.models import AccessAttempt
+from django.conf import settings as django_settings
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
 from django.test import Client
 from PIL import Image, PngImagePlugin
 
-from partners.models import ApiKey, AuditEvent, Membership
+from partners.models import ApiKey, AuditEvent, Membership, Partner
 from partners.services import audit_record
 from tests.factories import make_key
-from usecases.models import UseCaseImage
+from tests.web.browser import CHROMIUM, LAUNCH_ARGS, skip_or_fail_without_browser
 from tests.web.conftest import PASSWORD, make_member, signed_in
+from usecases.models import UseCase, UseCaseImage
 
 pytestmark = pytest.mark.django_db
 
@@ -263,8 +271,10 @@ def test_adding_a_member_answers_the_same_whether_or_not_the_account_exists(part
     }
     normalised = {name: [m.split("”")[1] for m in messages] for name, messages in answers.items()}
     assert len({tuple(v) for v in normalised.values()}) == 1, answers
-    assert answers["unknown username"] == ["If an account “ghost” exists, it is now a member as viewer (unless it "
-                                           "already was). With a new username and a password, the account is created."]
+    assert answers["unknown username"] == [
+        "If an account “ghost” exists, it is now a member as viewer (unless it "
+        "already was). With a new username and a password, the account is created."
+    ]
     assert Membership.objects.filter(partner=partner, user=outsider.user).exists()  # the existing user was added
     assert not get_user_model().objects.filter(username__in=["ghost", "nobody@example.com"]).exists()
     requested = AuditEvent.objects.filter(partner=partner, action="membership.add_requested")
@@ -374,3 +384,152 @@ def test_showcase_images_are_served_with_their_own_content_type_and_never_as_any
     usecase = UseCaseImage.objects.first().usecase
     html = UseCaseImage.objects.create(usecase=usecase, image=ContentFile(b"<html>x</html>", name="old.png"))
     assert client.get(f"/usecases/{usecase.slug}/images/{html.pk}").status_code == 404
+
+
+# ---------------------------------------------------------------- HTTPS defaults and the Content-Security-Policy
+
+
+def _settings_under(env: dict[str, str]) -> list[str]:
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, s.SECURE_HSTS_SECONDS > 0, s.SECURE_SSL_REDIRECT)"
+    )
+    base = {k: v for k, v in os.environ.items() if k not in ("ALLIANCE_SECURE", "ALLIANCE_SSL_REDIRECT")}
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=django_settings.BASE_DIR,
+        env={**base, "DJANGO_SETTINGS_MODULE": "alliance.settings", "DJANGO_SECRET_KEY": "x" * 50, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return result.stdout.split() or [result.stderr]
+
+
+def test_cookies_are_secure_and_hsts_is_on_by_default_without_debug():
+    assert _settings_under({"DJANGO_DEBUG": "0"}) == ["True", "True", "True", "False"]
+    assert _settings_under({"DJANGO_DEBUG": "0", "ALLIANCE_SSL_REDIRECT": "1"}) == ["True", "True", "True", "True"]
+
+
+def test_plain_http_runs_opt_out_explicitly_and_debug_is_plain():
+    assert _settings_under({"DJANGO_DEBUG": "0", "ALLIANCE_SECURE": "0"}) == ["False", "False", "False", "False"]
+    assert _settings_under({"DJANGO_DEBUG": "1"}) == ["False", "False", "False", "False"]
+
+
+def test_https_answers_carry_hsts_and_every_page_a_strict_script_policy(client):
+    secure = client.get("/", secure=True)
+    assert secure["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains; preload"
+    for path in ("/", "/playground/", "/portal/login/", "/api/docs/", "/admin/login/"):
+        policy = client.get(path)["Content-Security-Policy"]
+        directives = dict(part.strip().split(" ", 1) for part in policy.split(";"))
+        assert directives["script-src"] == "'self'", path
+        assert directives["object-src"] == "'none'" and directives["frame-ancestors"] == "'none'", path
+    login = client.get("/portal/login/")
+    assert "csrftoken" in login.cookies and login.cookies["csrftoken"]["secure"] is True
+
+
+def test_no_page_carries_inline_script():
+    """The policy allows no inline script: no template may hold one (or an inline event handler)."""
+    inline = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>|\son[a-z]+=\"", re.IGNORECASE)
+    offenders = [
+        str(path.relative_to(django_settings.BASE_DIR))
+        for root in ("portal/templates", "usecases/templates")
+        for path in (Path(django_settings.BASE_DIR) / root).rglob("*.html")
+        if inline.search(path.read_text())
+    ]
+    assert offenders == []
+
+
+PAGES = [
+    "/",
+    "/playground/",
+    "/api/guide/",
+    "/api/docs/",
+    "/api/redoc/",
+    "/portal/",
+    "/portal/keys/",
+    "/portal/usage/",
+    "/portal/jobs/",
+    "/portal/members/",
+    "/portal/datasets/",
+    "/portal/tuning/",
+    "/portal/showcases/",
+    "/portal/showcases/new/",
+    "/portal/audit/",
+    "/admin/",
+    "/admin/partners/apikey/",
+    "/admin/usecases/usecase/",
+]
+
+
+@pytest.fixture
+def chromium():
+    skip_or_fail_without_browser()
+    from playwright.sync_api import sync_playwright
+
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
+            yield browser
+            browser.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.mark.django_db(transaction=True)
+def test_every_page_works_in_a_browser_under_the_content_security_policy(live_server, chromium):
+    call_command("seed_alliance", verbosity=0)
+    partner = Partner.objects.get(slug="woori-bank")
+    owner = make_member(partner, "owner", "olga")
+    make_member(Partner.objects.get(slug="lg-chem"), "owner", "olga2")
+    Membership.objects.filter(user__username="olga2").update(user=owner.user)
+    owner.user.is_staff = owner.user.is_superuser = True
+    owner.user.save()
+    context = chromium.new_context(base_url=live_server.url)
+    page = context.new_page()
+    page.add_init_script(
+        "window.__csp = []; document.addEventListener('securitypolicyviolation', "
+        "e => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI + ' ' + e.sourceFile + ':' + e.lineNumber));"
+    )
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto("/portal/login/")
+    page.fill("#id_username", "olga")
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/portal/")
+    # the session and CSRF cookies are Secure, and the browser keeps them on this local address all the same
+    assert all(c["secure"] for c in context.cookies() if c["name"] in ("sessionid", "csrftoken"))
+    violations: dict[str, list[str]] = {}
+    for path in PAGES:
+        response = page.goto(path)
+        assert response.status == 200, path
+        page.wait_for_load_state("networkidle")
+        if page.evaluate("window.__csp.length"):
+            violations[path] = page.evaluate("window.__csp")
+    slug = UseCase.objects.filter(status="published").first().slug
+    page.goto(f"/usecases/{slug}/")
+    page.wait_for_load_state("networkidle")
+    assert page.evaluate("window.__csp") == []
+    page.goto("/api/docs/")
+    page.wait_for_selector(".swagger-ui .info", timeout=15_000)  # Swagger UI started: its script ran under the CSP
+    # the partner switch (an inline handler before) still submits itself when changed
+    page.goto("/portal/keys/")
+    page.select_option("#partner-switch", "lg-chem")
+    page.wait_for_load_state("networkidle")
+    assert "LG Chem" in page.locator(".subnav").inner_text()
+    # Redoc's page asks Google for fonts and its own CDN for a logo: the policy refuses both (no third party sees our
+    # visitors), and the page renders all the same.
+    third_party = violations.pop("/api/redoc/", [])
+    assert all(v.split(" ")[1].startswith("https://") and "localhost" not in v.split(" ")[1] for v in third_party)
+    page.goto("/api/redoc/")
+    page.wait_for_selector("h1", timeout=15_000)
+    assert "AI Alliance partner platform API" in page.locator("h1").first.inner_text()
+    context.close()
+    assert violations == {}
+    assert errors == []
