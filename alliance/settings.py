@@ -17,6 +17,7 @@ collectstatic, the Celery app for the filesystem broker, file storage); the embe
 here and written by `up`.
 """
 
+import datetime as dt
 import os
 from pathlib import Path
 
@@ -102,6 +103,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
+    "csp",
     "partners",
     "inference",
     "usecases",
@@ -118,7 +121,13 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last, as django-axes asks: it turns a locked-out sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# django-axes checks every sign-in (the portal's and the admin's) before the password is: see "Sign-in throttling".
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 
 ROOT_URLCONF = "alliance.urls"
 WSGI_APPLICATION = "alliance.wsgi.application"
@@ -329,12 +338,50 @@ ALLIANCE_BENCH_ENDPOINTS = env_bool("ALLIANCE_BENCH_ENDPOINTS", False)
 if ALLIANCE_BENCH_ENDPOINTS:
     ROOT_URLCONF = "bench.urls"
 
-ALLIANCE_SECURE = env_bool("ALLIANCE_SECURE", False)
-if not DEBUG and ALLIANCE_SECURE:
-    SECURE_SSL_REDIRECT = True
+# HTTPS. With DEBUG off the site is taken to be served over HTTPS (directly, or behind a proxy that terminates TLS and
+# sets X-Forwarded-Proto): cookies are Secure and HTTPS answers carry HSTS. ALLIANCE_SECURE=0 is the explicit opt-out
+# for a plain-HTTP run on a private machine (`up` sets it for the processes it starts). ALLIANCE_SSL_REDIRECT=1 also
+# redirects http:// to https:// here, for a site whose proxy does not do it.
+ALLIANCE_SECURE = env_bool("ALLIANCE_SECURE", not DEBUG)
+ALLIANCE_SSL_REDIRECT = env_bool("ALLIANCE_SSL_REDIRECT", False)
+if ALLIANCE_SECURE:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
-    SECURE_HSTS_SECONDS = 31536000
+    SECURE_HSTS_SECONDS = env_int("ALLIANCE_HSTS_SECONDS", 31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = ALLIANCE_SSL_REDIRECT
+
+# Content-Security-Policy on every answer (django-csp): scripts only from this site's static files (no inline script,
+# no eval), nothing framed or embedded, forms post only here. Inline style attributes stay allowed (the templates, the
+# Django admin and the API docs use them); they cannot run code.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:", "blob:"],
+        "font-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "worker-src": ["'self'", "blob:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+
+# Sign-in throttling (django-axes) on /portal/login/ and /admin/: after ALLIANCE_LOGIN_FAILURE_LIMIT failed attempts
+# for one username from one address, that pair is locked out for ALLIANCE_LOGIN_COOLOFF_MINUTES (429 and a page
+# that says when to try again); each further attempt during the lockout restarts the cool-off, a success resets the
+# count. Attempts are rows in the database, shared by every web process.
+ALLIANCE_LOGIN_FAILURE_LIMIT = env_int("ALLIANCE_LOGIN_FAILURE_LIMIT", 5)
+ALLIANCE_LOGIN_COOLOFF_MINUTES = env_float("ALLIANCE_LOGIN_COOLOFF_MINUTES", 15.0)
+AXES_FAILURE_LIMIT = ALLIANCE_LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = dt.timedelta(minutes=ALLIANCE_LOGIN_COOLOFF_MINUTES)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "portal.views.locked_out"
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_VERBOSE = False

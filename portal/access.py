@@ -14,7 +14,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from partners.models import Membership, Role
+from partners.models import ApiKey, Membership, Role
 from partners.selectors import memberships_of_user
 
 SESSION_PARTNER = "portal_partner_id"
@@ -45,6 +45,16 @@ def choose_partner(request: HttpRequest, slug: str) -> Membership | None:
     if membership is not None:
         request.session[SESSION_PARTNER] = membership.partner_id
     return membership
+
+
+def may_change_key(membership: Membership, api_key: ApiKey) -> bool:
+    """Who may rotate or revoke a key: admins and owners any key of their partner, a developer only a key they created
+    (keys issued from the command line, by no one, are the admins' alone). Views and the keys page both ask this."""
+    if api_key.partner_id != membership.partner_id:
+        return False
+    if role_at_least(membership.role, Role.ADMIN):
+        return True
+    return role_at_least(membership.role, Role.DEVELOPER) and api_key.created_by_id == membership.user_id
 
 
 class Can:

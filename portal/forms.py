@@ -5,11 +5,13 @@ import json
 from django import forms
 from django.conf import settings
 
+from alliance.errors import DomainError
 from capabilities import CAPABILITIES, CAPABILITY_NAMES
 from inference import tuning_config
 from inference.models import DatasetTask, JobStatus
 from partners.models import Role, Sector
 from partners.scopes import CAPABILITY_SCOPES, RESOURCE_SCOPES
+from usecases.images import check_showcase_image
 
 CAPABILITY_CHOICES = [(name, name) for name in CAPABILITY_NAMES]
 CAPABILITY_LABELS = [(name, name.replace("_", " ").capitalize()) for name in CAPABILITY_NAMES]
@@ -147,8 +149,22 @@ class UseCaseForm(forms.Form):
         required=False,
         help_text='What "Try it" puts in the playground, e.g. {"text": "...", "top_k": 5}.',
     )
-    image = forms.ImageField(required=False, help_text="Optional: a picture of the result (PNG or JPEG).")
+    image = forms.FileField(
+        required=False,
+        widget=forms.ClearableFileInput(attrs={"accept": "image/png,image/jpeg,image/webp"}),
+        help_text="Optional: a picture of the result. PNG, JPEG or WebP, up to 8 MB and 16 megapixels; it is stored "
+        "re-encoded, without its metadata.",
+    )
     image_caption = forms.CharField(max_length=200, required=False)
+
+    def clean_image(self):
+        upload = self.cleaned_data.get("image")
+        if upload:
+            try:
+                check_showcase_image(upload)
+            except DomainError as exc:
+                raise forms.ValidationError(exc.message) from None
+        return upload
 
     def clean_example_input(self) -> dict:
         raw = self.cleaned_data["example_input"].strip()

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from collections import defaultdict
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -39,9 +41,9 @@ from partners.selectors import (
 )
 from partners.services import actor_for, api_key_issue, api_key_revoke, api_key_rotate, month_start
 from portal import forms
-from portal.access import choose_partner, portal_view, role_at_least
+from portal.access import choose_partner, may_change_key, portal_view, role_at_least
 from portal.charts import daily_chart
-from portal.members import PortalError, member_invite, member_remove, member_set_role
+from portal.members import INVITE_ANSWER, PortalError, member_invite, member_remove, member_set_role
 from usecases.selectors import usecases_of
 from usecases.services import (
     UseCaseTransitionError,
@@ -56,6 +58,16 @@ class LoginView(auth_views.LoginView):
     template_name = "portal/login.html"
     redirect_authenticated_user = True
     next_page = reverse_lazy("portal:home")
+
+
+def locked_out(request: HttpRequest, original_response: HttpResponse | None, credentials: dict | None) -> HttpResponse:
+    """django-axes' answer to a sign-in (portal or admin) while its username and address are locked out."""
+    minutes = max(1, math.ceil(settings.AXES_COOLOFF_TIME.total_seconds() / 60))
+    username = (credentials or {}).get("username") or request.POST.get("username", "")
+    context = {"username": username, "failure_limit": settings.AXES_FAILURE_LIMIT, "minutes": minutes}
+    response = render(request, "portal/locked_out.html", context, status=429)
+    response["Retry-After"] = str(minutes * 60)
+    return response
 
 
 class LogoutView(auth_views.LogoutView):
@@ -117,7 +129,14 @@ def _key_rows(request: HttpRequest) -> list[dict]:
         else:
             state = "active"
         in_grace = [c for c in key.credentials.all() if c.valid_until and c.valid_until > now]
-        rows.append({"key": key, "state": state, "grace_until": max((c.valid_until for c in in_grace), default=None)})
+        rows.append(
+            {
+                "key": key,
+                "state": state,
+                "grace_until": max((c.valid_until for c in in_grace), default=None),
+                "may_change": may_change_key(request.membership, key),
+            }
+        )
     return rows
 
 
@@ -169,10 +188,13 @@ def key_issue(request: HttpRequest) -> HttpResponse:
     return _keys_page(request, secret=secret, status=201)
 
 
-def _key_of(request: HttpRequest, public_id: str):
+def _key_to_change(request: HttpRequest, public_id: str):
+    """The partner's key, if this member may rotate or revoke it (403 otherwise; 404 for another partner's)."""
     api_key = api_keys_of(partner=request.partner).filter(public_id=public_id).first()
     if api_key is None:
         raise Http404("No such key.")
+    if not may_change_key(request.membership, api_key):
+        raise PermissionDenied("Only an admin or owner may rotate or revoke a key that someone else created.")
     return api_key
 
 
@@ -180,7 +202,7 @@ def _key_of(request: HttpRequest, public_id: str):
 @require_POST
 @portal_view(min_role=Role.DEVELOPER)
 def key_rotate(request: HttpRequest, public_id: str) -> HttpResponse:
-    api_key = _key_of(request, public_id)
+    api_key = _key_to_change(request, public_id)
     form = forms.ApiKeyRotateForm(request.POST)
     hours = form.cleaned_data.get("grace_hours") if form.is_valid() else None
     hours = 24 if hours is None else hours
@@ -196,7 +218,7 @@ def key_rotate(request: HttpRequest, public_id: str) -> HttpResponse:
 @require_POST
 @portal_view(min_role=Role.DEVELOPER)
 def key_revoke(request: HttpRequest, public_id: str) -> HttpResponse:
-    api_key = _key_of(request, public_id)
+    api_key = _key_to_change(request, public_id)
     api_key_revoke(api_key=api_key, actor=_actor(request))
     messages.success(request, f"Key {api_key.public_id} ({api_key.name}) is revoked; it can never be used again.")
     return redirect("portal:keys")
@@ -289,6 +311,7 @@ def file_content(request: HttpRequest, file_id: str) -> FileResponse:
         raise Http404("The file's content is gone.")
     response = FileResponse(path.open("rb"), content_type=stored.content_type, filename=stored.filename)
     response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     response["Cache-Control"] = "private, max-age=3600"
     return response
 
@@ -323,20 +346,20 @@ def member_invite_view(request: HttpRequest) -> HttpResponse:
     form = forms.InviteForm(request.POST)
     if not form.is_valid():
         return _members_page(request, form=form, status=400)
+    identifier, role = form.cleaned_data["user"].strip(), form.cleaned_data["role"]
     try:
-        invitation = member_invite(
+        member_invite(
             actor=request.membership,
-            identifier=form.cleaned_data["user"],
-            role=form.cleaned_data["role"],
+            identifier=identifier,
+            role=role,
             email=form.cleaned_data["email"],
             password=form.cleaned_data["password"],
         )
     except PortalError as exc:
         form.add_error(exc.field if exc.field in form.fields else None, str(exc))
         return _members_page(request, form=form, status=400)
-    user = invitation.membership.user
-    verb = "created and added" if invitation.user_created else "added"
-    messages.success(request, f"{user.get_username()} {verb} as {invitation.membership.get_role_display().lower()}.")
+    # The same answer whether or not the account existed (or was already a member): no one probes accounts here.
+    messages.success(request, INVITE_ANSWER.format(identifier=identifier, role=Role(role).label.lower()))
     return redirect("portal:members")
 
 
@@ -401,7 +424,10 @@ def _save_showcase(request: HttpRequest, form: forms.UseCaseForm, usecase=None):
         usecase = usecase_update(usecase=usecase, user=request.user, **data)
     if form.cleaned_data.get("image"):
         image, caption = form.cleaned_data["image"], form.cleaned_data["image_caption"]
-        usecase_image_add(usecase=usecase, user=request.user, image=image, caption=caption)
+        try:
+            usecase_image_add(usecase=usecase, user=request.user, image=image, caption=caption)
+        except DomainError as exc:
+            messages.error(request, f"The text is saved; the picture is not: {exc.message}")
     return usecase
 
 

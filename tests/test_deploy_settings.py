@@ -15,6 +15,7 @@ def _production_env() -> dict[str, str]:
         **os.environ,
         "DJANGO_DEBUG": "0",
         "ALLIANCE_SECURE": "1",
+        "ALLIANCE_SSL_REDIRECT": "1",
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
         "DJANGO_ALLOWED_HOSTS": "alliance.example.com",
     }

@@ -5,18 +5,26 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
+from partners.admin import AuditedAdmin
 from usecases.forms import RejectForm
 from usecases.models import UseCase, UseCaseImage, UseCaseStatus
 from usecases.services import UseCaseTransitionError, usecase_approve, usecase_reject, usecase_unpublish
 
 
 class UseCaseImageInline(admin.TabularInline):
+    """Images come from partners through the portal, where they are checked and re-encoded; operators may caption,
+    reorder or remove them here, not upload new ones."""
+
     model = UseCaseImage
     extra = 0
+    readonly_fields = ["image"]
+
+    def has_add_permission(self, request: HttpRequest, obj: UseCase | None = None) -> bool:
+        return False
 
 
 @admin.register(UseCase)
-class UseCaseAdmin(admin.ModelAdmin):
+class UseCaseAdmin(AuditedAdmin):
     list_display = ["title", "partner", "sector", "status", "featured", "submitted_at", "reviewed_at"]
     list_filter = ["status", "sector", "featured"]
     search_fields = ["title", "summary", "partner__name"]

@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.files.uploadedfile import UploadedFile
+from django.core.files.base import ContentFile, File
 from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
 from partners.models import Partner
 from partners.services import actor_for, audit_record
+from usecases.images import prepare_showcase_image
 from usecases.models import UseCase, UseCaseImage, UseCaseStatus
 
 EDITABLE_FIELDS = ("title", "sector", "capabilities", "summary", "story", "results", "example_input", "try_capability")
@@ -56,13 +57,21 @@ def usecase_update(*, usecase: UseCase, user: AbstractBaseUser, **fields: Any) -
     return usecase
 
 
-@transaction.atomic
-def usecase_image_add(
-    *, usecase: UseCase, user: AbstractBaseUser, image: UploadedFile, caption: str = ""
-) -> UseCaseImage:
-    position = usecase.images.count()
-    added = UseCaseImage.objects.create(usecase=usecase, image=image, caption=caption, position=position)
-    audit_record(partner=usecase.partner, actor=actor_for(user=user), action="usecase.image_added", target=usecase.slug)
+def usecase_image_add(*, usecase: UseCase, user: AbstractBaseUser, image: File, caption: str = "") -> UseCaseImage:
+    """A picture for the showcase: checked (PNG/JPEG/WebP by content, bytes and pixels bounded), re-encoded without
+    its metadata and stored under a random name. InvalidInput / TooLarge (param `image`) for anything else."""
+    prepared = prepare_showcase_image(image)  # decoding and encoding happen outside the transaction
+    with transaction.atomic():
+        position = usecase.images.count()
+        stored = ContentFile(prepared.data, name=prepared.filename)
+        added = UseCaseImage.objects.create(usecase=usecase, image=stored, caption=caption, position=position)
+        audit_record(
+            partner=usecase.partner,
+            actor=actor_for(user=user),
+            action="usecase.image_added",
+            target=usecase.slug,
+            data={"format": prepared.format, "width": prepared.width, "height": prepared.height},
+        )
     return added
 
 

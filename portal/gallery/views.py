@@ -7,6 +7,7 @@ from django.shortcuts import render
 from django.urls import reverse
 
 from portal.gallery.forms import GalleryFilterForm
+from usecases.images import served_content_type
 from usecases.selectors import image_for_viewer, published_usecases, try_it, usecase_for_viewer
 
 
@@ -54,7 +55,13 @@ def usecase_image(request: HttpRequest, slug: str, image_id: int) -> FileRespons
         handle = image.image.open("rb")
     except FileNotFoundError:
         raise Http404("The image is gone.") from None
-    response = FileResponse(handle)
+    content_type = served_content_type(handle.read(16))
+    if content_type is None:  # not PNG, JPEG or WebP, whatever its name says: never served
+        handle.close()
+        raise Http404("No such image.")
+    handle.seek(0)
+    response = FileResponse(handle, content_type=content_type)
     response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     response["Cache-Control"] = "public, max-age=300" if image.usecase.is_public else "private, no-store"
     return response

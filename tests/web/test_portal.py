@@ -82,7 +82,7 @@ def test_a_viewer_sees_keys_but_cannot_issue_rotate_or_revoke(viewer, partner):
 
 
 def test_rotate_shows_the_new_secret_once_and_revoke_is_final(developer, partner):
-    key, old_raw = make_key(partner)
+    key, old_raw = make_key(partner, created_by=developer.user)  # a developer changes only the keys they created
     client = signed_in(developer)
     response = client.post(f"/portal/keys/{key.public_id}/rotate/", {"grace_hours": "2"})
     assert response.status_code == 200
@@ -184,7 +184,7 @@ def test_an_admin_adds_new_and_existing_users_and_changes_roles(partner, other_p
     assert by_email.status_code == 302
     assert Membership.objects.filter(partner=partner, user=existing.user, role="viewer").exists()
     missing = client.post("/portal/members/invite/", {"user": "ghost", "role": "viewer"})
-    assert missing.status_code == 400 and "No such user" in missing.content.decode()
+    assert missing.status_code == 302 and not Membership.objects.filter(user__username="ghost").exists()
     assert client.post(f"/portal/members/{newbie.pk}/role/", {"role": "admin"}).status_code == 302
     newbie.refresh_from_db()
     assert newbie.role == "admin"

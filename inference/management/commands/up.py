@@ -87,6 +87,7 @@ class Command(BaseCommand):
 
     def _start(self, host: str, port: int, web_threads: int) -> list[subprocess.Popen]:
         env = {**os.environ, "DJANGO_SETTINGS_MODULE": "alliance.settings"}
+        env.setdefault("ALLIANCE_SECURE", "0")  # `up` serves plain HTTP on this machine: cookies without Secure
         worker = worker_command(
             beat=True,
             concurrency=settings.CELERY_WORKER_CONCURRENCY,

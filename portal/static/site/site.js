@@ -1,4 +1,5 @@
-// Small progressive enhancements shared by every page: copy buttons and confirmations. No build step.
+// Small progressive enhancements shared by every page: copy buttons, confirmations, auto-submitting selects.
+// No build step, no inline script anywhere (the Content-Security-Policy allows scripts from static files only).
 (function () {
   "use strict";
   document.addEventListener("click", function (event) {
@@ -27,6 +28,10 @@
     selection.addRange(range);
     try { document.execCommand("copy"); done(); } catch (e) { /* the text stays selected for a manual copy */ }
   }
+  // A select marked data-autosubmit sends its form when changed (no inline handlers: the CSP allows none).
+  document.addEventListener("change", function (event) {
+    if (event.target.matches("select[data-autosubmit]") && event.target.form) event.target.form.requestSubmit();
+  });
   document.addEventListener("submit", function (event) {
     var message = event.target.getAttribute("data-confirm");
     if (message && !window.confirm(message)) event.preventDefault();
