@@ -1,10 +1,9 @@
 from __future__ import annotations
 
-import json
-
 from django import forms
 from django.conf import settings
 
+from alliance.api.parsers import JsonRefused, json_loads_bounded
 from alliance.errors import DomainError
 from capabilities import CAPABILITIES, CAPABILITY_NAMES
 from inference import tuning_config
@@ -171,9 +170,9 @@ class UseCaseForm(forms.Form):
         if not raw:
             return {}
         try:
-            value = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise forms.ValidationError(f"Not valid JSON: {exc.msg} (line {exc.lineno}).") from None
+            value = json_loads_bounded(raw)
+        except JsonRefused as exc:
+            raise forms.ValidationError(str(exc)) from None
         if not isinstance(value, dict):
             raise forms.ValidationError("The example must be a JSON object.")
         return value

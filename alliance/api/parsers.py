@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.conf import settings
@@ -25,6 +26,24 @@ def json_depth(value: Any) -> int:
             break
         stack.extend((child, depth + 1) for child in children)
     return deepest
+
+
+class JsonRefused(ValueError):
+    """Text that is not JSON, or JSON nested deeper than MAX_JSON_DEPTH."""
+
+
+def json_loads_bounded(raw: str | bytes) -> Any:
+    """json.loads for text from outside the API parser (form fields, the first line of an upload): refuses bodies
+    nested deeper than MAX_JSON_DEPTH with JsonRefused instead of a RecursionError later."""
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise JsonRefused(f"Not valid JSON: {exc.msg} (line {exc.lineno}).") from None
+    except RecursionError:
+        raise JsonRefused(f"The JSON nests arrays and objects more than {MAX_JSON_DEPTH} levels deep.") from None
+    if json_depth(value) > MAX_JSON_DEPTH:
+        raise JsonRefused(f"The JSON nests arrays and objects more than {MAX_JSON_DEPTH} levels deep.")
+    return value
 
 
 def _too_deep() -> ApiError:

@@ -14,6 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from alliance.api.errors import ApiError
+from alliance.api.parsers import JsonRefused, json_loads_bounded
 from api.base import ANY_KEY, PartnerApiView
 from api.openai import translate
 from inference import selectors, services, tuning_config
@@ -204,8 +205,8 @@ def _file(dataset: Dataset) -> dict[str, Any]:
 def _task_of(data: bytes) -> str:
     first = next((line for line in data.decode("utf-8-sig", errors="replace").splitlines() if line.strip()), "")
     try:
-        record = json.loads(first)
-    except json.JSONDecodeError:
+        record = json_loads_bounded(first)
+    except JsonRefused:
         record = {column.strip(): "" for column in first.split(",")}
     if isinstance(record, dict) and "messages" in record:
         return "chat"

@@ -8,7 +8,6 @@ Errors come back in the API's one JSON shape.
 from __future__ import annotations
 
 import base64
-import json
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -17,6 +16,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from alliance.api.errors import ApiError, error_json_response
+from alliance.api.parsers import JsonRefused, json_loads_bounded
 from alliance.errors import DomainError, NotFound
 from capabilities import CAPABILITIES, CORE_CAPABILITIES
 from inference import selectors
@@ -72,9 +72,9 @@ def _json_field(request: HttpRequest, name: str) -> Any:
     if not raw:
         return None
     try:
-        return json.loads(raw)
-    except json.JSONDecodeError:
-        raise ApiError(f"`{name}` must be JSON.", code="invalid_json", param=name) from None
+        return json_loads_bounded(raw)
+    except JsonRefused as exc:
+        raise ApiError(f"`{name}` must be JSON: {exc}", code="invalid_json", param=name) from None
 
 
 def _attach_upload(request: HttpRequest, data: Any, image_fields: tuple[str, ...]) -> Any:

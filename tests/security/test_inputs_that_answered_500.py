@@ -117,3 +117,33 @@ def test_a_hostile_stored_file_name_cannot_add_header_parameters_or_headers(api,
     response = api.get(f"/api/v1/files/{file_id}/content")
     assert response.status_code == 200 and response["Content-Disposition"] == header
     assert not response.has_header("Set-Cookie")
+
+
+def test_deeply_nested_json_in_a_playground_field_answers_400(partner):
+    client = signed_in(make_member(partner, "developer", "devon"))
+    response = client.post("/playground/jobs", {"capability": "keyword_extraction", "input": _nested(100_000)})
+    error = _error(response)
+    assert error["code"] == "invalid_json" and error["param"] == "input" and "64 levels" in error["message"]
+
+
+def test_deeply_nested_json_in_a_showcase_example_is_a_form_error(partner):
+    client = signed_in(make_member(partner, "admin", "ada"))
+    response = client.post(
+        reverse("portal:showcase-new"),
+        {
+            "title": "Deep",
+            "sector": "finance",
+            "capabilities": ["keyword_extraction"],
+            "summary": "s",
+            "try_capability": "keyword_extraction",
+            "example_input": _nested(100_000),
+        },
+    )
+    assert response.status_code == 400 and "64 levels" in response.content.decode()
+
+
+def test_a_fine_tune_file_whose_first_line_nests_too_deeply_is_refused_not_a_500(api):
+    content = (_nested(100_000) + "\n" + "\n".join(json.dumps(row) for row in _rows())).encode()
+    response = api.post("/v1/files", {"file": io.BytesIO(content), "purpose": "fine-tune"}, format="multipart")
+    assert 400 <= response.status_code < 500, (response.status_code, response.content[:300])
+    assert set(response.json()) == {"error"}
