@@ -1,11 +1,11 @@
 """The tokens a tuning job trains on, counted with the base model's own tokenizer: what it is estimated and charged by.
 
-Web-safe: the light `tokenizers` package reads the model's `tokenizer.json`, and jinja2 renders its chat template as
-transformers does, so the web process counts without torch. The rows are counted as the trainer builds them
-(inference.backends.tuning: classification text with the special tokens; generation and chat as the templated
-context plus the answer and its end token), before truncation: a row trains on min(count, max_length) tokens. The
-worker counts the same rows again with the trainer's own code (inference.services.tuning_runs) and settles the charge
-on what it trained.
+Web-safe: the model's tokenizer and chat template come from inference.tokens (the light `tokenizers` package and
+sandboxed jinja2, as transformers renders), so the web process counts without torch. The rows are counted as the
+trainer builds them (inference.backends.tuning: classification text with the special tokens; generation and chat as
+the templated context plus the answer and its end token), before truncation: a row trains on min(count, max_length)
+tokens. The worker counts the same rows again with the trainer's own code (inference.services.tuning_runs) and
+settles the charge on what it trained.
 
 The validation split lives here too (the web estimates the training rows only; the worker trains on them), on row
 indices so that the stored counts and the rows are split alike.
@@ -13,19 +13,15 @@ indices so that the stored counts and the rows are split alike.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import random
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
-from inference.registry import ModelNotAvailable, get_model_spec, resolve_source
+from inference.tokens import ModelTokenizer, model_tokenizer
 
 logger = logging.getLogger(__name__)
-
-_SPECIAL_TOKENS = ("bos_token", "eos_token", "unk_token", "pad_token")
 
 
 # ---------------------------------------------------------------- the validation split
@@ -86,25 +82,23 @@ def epoch_tokens(task: str, groups: Sequence[Sequence[int]], *, fraction: float,
 class RowCounter:
     """One base model's tokenizer (and chat template) counting rows as the trainer renders them."""
 
-    def __init__(
-        self, encode: Callable[[list[str], bool], list[int]], render: Callable[..., str] | None, eos: str
-    ) -> None:
-        self._encode = encode
-        self._render = render
-        self._eos = eos
+    def __init__(self, tokenizer: ModelTokenizer) -> None:
+        self._tokenizer = tokenizer
 
     def counts(self, task: str, rows: Sequence[dict[str, Any]]) -> list[int]:
         """Each row's tokens before truncation (context plus target for generation and chat)."""
+        count = self._tokenizer.count_batch
         if task == "classification":
-            return self._encode([str(row["text"]) for row in rows], True)
+            return count([str(row["text"]) for row in rows], add_special_tokens=True)
         parts = [self._parts(task, row) for row in rows]
-        contexts = self._encode([context for context, _ in parts], self._render is None)
-        targets = self._encode([target for _, target in parts], False)
+        contexts = count([context for context, _ in parts], add_special_tokens=not self._tokenizer.has_chat_template)
+        targets = count([target for _, target in parts], add_special_tokens=False)
         return [context + target for context, target in zip(contexts, targets, strict=True)]
 
     def _parts(self, task: str, row: dict[str, Any]) -> tuple[str, str]:
         """(context, target) as the trainer renders them; an untemplated context is encoded with the special
         tokens, a templated one carries them in its text."""
+        eos = self._tokenizer.eos_token
         if task == "generation":
             answer = str(row["completion"])
             messages = [{"role": "user", "content": str(row["prompt"])}]
@@ -113,87 +107,22 @@ class RowCounter:
             messages = [{"role": str(m["role"]), "content": str(m["content"])} for m in row["messages"]]
             plain = "".join(f"{m['role']}: {m['content']}\n" for m in messages[:-1]) + "assistant:"
             messages, answer = messages[:-1], messages[-1]["content"]
-        if self._render is not None:
-            prefix = self._render(messages=messages, add_generation_prompt=True)
-            full = self._render(messages=[*messages, {"role": "assistant", "content": answer}])
-            target = full[len(prefix) :] if full.startswith(prefix) else answer + self._eos
+        if self._tokenizer.has_chat_template:
+            prefix = self._tokenizer.render_chat(messages, add_generation_prompt=True)
+            full = self._tokenizer.render_chat([*messages, {"role": "assistant", "content": answer}])
+            target = full[len(prefix) :] if full.startswith(prefix) else answer + eos
             return prefix, target
-        return plain, (" " if task == "chat" else "") + answer + self._eos
-
-
-_counters: dict[str, RowCounter] = {}
+        return plain, (" " if task == "chat" else "") + answer + eos
 
 
 def row_counter(base_model: str) -> RowCounter | None:
-    """The counter of a registry model, loaded once per process; None when its tokenizer is not readable here
-    (asked again next time: the model may be prepared meanwhile)."""
-    if base_model not in _counters:
-        counter = _load_counter(base_model)
-        if counter is None:
-            return None
-        _counters[base_model] = counter
-    return _counters[base_model]
-
-
-def _load_counter(base_model: str) -> RowCounter | None:
-    try:
-        path = resolve_source(get_model_spec(base_model).source)
-    except ModelNotAvailable:
-        return None
-    if not (path / "tokenizer.json").exists():
+    """The counter of a registry model (its tokenizer loaded once per process, inference.tokens); None when its
+    tokenizer is not readable here (asked again next time: the model may be prepared meanwhile)."""
+    tokenizer = model_tokenizer(base_model)
+    if tokenizer is None:
         logger.info("no tokenizer.json for %s here; its tuning jobs are estimated from characters", base_model)
         return None
-    from tokenizers import Tokenizer
-
-    tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
-    tokenizer.no_truncation()
-    tokenizer.no_padding()
-
-    def encode(texts: list[str], add_special_tokens: bool) -> list[int]:
-        return [len(encoding.ids) for encoding in tokenizer.encode_batch(texts, add_special_tokens=add_special_tokens)]
-
-    config = _tokenizer_config(path)
-    special = {name: _token_text(config.get(name)) for name in _SPECIAL_TOKENS}
-    return RowCounter(encode, _chat_renderer(path, config, special), special["eos_token"])
-
-
-def _tokenizer_config(path: Path) -> dict[str, Any]:
-    try:
-        config = json.loads((path / "tokenizer_config.json").read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
-    return config if isinstance(config, dict) else {}
-
-
-def _chat_renderer(path: Path, config: dict[str, Any], special: dict[str, str]) -> Callable[..., str] | None:
-    """The model's chat template as transformers renders it (sandboxed jinja2, trim_blocks, lstrip_blocks)."""
-    template_file = path / "chat_template.jinja"
-    source = template_file.read_text() if template_file.exists() else config.get("chat_template")
-    if isinstance(source, list):  # named templates: the default one
-        source = next((t.get("template") for t in source if t.get("name") == "default"), None)
-    if not isinstance(source, str) or not source:
-        return None
-    from jinja2.ext import loopcontrols
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-    def raise_exception(message: str) -> None:
-        raise ValueError(message)
-
-    environment = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols])
-    environment.filters["tojson"] = lambda value, **kw: json.dumps(value, ensure_ascii=False, **kw)
-    environment.globals["raise_exception"] = raise_exception
-    template = environment.from_string(source)
-
-    def render(*, messages: list[dict[str, str]], add_generation_prompt: bool = False) -> str:
-        return template.render(messages=messages, add_generation_prompt=add_generation_prompt, **special)
-
-    return render
-
-
-def _token_text(token: Any) -> str:
-    if isinstance(token, dict):
-        return str(token.get("content", ""))
-    return token if isinstance(token, str) else ""
+    return RowCounter(tokenizer)
 
 
 def count_groups(base_model: str, task: str, rows: list[dict[str, Any]]) -> list[list[int]] | None:
