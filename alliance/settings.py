@@ -385,3 +385,24 @@ AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "portal.views.locked_out"
 AXES_HTTP_RESPONSE_CODE = 429
 AXES_VERBOSE = False
+
+# Email (invitations to join a partner). DJANGO_EMAIL_BACKEND is Django's EMAIL_BACKEND: by default the embedded mode
+# writes each message as a file under ALLIANCE_VAR_DIR/mail (ALLIANCE_EMAIL_FILE_PATH), the distributed mode sends by
+# SMTP through DJANGO_EMAIL_HOST and its siblings. Tests read Django's in-memory outbox. An invitation's link is valid
+# for ALLIANCE_INVITATION_DAYS.
+EMAIL_BACKEND = os.environ.get(
+    "DJANGO_EMAIL_BACKEND",
+    "django.core.mail.backends.filebased.EmailBackend"
+    if ALLIANCE_EMBEDDED
+    else "django.core.mail.backends.smtp.EmailBackend",
+)
+ALLIANCE_EMAIL_FILE_PATH = Path(os.environ.get("ALLIANCE_EMAIL_FILE_PATH", ALLIANCE_VAR_DIR / "mail"))
+EMAIL_FILE_PATH = ALLIANCE_EMAIL_FILE_PATH
+EMAIL_HOST = os.environ.get("DJANGO_EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("DJANGO_EMAIL_PORT", 25)
+EMAIL_HOST_USER = os.environ.get("DJANGO_EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("DJANGO_EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("DJANGO_EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = env_int("DJANGO_EMAIL_TIMEOUT", 10)
+DEFAULT_FROM_EMAIL = os.environ.get("DJANGO_DEFAULT_FROM_EMAIL", "alliance@localhost")
+ALLIANCE_INVITATION_DAYS = env_int("ALLIANCE_INVITATION_DAYS", 7)

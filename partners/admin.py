@@ -13,7 +13,7 @@ from django.db.models import QuerySet
 from django.forms import BaseFormSet, ModelForm
 from django.http import HttpRequest
 
-from partners.models import ApiKey, AuditEvent, Membership, Partner, Quota, UsageRecord
+from partners.models import ApiKey, AuditEvent, Invitation, Membership, Partner, Quota, UsageRecord
 from partners.services import actor_for, api_key_revoke, audit_record, quota_set
 
 
@@ -141,6 +141,17 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 class UsageRecordAdmin(ReadOnlyAdmin):
     list_display = ["partner", "capability", "kind", "units", "created_at"]
     list_filter = ["kind", "capability"]
+
+
+@admin.register(Invitation)
+class InvitationAdmin(ReadOnlyAdmin):
+    """Invitations are made, accepted, declined and revoked in the portal, each step audited; operators read them
+    (the token's hash is not shown)."""
+
+    list_display = ["email", "partner", "role", "invited_by", "created_at", "expires_at", "accepted_at", "revoked_at"]
+    list_filter = ["role"]
+    search_fields = ["email"]
+    exclude = ["token_hash"]
 
 
 @admin.register(AuditEvent)

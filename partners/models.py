@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -64,6 +67,51 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} @ {self.partner} ({self.role})"
+
+
+def invitation_token_hash(raw: str) -> str:
+    """What is stored of an invitation link's token: its SHA-256 (the token is 256 random bits, so no salt)."""
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+class Invitation(models.Model):
+    """An offer of a membership, sent by email; the link's token is kept only as its SHA-256 hash. Used once (accepted
+    or declined), revocable while pending, and void after expires_at."""
+
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField(help_text="The address the link was sent to (lower case).")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    declined_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["partner", "email"], name="invitation_partner_email")]
+
+    def __str__(self) -> str:
+        return f"{self.email} → {self.partner} ({self.role})"
+
+    def state(self, now: dt.datetime) -> str:
+        """pending, accepted, declined, revoked or expired."""
+        if self.accepted_at:
+            return "accepted"
+        if self.declined_at:
+            return "declined"
+        if self.revoked_at:
+            return "revoked"
+        if self.expires_at <= now:
+            return "expired"
+        return "pending"
 
 
 class ApiKey(models.Model):

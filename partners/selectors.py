@@ -13,6 +13,7 @@ from django.db.models.functions import TruncDate
 from partners.models import (
     ApiKey,
     AuditEvent,
+    Invitation,
     Membership,
     Partner,
     Quota,
@@ -20,6 +21,7 @@ from partners.models import (
     Role,
     UsageKind,
     UsageRecord,
+    invitation_token_hash,
 )
 
 
@@ -134,3 +136,25 @@ def quota_usage(*, partner: Partner, month: dt.date, capabilities: Sequence[str]
             }
         )
     return rows
+
+
+# ---------------------------------------------------------------- invitations
+
+
+def pending_invitations_of(*, partner: Partner, now: dt.datetime) -> QuerySet[Invitation]:
+    """Invitations that can still be accepted, newest first."""
+    return (
+        Invitation.objects.filter(
+            partner=partner, accepted_at=None, declined_at=None, revoked_at=None, expires_at__gt=now
+        )
+        .select_related("invited_by")
+        .order_by("-created_at", "-id")
+    )
+
+
+def invitation_by_token(raw: str) -> Invitation | None:
+    """The invitation whose link carries this token, in whatever state; None for an unknown token."""
+    if not raw or len(raw) > 128:
+        return None
+    invitations = Invitation.objects.select_related("partner", "invited_by")
+    return invitations.filter(token_hash=invitation_token_hash(raw)).first()

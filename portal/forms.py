@@ -2,6 +2,9 @@ from __future__ import annotations
 
 from django import forms
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
 
 from alliance.api.parsers import JsonRefused, json_loads_bounded
 from alliance.errors import DomainError
@@ -69,18 +72,49 @@ class UsageFilterForm(forms.Form):
 
 
 class InviteForm(forms.Form):
-    user = forms.CharField(
-        label="Username or email",
-        max_length=150,
-        help_text="An existing user is added. For a new user, give a new username and a password.",
+    email = forms.EmailField(
+        help_text="We email a link; the person joins when they accept it (signing up there if they are new)."
     )
     role = forms.ChoiceField(choices=Role.choices, initial=Role.VIEWER)
-    email = forms.EmailField(required=False, help_text="New users only.")
-    password = forms.CharField(
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-        required=False,
-        help_text="New users only; at least 8 characters, not a common password.",
+
+
+class InvitationSignUpForm(forms.Form):
+    """A new account from an invitation: its email is the invited address, not a field."""
+
+    username = forms.CharField(max_length=150, help_text="Letters, digits and @/./+/-/_ only.")
+    password1 = forms.CharField(
+        label="Password",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text="At least 8 characters, not a common password.",
     )
+    password2 = forms.CharField(
+        label="Password again", strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"})
+    )
+
+    def __init__(self, *args, email: str, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.email = email
+
+    def clean_username(self) -> str:
+        username = get_user_model().normalize_username(self.cleaned_data["username"].strip())
+        try:
+            get_user_model()._meta.get_field("username").run_validators(username)
+        except ValidationError as exc:
+            raise forms.ValidationError(exc.messages) from None
+        return username
+
+    def clean(self) -> dict:
+        data = super().clean()
+        first, second = data.get("password1"), data.get("password2")
+        if first and second and first != second:
+            self.add_error("password2", "The two passwords differ.")
+        elif first and "username" in data:
+            try:
+                validate_password(first, get_user_model()(username=data["username"], email=self.email))
+            except ValidationError as exc:
+                self.add_error("password1", exc.messages)
+        return data
 
 
 class RoleForm(forms.Form):

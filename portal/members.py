@@ -1,17 +1,16 @@
-"""Portal writes that partners.services does not cover: adding a member (creating the user when new)."""
+"""Portal writes that partners.services does not cover: inviting by email, and the owner rules of role changes."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
 
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
-from django.contrib.auth.password_validation import validate_password
-from django.core.exceptions import ValidationError
+from django.conf import settings
+from django.core.mail import send_mail
 from django.db import transaction
+from django.template.loader import render_to_string
 
-from partners.models import Membership, Partner, Role
-from partners.services import actor_for, audit_record, membership_add, membership_remove, membership_set_role
+from partners.models import Invitation, Membership, Role
+from partners.services import actor_for, invitation_create, membership_remove, membership_set_role
 
 
 class PortalError(ValueError):
@@ -20,45 +19,25 @@ class PortalError(ValueError):
         self.field = field
 
 
-# What an admin is told after adding someone, whatever happened: an account that exists, one that does not, one
-# that is already a member, an email that several accounts share. The answer must not tell which.
-INVITE_ANSWER = (
-    "If an account “{identifier}” exists, it is now a member as {role} (unless it already was). "
-    "With a new username and a password, the account is created."
-)
+# What an admin is told after inviting someone, whatever the address: whether an account has it is not said.
+INVITE_ANSWER = "An invitation to {email} to join as {role} is sent; its link is valid for {days} days."
 
 
-@dataclass(frozen=True)
-class Invitation:
-    """What was done; for the audit trail and tests, never for the answer to the admin."""
-
-    membership: Membership | None
-    user_created: bool
-
-
-def _existing_user(identifier: str) -> AbstractBaseUser | None:
-    """The one user with that username, or that email; None when there is none or the email is not unique."""
-    users = get_user_model().objects
-    user = users.filter(username__iexact=identifier).first()
-    if user is None and "@" in identifier:
-        matches = list(users.filter(email__iexact=identifier)[:2])
-        user = matches[0] if len(matches) == 1 else None
-    return user
-
-
-def _check_new_account(identifier: str, email: str, password: str) -> None:
-    """A new account's username and password rules, checked before anyone is looked up (so that whether an error
-    comes back does not depend on whether the account exists)."""
-    if "@" in identifier:
-        return
-    try:
-        get_user_model()._meta.get_field("username").run_validators(identifier)
-    except ValidationError as exc:
-        raise PortalError(" ".join(exc.messages), "user") from None
-    try:
-        validate_password(password, get_user_model()(username=identifier, email=email))
-    except ValidationError as exc:
-        raise PortalError(" ".join(exc.messages), "password") from None
+@transaction.atomic
+def member_invite(*, actor: Membership, email: str, role: str, link_for: Callable[[str], str]) -> Invitation:
+    """Makes an invitation and emails its link (`link_for(token)`); if the email cannot be sent, no invitation
+    remains. Nothing here looks up accounts, so the answer cannot depend on them."""
+    invitation, token = invitation_create(inviter=actor, email=email, role=role)
+    inviter = actor.user.get_username()
+    context = {"invitation": invitation, "inviter": inviter, "link": link_for(token)}
+    body = render_to_string("portal/invitation_email.txt", {**context, "days": settings.ALLIANCE_INVITATION_DAYS})
+    send_mail(
+        f"{inviter} invites you to {actor.partner.name} on the AI alliance platform",
+        body,
+        None,
+        [invitation.email],
+    )
+    return invitation
 
 
 def _locked_owners(partner_id: int) -> int:
@@ -69,36 +48,6 @@ def _locked_owners(partner_id: int) -> int:
 def _check_owner_rules(*, actor: Membership, target_role: str | None, new_role: str | None) -> None:
     if Role.OWNER in (target_role, new_role) and actor.role != Role.OWNER:
         raise PortalError("Only an owner can grant, change or remove the owner role.", "role")
-
-
-@transaction.atomic
-def member_invite(*, actor: Membership, identifier: str, role: str, email: str = "", password: str = "") -> Invitation:
-    """Adds an existing user (by username or a unique email) to the partner, or, given a new username and a password,
-    creates the user. The caller answers the same in every case (INVITE_ANSWER); the request is audited without its
-    outcome, so the partner's audit log does not tell either. Errors depend only on the input, never on who exists."""
-    partner: Partner = actor.partner
-    identifier = identifier.strip()
-    _check_owner_rules(actor=actor, target_role=None, new_role=role)
-    if password:
-        _check_new_account(identifier, email, password)
-    audit_record(
-        partner=partner,
-        actor=actor_for(user=actor.user),
-        action="membership.add_requested",
-        target=identifier[:200],
-        data={"role": role, "new_account_requested": bool(password)},
-    )
-    user = _existing_user(identifier)
-    created = False
-    if user is None:
-        if not password or "@" in identifier:
-            return Invitation(membership=None, user_created=False)
-        user = get_user_model().objects.create_user(username=identifier, email=email, password=password)
-        created = True
-    elif Membership.objects.filter(partner=partner, user=user).exists():
-        return Invitation(membership=None, user_created=False)
-    membership = membership_add(partner=partner, user=user, role=role, actor=actor_for(user=actor.user))
-    return Invitation(membership=membership, user_created=created)
 
 
 @transaction.atomic

@@ -8,38 +8,54 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import smtplib
 from collections import defaultdict
 
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
-from alliance.errors import DomainError, NotFound
+from alliance.errors import DomainError, Forbidden, NotFound
 from capabilities import CAPABILITY_NAMES
 from inference import selectors as job_selectors
 from inference.images import file_path
 from inference.services.tuning_jobs import active_tuning_jobs
 from inference.storage import storage_use
 from inference.webhook_security import signing_secret, webhook_secret_rotate
-from partners.models import Membership, Role
+from partners.models import Invitation, Membership, Role
 from partners.selectors import (
     active_api_keys_of,
     api_keys_of,
     audit_events_of,
+    invitation_by_token,
     members_of,
+    pending_invitations_of,
     quota_usage,
     usage_by_day,
 )
-from partners.services import actor_for, api_key_issue, api_key_revoke, api_key_rotate, month_start
+from partners.services import (
+    actor_for,
+    api_key_issue,
+    api_key_revoke,
+    api_key_rotate,
+    invitation_accept,
+    invitation_decline,
+    invitation_revoke,
+    invitation_sign_up,
+    month_start,
+)
+from partners.services.invitations import REFUSALS as INVITATION_REFUSALS
 from portal import forms
 from portal.access import choose_partner, may_change_key, portal_view, role_at_least
 from portal.charts import daily_chart
@@ -327,12 +343,16 @@ def _member_of(request: HttpRequest, membership_id: int) -> Membership:
 
 
 def _members_page(request: HttpRequest, *, form=None, status: int = 200) -> HttpResponse:
-    return render(
-        request,
-        "portal/members.html",
-        {"members": members_of(partner=request.partner), "form": form or forms.InviteForm(), "roles": Role.choices},
-        status=status,
+    invitations = (
+        pending_invitations_of(partner=request.partner, now=timezone.now()) if request.can.manage_members else []
     )
+    context = {
+        "members": members_of(partner=request.partner),
+        "invitations": invitations,
+        "form": form or forms.InviteForm(),
+        "roles": Role.choices,
+    }
+    return render(request, "portal/members.html", context, status=status)
 
 
 @portal_view()
@@ -346,21 +366,132 @@ def member_invite_view(request: HttpRequest) -> HttpResponse:
     form = forms.InviteForm(request.POST)
     if not form.is_valid():
         return _members_page(request, form=form, status=400)
-    identifier, role = form.cleaned_data["user"].strip(), form.cleaned_data["role"]
+    email, role = form.cleaned_data["email"], form.cleaned_data["role"]
     try:
-        member_invite(
+        invitation = member_invite(
             actor=request.membership,
-            identifier=identifier,
+            email=email,
             role=role,
-            email=form.cleaned_data["email"],
-            password=form.cleaned_data["password"],
+            link_for=lambda token: request.build_absolute_uri(reverse("portal:invitation", args=[token])),
         )
-    except PortalError as exc:
-        form.add_error(exc.field if exc.field in form.fields else None, str(exc))
-        return _members_page(request, form=form, status=400)
-    # The same answer whether or not the account existed (or was already a member): no one probes accounts here.
-    messages.success(request, INVITE_ANSWER.format(identifier=identifier, role=Role(role).label.lower()))
+    except DomainError as exc:
+        form.add_error(exc.param if exc.param in form.fields else None, exc.message)
+        return _members_page(request, form=form, status=403 if isinstance(exc, Forbidden) else 400)
+    except (OSError, smtplib.SMTPException):
+        form.add_error(None, "The email could not be sent, so no invitation was made. Try again later.")
+        return _members_page(request, form=form, status=503)
+    # The same answer whether or not an account has that address: nothing here looked.
+    days = settings.ALLIANCE_INVITATION_DAYS
+    messages.success(request, INVITE_ANSWER.format(email=invitation.email, role=Role(role).label.lower(), days=days))
     return redirect("portal:members")
+
+
+@require_POST
+@portal_view(min_role=Role.ADMIN)
+def invitation_revoke_view(request: HttpRequest, invitation_id: int) -> HttpResponse:
+    invitation = pending_invitations_of(partner=request.partner, now=timezone.now()).filter(pk=invitation_id).first()
+    if invitation is None:
+        raise Http404("No such pending invitation.")
+    try:
+        invitation_revoke(revoker=request.membership, invitation=invitation)
+    except Forbidden as exc:
+        raise PermissionDenied(exc.message) from None
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"The invitation to {invitation.email} is revoked; its link no longer works.")
+    return redirect("portal:members")
+
+
+# ---------------------------------------------------------------- an invitation's link (no membership needed)
+
+
+def _invitation_refused(request: HttpRequest, code: str, message: str, status: int) -> HttpResponse:
+    """The page for a link that cannot be used: it names no partner, so a token tells nothing once it is spent."""
+    return render(request, "portal/invitation_gone.html", {"code": code, "message": message}, status=status)
+
+
+def _pending_invitation(request: HttpRequest, token: str) -> Invitation | HttpResponse:
+    invitation = invitation_by_token(token)
+    if invitation is None:
+        return _invitation_refused(request, "not_found", "There is no invitation with this link.", 404)
+    state = invitation.state(timezone.now())
+    if state != "pending":
+        return _invitation_refused(request, *INVITATION_REFUSALS[state], 410)
+    if not invitation.partner.is_active:
+        return _invitation_refused(request, "partner_inactive", "This invitation can no longer be accepted.", 410)
+    return invitation
+
+
+def _refusal_of(request: HttpRequest, exc: DomainError) -> HttpResponse:
+    return _invitation_refused(request, exc.code, exc.message, 410 if exc.code in _GONE_CODES else 409)
+
+
+_GONE_CODES = {"invitation_used", "invitation_revoked", "invitation_expired", "partner_inactive"}
+
+
+def _joined(request: HttpRequest, membership: Membership) -> HttpResponse:
+    choose_partner(request, membership.partner.slug)
+    role = membership.get_role_display().lower()
+    messages.success(request, f"Welcome to {membership.partner.name}: you are a member as {role}.")
+    return redirect("portal:home")
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def invitation_view(request: HttpRequest, token: str) -> HttpResponse:
+    """Shows the invitation; a visitor without an account signs up here (POST) and joins."""
+    found = _pending_invitation(request, token)
+    if isinstance(found, HttpResponse):
+        return found
+    form = None
+    if not request.user.is_authenticated:
+        form = forms.InvitationSignUpForm(request.POST or None, email=found.email)
+        if request.method == "POST" and form.is_valid():
+            try:
+                membership = invitation_sign_up(
+                    invitation=found, username=form.cleaned_data["username"], password=form.cleaned_data["password1"]
+                )
+            except DomainError as exc:
+                if exc.param not in form.fields:
+                    return _refusal_of(request, exc)
+                form.add_error(exc.param, exc.message)
+            else:
+                login(request, membership.user, backend="django.contrib.auth.backends.ModelBackend")
+                return _joined(request, membership)
+    elif request.method == "POST":
+        return HttpResponseNotAllowed(["GET"])
+    login_url = f"{reverse('portal:login')}?{urlencode({'next': request.path})}"
+    context = {"invitation": found, "form": form, "login_url": login_url, "token": token}
+    return render(request, "portal/invitation.html", context, status=400 if form is not None and form.errors else 200)
+
+
+@never_cache
+@require_POST
+def invitation_accept_view(request: HttpRequest, token: str) -> HttpResponse:
+    found = _pending_invitation(request, token)
+    if isinstance(found, HttpResponse):
+        return found
+    if not request.user.is_authenticated:
+        return redirect_to_login(reverse("portal:invitation", args=[token]), "portal:login")
+    try:
+        membership = invitation_accept(invitation=found, user=request.user)
+    except DomainError as exc:
+        return _refusal_of(request, exc)
+    return _joined(request, membership)
+
+
+@never_cache
+@require_POST
+def invitation_decline_view(request: HttpRequest, token: str) -> HttpResponse:
+    found = _pending_invitation(request, token)
+    if isinstance(found, HttpResponse):
+        return found
+    try:
+        invitation_decline(invitation=found, user=request.user if request.user.is_authenticated else None)
+    except DomainError as exc:
+        return _refusal_of(request, exc)
+    return render(request, "portal/invitation_declined.html", {"partner_name": found.partner.name})
 
 
 @require_POST

@@ -2,6 +2,13 @@
 
 from partners.services.api_keys import api_key_authenticate, api_key_issue, api_key_revoke, api_key_rotate
 from partners.services.audit import actor_for, audit_record
+from partners.services.invitations import (
+    invitation_accept,
+    invitation_create,
+    invitation_decline,
+    invitation_revoke,
+    invitation_sign_up,
+)
 from partners.services.members import (
     membership_add,
     membership_remove,
@@ -28,6 +35,11 @@ __all__ = [
     "api_key_revoke",
     "api_key_rotate",
     "audit_record",
+    "invitation_accept",
+    "invitation_create",
+    "invitation_decline",
+    "invitation_revoke",
+    "invitation_sign_up",
     "membership_add",
     "membership_remove",
     "membership_set_role",

@@ -247,54 +247,20 @@ def test_admin_changes_and_deletions_are_audited_with_the_operator_as_actor(oper
     assert user_event.actor == "user:root" and "is_staff" in user_event.data["fields"]
 
 
-# ---------------------------------------------------------------- adding members tells nothing about other accounts
+# ---------------------------------------------------------------- members join by invitation only
 
 
-def _add_member(client: Client, data: dict):
-    response = client.post("/portal/members/invite/", data, follow=True)
-    assert response.redirect_chain == [("/portal/members/", 302)]
-    return [str(m) for m in response.context["messages"]]
-
-
-def test_adding_a_member_answers_the_same_whether_or_not_the_account_exists(partner, other_partner, admin):
+def test_the_old_silent_add_is_gone(partner, other_partner, admin, mailoutbox):
+    """Members join by accepting an emailed invitation (tests/security/test_invitations.py); a username, with or
+    without a password, neither adds an account nor creates one."""
     outsider = make_member(other_partner, "viewer", "eve")
     client = signed_in(admin)
-    answers = {
-        "existing username": _add_member(client, {"user": "eve", "role": "viewer"}),
-        "unknown username": _add_member(client, {"user": "ghost", "role": "viewer"}),
-        "existing email": _add_member(client, {"user": outsider.user.email, "role": "viewer"}),
-        "unknown email": _add_member(client, {"user": "nobody@example.com", "role": "viewer"}),
-        "unknown email with a password": _add_member(
-            client, {"user": "nobody@example.com", "role": "viewer", "password": PASSWORD}
-        ),
-        "already a member": _add_member(client, {"user": "adam", "role": "viewer"}),
-    }
-    normalised = {name: [m.split("”")[1] for m in messages] for name, messages in answers.items()}
-    assert len({tuple(v) for v in normalised.values()}) == 1, answers
-    assert answers["unknown username"] == [
-        "If an account “ghost” exists, it is now a member as viewer (unless it "
-        "already was). With a new username and a password, the account is created."
-    ]
-    assert Membership.objects.filter(partner=partner, user=outsider.user).exists()  # the existing user was added
-    assert not get_user_model().objects.filter(username__in=["ghost", "nobody@example.com"]).exists()
-    requested = AuditEvent.objects.filter(partner=partner, action="membership.add_requested")
-    assert requested.count() == 6 and requested.filter(actor="user:adam", target="ghost").exists()
-    assert all(set(e.data) == {"role", "new_account_requested"} for e in requested)  # no outcome in the log
-
-
-def test_a_weak_password_is_refused_whether_or_not_the_username_exists(partner, other_partner, admin):
-    make_member(other_partner, "viewer", "eve")
-    client = signed_in(admin)
-    for username in ("eve", "newcomer"):
-        response = client.post("/portal/members/invite/", {"user": username, "role": "viewer", "password": "password"})
-        assert response.status_code == 400 and "too common" in response.content.decode()
-    assert not Membership.objects.filter(partner=partner, user__username__in=["eve", "newcomer"]).exists()
-
-
-def test_a_new_username_with_a_password_still_creates_the_account(partner, admin):
-    answer = _add_member(signed_in(admin), {"user": "newbie", "role": "developer", "password": PASSWORD})
-    assert "“newbie” exists" in answer[0]
-    assert Membership.objects.get(partner=partner, user__username="newbie").role == "developer"
+    for data in ({"user": "eve", "role": "viewer"}, {"user": "newbie", "role": "developer", "password": PASSWORD}):
+        response = client.post("/portal/members/invite/", data)
+        assert response.status_code == 400 and "This field is required" in response.content.decode()
+    assert not Membership.objects.filter(partner=partner, user=outsider.user).exists()
+    assert not get_user_model().objects.filter(username="newbie").exists()
+    assert mailoutbox == []
 
 
 # ---------------------------------------------------------------- showcase images

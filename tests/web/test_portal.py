@@ -172,19 +172,17 @@ def test_usage_page_shows_quotas_and_a_chart(viewer):
     assert page.count('muted">(default)<') == len(CAPABILITY_NAMES)
 
 
-def test_an_admin_adds_new_and_existing_users_and_changes_roles(partner, other_partner):
+def test_an_admin_invites_and_changes_roles(partner, other_partner, mailoutbox):
     admin = make_member(partner, "admin", "ada")
     existing = make_member(other_partner, "viewer", "eve")
     client = signed_in(admin)
-    response = client.post("/portal/members/invite/", {"user": "newbie", "role": "developer", "password": PASSWORD})
-    assert response.status_code == 302
-    newbie = Membership.objects.get(partner=partner, user__username="newbie")
-    assert newbie.role == "developer" and newbie.user.check_password(PASSWORD)
-    by_email = client.post("/portal/members/invite/", {"user": existing.user.email, "role": "viewer"})
-    assert by_email.status_code == 302
-    assert Membership.objects.filter(partner=partner, user=existing.user, role="viewer").exists()
-    missing = client.post("/portal/members/invite/", {"user": "ghost", "role": "viewer"})
-    assert missing.status_code == 302 and not Membership.objects.filter(user__username="ghost").exists()
+    response = client.post("/portal/members/invite/", {"email": existing.user.email, "role": "developer"})
+    assert response.status_code == 302 and mailoutbox[0].to == [existing.user.email]
+    assert not Membership.objects.filter(partner=partner, user=existing.user).exists()  # invited, not added
+    link = re.search(r"/portal/invitations/[^/\s]+/", mailoutbox[0].body).group(0)
+    assert signed_in(existing).post(link + "accept/").status_code == 302
+    newbie = Membership.objects.get(partner=partner, user=existing.user)
+    assert newbie.role == "developer"
     assert client.post(f"/portal/members/{newbie.pk}/role/", {"role": "admin"}).status_code == 302
     newbie.refresh_from_db()
     assert newbie.role == "admin"
@@ -195,14 +193,14 @@ def test_an_admin_adds_new_and_existing_users_and_changes_roles(partner, other_p
     assert client.post(f"/portal/members/{newbie.pk}/remove/").status_code == 302
     assert not Membership.objects.filter(pk=newbie.pk).exists()
     actions = set(AuditEvent.objects.filter(partner=partner).values_list("action", flat=True))
-    assert {"membership.added", "membership.role_changed", "membership.removed"} <= actions
+    assert {"invitation.created", "membership.added", "membership.role_changed", "membership.removed"} <= actions
     assert "membership.removed" in client.get("/portal/audit/").content.decode()
 
 
 def test_developers_cannot_manage_members_or_read_the_audit_log(developer, viewer):
     client = signed_in(developer)
     assert (
-        client.post("/portal/members/invite/", {"user": "x", "role": "owner", "password": PASSWORD}).status_code == 403
+        client.post("/portal/members/invite/", {"email": "x@example.com", "role": "viewer"}).status_code == 403
     )
     assert client.post(f"/portal/members/{viewer.pk}/role/", {"role": "admin"}).status_code == 403
     assert client.post(f"/portal/members/{viewer.pk}/remove/").status_code == 403

@@ -10,7 +10,8 @@ import re
 import pytest
 
 from inference.models import TuningJob
-from partners.models import ApiKey, Membership
+from partners.models import ApiKey, Invitation, Membership
+from partners.services import invitation_create
 from tests.factories import make_key
 from tests.routes import routes_under
 from tests.web.conftest import make_member, signed_in
@@ -30,6 +31,7 @@ OWNED = {
     "portal/tuning/<str:job_id>/cancel/": ("tuning_job", ["post"]),
     "portal/members/<int:membership_id>/role/": ("membership", ["post"]),
     "portal/members/<int:membership_id>/remove/": ("membership", ["post"]),
+    "portal/members/invitations/<int:invitation_id>/revoke/": ("invitation", ["post"]),
     "portal/showcases/<int:usecase_id>/": ("usecase", ["get", "post"]),
     "portal/showcases/<int:usecase_id>/submit/": ("usecase", ["post"]),
     "playground/jobs/<str:job_id>": ("job", ["get"]),
@@ -57,7 +59,10 @@ FORMS = {
     "portal/datasets/upload/": "uploads to the member's own partner",
     "portal/tuning/estimate": "test_portal_tuning::test_another_partners_datasets_and_runs_are_404 (400)",
     "portal/tuning/start/": "test_portal_tuning: the dataset is looked up in the member's partner",
-    "portal/members/invite/": "adds to the member's own partner",
+    "portal/members/invite/": "invites to the member's own partner",
+    "portal/invitations/<str:token>/": "the token is the capability: test_invitations (unknown 404, spent 410)",
+    "portal/invitations/<str:token>/accept/": "test_invitations: joins the token's partner only, once",
+    "portal/invitations/<str:token>/decline/": "test_invitations: declines the token's invitation only, once",
     "portal/showcases/new/": "creates for the member's own partner",
     "playground/jobs": "test_playground: runs with the member's partner's playground key",
 }
@@ -68,11 +73,19 @@ def their_portal(other_partner, theirs) -> dict[str, str]:
     """The other partner's API resources plus a key, a member and a showcase of theirs."""
     key, _ = make_key(other_partner)
     member = make_member(other_partner, "developer", "their-member")
+    their_admin = make_member(other_partner, "admin", "their-admin")
+    invitation, _ = invitation_create(inviter=their_admin, email="their-invitee@example.com", role="viewer")
     showcase = UseCase.objects.create(
         title="Their secret showcase", slug="their-secret-showcase", partner=other_partner, sector="manufacturing",
         summary="Not for other partners' eyes.",
     )  # fmt: skip
-    return {**theirs, "key": key.public_id, "membership": str(member.pk), "usecase": str(showcase.pk)}
+    return {
+        **theirs,
+        "key": key.public_id,
+        "membership": str(member.pk),
+        "usecase": str(showcase.pk),
+        "invitation": str(invitation.pk),
+    }
 
 
 def test_every_portal_route_is_declared_here():
@@ -96,7 +109,8 @@ def test_another_partners_resources_answer_404_on_every_portal_route(owner, thei
 def test_no_portal_page_shows_another_partners_resources(owner, their_portal, other_partner):
     client = signed_in(owner)
     opaque_ids = [value for value in their_portal.values() if not value.isdigit()]  # small integers match anywhere
-    identifiers = [*opaque_ids, other_partner.name, "their-member", "Their secret showcase"]
+    names = ["their-member", "Their secret showcase", "their-invitee", "their-admin"]
+    identifiers = [*opaque_ids, other_partner.name, *names]
     for route in PAGES:
         response = client.get("/" + route)
         assert response.status_code == 200, route
@@ -110,6 +124,7 @@ def test_trying_every_portal_route_changes_none_of_their_resources(owner, their_
     key = ApiKey.objects.get(public_id=their_portal["key"])
     assert key.revoked_at is None and key.credentials.count() == 1
     assert Membership.objects.get(pk=their_portal["membership"]).role == "developer"
+    assert Invitation.objects.get(pk=their_portal["invitation"]).revoked_at is None
     assert UseCase.objects.get(pk=their_portal["usecase"]).status == "draft"
     assert TuningJob.objects.get(pk=their_portal["tuning_job"]).status == "queued"
     assert other_partner.datasets.filter(public_id=their_portal["dataset"]).exists()
