@@ -13,7 +13,6 @@ from PIL import Image, ImageOps
 
 from alliance.errors import InvalidInput, TooLarge
 from inference.images import (
-    ALLOWED_FORMATS,
     MAX_IMAGE_BYTES,
     MAX_IMAGE_PIXELS,
     CheckedImage,
@@ -27,15 +26,8 @@ _SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpe
 
 
 @dataclass(frozen=True)
-class ShowcaseImage:
-    data: bytes
-    format: str
-    width: int
-    height: int
-
-    @property
-    def content_type(self) -> str:
-        return ALLOWED_FORMATS[self.format]
+class ShowcaseImage(CheckedImage):
+    """A checked image re-encoded from its pixels alone, with a random file name."""
 
     @property
     def filename(self) -> str:

@@ -47,8 +47,7 @@ def tuning_request_validated(*, partner: Partner, body: Any) -> tuple[dict[str, 
     return clean, dataset
 
 
-def tuning_request_estimate(*, partner: Partner, body: Any) -> tuple[Dataset, dict[str, Any]]:
-    """The pre-flight figures of a tuning request, validated exactly as creating it would validate it."""
+def _validated_with_estimate(*, partner: Partner, body: Any) -> tuple[dict[str, Any], Dataset, dict[str, Any]]:
     clean, dataset = tuning_request_validated(partner=partner, body=body)
     figures = tuning_estimate(
         dataset=dataset,
@@ -56,6 +55,12 @@ def tuning_request_estimate(*, partner: Partner, body: Any) -> tuple[Dataset, di
         method=clean["method"],
         base_model=clean["base_model"],
     )
+    return clean, dataset, figures
+
+
+def tuning_request_estimate(*, partner: Partner, body: Any) -> tuple[Dataset, dict[str, Any]]:
+    """The pre-flight figures of a tuning request, validated exactly as creating it would validate it."""
+    _, dataset, figures = _validated_with_estimate(partner=partner, body=body)
     return dataset, figures
 
 
@@ -98,13 +103,7 @@ def tuning_job_create(*, api_key: ApiKey, body: Any) -> TuningJob:
     """Validates and charges the training tokens against the partner's tuning quota, then enqueues the job; at most
     ALLIANCE_MAX_ACTIVE_TUNING_JOBS of a partner queued or running at once (429 `too_many_tuning_jobs`)."""
     partner = api_key.partner
-    clean, dataset = tuning_request_validated(partner=partner, body=body)
-    figures = tuning_estimate(
-        dataset=dataset,
-        hyperparameters=clean["hyperparameters"],
-        method=clean["method"],
-        base_model=clean["base_model"],
-    )
+    clean, dataset, figures = _validated_with_estimate(partner=partner, body=body)
     quota = quota_for(partner=partner, capability=tuning_config.QUOTA_KEY)
     with transaction.atomic():
         partner_lock(partner_id=partner.pk)  # the count below holds until this job is written
