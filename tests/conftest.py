@@ -96,3 +96,15 @@ def theirs(other_partner) -> dict[str, str]:
         "tuning_job": tuning["id"],
         "tuned_model": tuned.name,
     }
+
+
+@pytest.fixture(scope="session")
+def prepared_llm() -> str:
+    """The default language model's directory exists (a worker prepares it on its first start; tests that read its
+    tokenizer on the web side may run before any worker has)."""
+    from capabilities.default_models import LLM
+    from inference.backends import prepare
+    from inference.registry import get_model_spec
+
+    prepare(get_model_spec(LLM))
+    return LLM

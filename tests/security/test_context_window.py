@@ -17,7 +17,7 @@ from inference.models import Job
 from inference.registry import model_specs
 from partners.models import UsageRecord
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("prepared_llm")]
 
 LLM = "smollm2-135m-instruct"
 DIGITS = "7" * 8000  # SmolLM2 writes each digit as a token: 8,000 characters, the longest prompt, are 8,030 tokens

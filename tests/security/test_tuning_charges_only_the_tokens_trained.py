@@ -23,6 +23,8 @@ from inference.services.tuning_tokens import row_counter, split_rows
 from partners.models import QuotaPeriod, UsageRecord
 from tests.factories import client_for, make_key, make_partner
 
+pytestmark = pytest.mark.usefixtures("prepared_llm")  # the web side counts with its tokenizer
+
 REVIEWS = [
     ("The coffee was rich and smooth, exactly as described; I will order it again for the whole office.", "great"),
     ("Stale crackers. 유통기한이 지난 것 같아요, the box was crushed and half of them were broken.", "other"),
