@@ -110,9 +110,12 @@ INSTALLED_APPS = [
     "usecases",
     "api",
     "portal",
+    "monitoring",
 ]
 
 MIDDLEWARE = [
+    # First: answers /healthz and /readyz before host checks, gives each request its id, logs and counts it.
+    "monitoring.middleware.OperationsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -225,10 +228,32 @@ ALLIANCE_LOG_LEVEL = os.environ.get("ALLIANCE_LOG_LEVEL", "INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {"json": {"()": "monitoring.logs.JsonFormatter"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler"},
+        "events": {"class": "logging.StreamHandler", "formatter": "json"},
+    },
     "root": {"handlers": ["console"], "level": ALLIANCE_LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # One JSON line per request and per job state change (README, "Operating"); ALLIANCE_EVENT_LOG_LEVEL=WARNING
+        # turns them off.
+        "alliance.events": {
+            "handlers": ["events"],
+            "level": os.environ.get("ALLIANCE_EVENT_LOG_LEVEL", "INFO"),
+            "propagate": False,
+        },
+    },
 }
+# Operating (README, "Operating"): /metrics answers a staff session or `Authorization: Bearer <this token>`; unset,
+# staff only. There is no default token.
+ALLIANCE_METRICS_TOKEN = os.environ.get("ALLIANCE_METRICS_TOKEN", "")
+ALLIANCE_WORKER_HEARTBEAT_SECONDS = env_float("ALLIANCE_WORKER_HEARTBEAT_SECONDS", 5.0)
+# A worker's own metrics port (workers on machines apart from the web); 0: none.
+ALLIANCE_WORKER_METRICS_PORT = env_int("ALLIANCE_WORKER_METRICS_PORT", 0)
+ALLIANCE_WORKER_METRICS_ADDR = os.environ.get("ALLIANCE_WORKER_METRICS_ADDR", "0.0.0.0")
+# Worker families that /readyz requires a live worker for (comma-separated); the others are reported only.
+ALLIANCE_READY_FAMILIES = [f for f in os.environ.get("ALLIANCE_READY_FAMILIES", "").replace(" ", "").split(",") if f]
 
 # Celery: PostgreSQL is the source of truth for a job; the broker only carries its id.
 CELERY_BROKER_URL = CELERY_BROKER_URL or "filesystem://"

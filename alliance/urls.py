@@ -16,6 +16,7 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
     path("api/v1/", include("api.urls")),
     path("v1/", include("api.openai.urls")),
+    path("", include("monitoring.urls")),
     path("", include("portal.site_urls")),
 ]
 

@@ -21,8 +21,10 @@ def _limits(task: str) -> dict[str, float]:
 
 
 @shared_task(name=dispatch.RUN_JOB, acks_late=True, reject_on_worker_lost=True)
-def run_job(job_id: str) -> None:
-    services.job_execute(job_id)  # at its soft time limit the jobs fail ("time_limit") and are refunded
+def run_job(job_id: str) -> list[str]:
+    # At its soft time limit the jobs fail ("time_limit") and are refunded. The batch's ids are the task's return
+    # value for the operations hooks (monitoring.signals: metrics and log lines per job); no result is stored.
+    return [str(job.pk) for job in services.job_execute(job_id)]
 
 
 @shared_task(name="inference.tasks.reap_stale_jobs", **_limits("inference.tasks.reap_stale_jobs"))

@@ -1,0 +1,101 @@
+"""The operations middleware, first in MIDDLEWARE: answers /healthz and /readyz before anything else runs (no host
+check, no session, no database unless readiness asks it), gives every other request an id (X-Request-ID, kept from
+a proxy when it is a plain token), writes one JSON line per request and counts requests and limit rejections."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from django.http import HttpRequest, HttpResponse
+
+from monitoring import logs, metrics
+from monitoring.views import healthz, readyz
+
+HEALTH_PATHS = {"/healthz": healthz, "/readyz": readyz}
+_REJECTION_STATUSES = {413, 429}
+_REJECTION_CODES = {"quota_exceeded", "rate_limited", "too_many_waiting", "storage_quota_exceeded"}
+
+
+def _rejection_code(response: HttpResponse) -> str | None:
+    if response.status_code not in _REJECTION_STATUSES or getattr(response, "streaming", False):
+        return None
+    try:
+        code = json.loads(response.content)["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        code = None
+    if response.status_code == 429:
+        return str(code or "http_429")
+    return str(code) if code in _REJECTION_CODES else None
+
+
+def _partner(request: HttpRequest) -> str | None:
+    api_key = getattr(request, "auth", None)  # DRF sets the authenticated key on the Django request too
+    partner = getattr(api_key, "partner", None)
+    return getattr(partner, "slug", None)
+
+
+def _finish(request: HttpRequest, response: HttpResponse, started: float, request_id: str) -> None:
+    elapsed = time.monotonic() - started
+    response[logs.REQUEST_ID_HEADER] = request_id
+    metrics.HTTP_REQUESTS.labels(request.method, str(response.status_code)).inc()
+    metrics.HTTP_LATENCY.labels(request.method).observe(elapsed)
+    fields: dict[str, Any] = {
+        "request_id": request_id,
+        "method": request.method,
+        "path": request.path,
+        "status": response.status_code,
+        "duration_ms": round(elapsed * 1000, 1),
+    }
+    match = getattr(request, "resolver_match", None)
+    if match is not None and match.route:
+        fields["route"] = match.route
+    if partner := _partner(request):
+        fields["partner"] = partner
+    if code := _rejection_code(response):
+        metrics.REJECTIONS.labels(code).inc()
+        fields["rejected"] = code
+    logs.event("request", **fields)
+
+
+class OperationsMiddleware:
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest):
+        if self.is_async:
+            return self.__acall__(request)
+        if health := HEALTH_PATHS.get(request.path):
+            return health(request)
+        started = time.monotonic()
+        request_id = logs.request_id_from(request.headers.get(logs.REQUEST_ID_HEADER))
+        request.request_id = request_id
+        token = logs.request_id_var.set(request_id)
+        try:
+            response = self.get_response(request)
+            _finish(request, response, started, request_id)
+            return response
+        finally:
+            logs.request_id_var.reset(token)
+
+    async def __acall__(self, request: HttpRequest):
+        if health := HEALTH_PATHS.get(request.path):
+            return await sync_to_async(health)(request)
+        started = time.monotonic()
+        request_id = logs.request_id_from(request.headers.get(logs.REQUEST_ID_HEADER))
+        request.request_id = request_id
+        token = logs.request_id_var.set(request_id)
+        try:
+            response = await self.get_response(request)
+            _finish(request, response, started, request_id)
+            return response
+        finally:
+            logs.request_id_var.reset(token)
