@@ -71,7 +71,8 @@ def test_docker_compose_runs_the_procfile_lines():
         assert "healthcheck" in services[name], name
         assert "media:/data/media" in services[name]["volumes"], name
     for name in WORKERS:
-        assert f"-d {name.removeprefix('worker-')}@$$HOSTNAME" in services[name]["healthcheck"]["test"][1]
+        assert f"worker_alive {name.removeprefix('worker-')}@$$HOSTNAME" in services[name]["healthcheck"]["test"][1]
+    assert "/readyz" in services["web"]["healthcheck"]["test"][-1]
     for name in ("DJANGO_SECRET_KEY", "ALLIANCE_DATA_KEY", "ALLIANCE_WEBHOOK_SIGNING_KEY"):
         assert services["web"]["environment"][name].startswith(f"${{{name}:?"), name
 
