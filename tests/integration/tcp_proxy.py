@@ -3,6 +3,7 @@ proxy, while the machine's real service keeps serving everyone else."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 
@@ -49,25 +50,19 @@ class TcpProxy:
             pass
         finally:
             for sock in (source, sink):
-                try:
+                with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
     def stop(self) -> None:
         """Refuses new connections and cuts the open ones, as a stopped server would."""
         if self._listener is not None:
-            try:
-                self._listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept(): close alone does not
-            except OSError:
-                pass
+            with contextlib.suppress(OSError):  # shutdown wakes the blocked accept(): close alone does not
+                self._listener.shutdown(socket.SHUT_RDWR)
             self._listener.close()
             self._listener = None
         with self._lock:
             for sock in self._sockets:
-                try:
+                with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
                 sock.close()
             self._sockets.clear()
