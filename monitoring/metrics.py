@@ -11,9 +11,6 @@ from __future__ import annotations
 import logging
 import os
 
-from django.conf import settings
-from django.db.models import Count, Min
-from django.utils import timezone
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -57,11 +54,10 @@ class DatabaseCollector(Collector):
     """Gauges read at scrape time: exact whichever process answers."""
 
     def collect(self):
-        from inference.models import Job, JobStatus, TuningJob
+        from inference.models import TuningJob
         from inference.models.tuning import TuningStatus
         from monitoring.heartbeats import live_by_family
 
-        families = list(settings.ALLIANCE_QUEUES)
         depth = GaugeMetricFamily("alliance_queue_depth", "Jobs queued, per family.", labels=["family"])
         oldest = GaugeMetricFamily(
             "alliance_queue_oldest_age_seconds",
@@ -75,44 +71,25 @@ class DatabaseCollector(Collector):
         )
         workers = GaugeMetricFamily("alliance_workers_live", "Live workers serving each family.", labels=["family"])
         database_up = GaugeMetricFamily("alliance_database_up", "1 when the database answered this scrape.")
+        from monitoring.selectors import queue_stats
+
         try:
-            now = timezone.now()
-            queued = {
-                row["queue"]: row
-                for row in Job.objects.filter(status=JobStatus.QUEUED)
-                .values("queue")
-                .annotate(n=Count("id"), oldest=Min("created_at"))
-                .order_by()
-            }
-            queued_tuning = TuningJob.objects.filter(status=TuningStatus.QUEUED).aggregate(
-                n=Count("id"), oldest=Min("created_at")
-            )
-            if queued_tuning["n"]:
-                row = queued.setdefault("tuning", {"n": 0, "oldest": queued_tuning["oldest"]})
-                row["n"] += queued_tuning["n"]
-                row["oldest"] = min(row["oldest"], queued_tuning["oldest"])
-            active = dict(
-                Job.objects.filter(status=JobStatus.RUNNING)
-                .values("queue")
-                .annotate(n=Count("id"))
-                .values_list("queue", "n")
-            )
+            rows = queue_stats()
             tuning = list(TuningJob.objects.filter(status=TuningStatus.RUNNING).values("id", "progress"))
-            active["tuning"] = active.get("tuning", 0) + len(tuning)
-            for family in sorted(set(families) | set(queued) | set(active)):
-                row = queued.get(family)
-                depth.add_metric([family], row["n"] if row else 0)
-                oldest.add_metric([family], (now - row["oldest"]).total_seconds() if row else 0.0)
-                running.add_metric([family], active.get(family, 0))
-            tuning_running.add_metric([], len(tuning))
-            for job in tuning:
-                progress = job["progress"] or {}
-                total = progress.get("total_steps") or 0
-                tuning_progress.add_metric([str(job["id"])], (progress.get("step") or 0) / total if total else 0.0)
-            database_up.add_metric([], 1)
         except Exception:  # the scrape still answers, saying the database did not
             logger.warning("metrics: the database did not answer", exc_info=True)
-            database_up.add_metric([], 0)
+            rows, tuning = None, []
+        database_up.add_metric([], 0 if rows is None else 1)
+        for row in rows or []:
+            depth.add_metric([row.family], row.queued)
+            oldest.add_metric([row.family], row.oldest_age_seconds)
+            running.add_metric([row.family], row.running)
+        if rows is not None:
+            tuning_running.add_metric([], len(tuning))
+        for job in tuning:
+            progress = job["progress"] or {}
+            total = progress.get("total_steps") or 0
+            tuning_progress.add_metric([str(job["id"])], (progress.get("step") or 0) / total if total else 0.0)
         yield from (depth, oldest, running, tuning_running, tuning_progress, database_up)
         try:
             for family, hosts in live_by_family().items():
