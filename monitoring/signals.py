@@ -155,6 +155,13 @@ def _worker_started(sender: Any = None, **_: Any) -> None:
     if settings.ALLIANCE_WORKER_METRICS_PORT:
         from prometheus_client import start_http_server
 
+        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            logger.error(
+                "ALLIANCE_WORKER_METRICS_PORT is set without PROMETHEUS_MULTIPROC_DIR: the pool processes' metrics "
+                "cannot reach this process, so no metrics port is opened (README, Operating)"
+            )
+            return
+
         start_http_server(
             settings.ALLIANCE_WORKER_METRICS_PORT,
             addr=settings.ALLIANCE_WORKER_METRICS_ADDR,

@@ -167,7 +167,14 @@ def test_metrics_heartbeats_and_request_ids_follow_real_jobs(live_services, tmp_
         from django.core.cache import cache
 
         cache.delete(f"monitoring:job-request:{next(iter(ids))}")
-        worker = start_worker(tmp_path, "ops-embeddings", queues="embeddings,default", **shared)
+        worker_port = free_port()
+        worker = start_worker(
+            tmp_path,
+            "ops-embeddings",
+            queues="embeddings,default",
+            ALLIANCE_WORKER_METRICS_PORT=str(worker_port),
+            **shared,
+        )
         assert _until(
             lambda: _total(_scrape(port, token), "alliance_jobs_finished_total", status="succeeded") == n, 120
         )
@@ -177,6 +184,8 @@ def test_metrics_heartbeats_and_request_ids_follow_real_jobs(live_services, tmp_
         assert _total(after, "alliance_job_run_seconds_count", capability="keyword_extraction") == n
         assert _total(after, "alliance_batch_size_sum", capability="keyword_extraction") == n
         assert _total(after, "alliance_workers_live", family="embeddings") == 1
+        own = _scrape(worker_port, "")  # the worker's own port (a machine apart from the web): its processes' counters
+        assert _total(own, "alliance_jobs_finished_total", status="succeeded") == n
         status, body = _get(port, "/readyz?family=embeddings")
         assert status == 200 and body["families"]["embeddings"]["live_workers"][0].startswith("ops-embeddings@")
 
