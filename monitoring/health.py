@@ -31,15 +31,19 @@ class Readiness:
             self.families.get(family) for family in self.required_families
         )
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "status": "ready" if self.ready else "unready",
-            "checks": self.checks,
-            "families": {
-                family: {"live_workers": hosts, "required": family in self.required_families}
-                for family, hosts in self.families.items()
-            },
+    def as_dict(self, *, detailed: bool) -> dict[str, Any]:
+        """The answer's body. Anyone (a probe) gets each check's outcome, an error's type and live worker counts;
+        an operator (`detailed`) also gets the errors' messages and the workers' hostnames."""
+        checks = {
+            name: check if detailed or check["ok"] else {**check, "error": check["error"].split(":", 1)[0]}
+            for name, check in self.checks.items()
         }
+        families: dict[str, dict[str, Any]] = {}
+        for family, hosts in self.families.items():
+            families[family] = {"live_workers": len(hosts), "required": family in self.required_families}
+            if detailed:
+                families[family]["workers"] = hosts
+        return {"status": "ready" if self.ready else "unready", "checks": checks, "families": families}
 
 
 def _timed(check) -> dict[str, Any]:

@@ -129,6 +129,8 @@ def _task_finished(task_id: str, task: Any, args: tuple = (), retval: Any = None
             for action, count in retval.items():
                 if count:
                     metrics.JOBS_REAPED.labels(action).inc(count)
+            if any(retval.values()):
+                logs.event("jobs.reaped", **{action: count for action, count in retval.items() if count})
     finally:
         if token is not None:
             logs.request_id_var.reset(token)

@@ -20,7 +20,8 @@ def healthz(request: HttpRequest) -> HttpResponse:
 
 def readyz(request: HttpRequest) -> HttpResponse:
     """200 when this process can serve (readiness), else 503; the body names each check. `?family=llm` (repeatable,
-    added to ALLIANCE_READY_FAMILIES) also requires a live worker serving that family."""
+    added to ALLIANCE_READY_FAMILIES) also requires a live worker serving that family. With the metrics token the
+    body also names the errors and the workers' hostnames."""
     try:
         families = health.required_families(request.GET.getlist("family"))
     except ValueError as exc:
@@ -36,7 +37,11 @@ def readyz(request: HttpRequest) -> HttpResponse:
             status=400,
         )
     result = health.readiness(families=families)
-    return JsonResponse(result.as_dict(), status=200 if result.ready else 503, headers={"Cache-Control": "no-store"})
+    return JsonResponse(
+        result.as_dict(detailed=bool(_operator(request))),
+        status=200 if result.ready else 503,
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 def _operator(request: HttpRequest) -> bool | None:

@@ -73,6 +73,7 @@ def test_readyz_goes_unready_while_postgresql_or_redis_is_down_and_ready_after(l
         status, body = _get(port, "/readyz")
         assert status == 503 and body["status"] == "unready"
         assert not body["checks"]["broker"]["ok"] and body["checks"]["database"]["ok"], body
+        assert body["checks"]["broker"]["error"] == "ConnectionError"  # a probe learns no address
         assert _get(port, "/healthz")[0] == 200  # alive, only not ready
 
         redis_server = _throwaway_redis(redis_port)
@@ -186,8 +187,8 @@ def test_metrics_heartbeats_and_request_ids_follow_real_jobs(live_services, tmp_
         assert _total(after, "alliance_workers_live", family="embeddings") == 1
         own = _scrape(worker_port, "")  # the worker's own port (a machine apart from the web): its processes' counters
         assert _total(own, "alliance_jobs_finished_total", status="succeeded") == n
-        status, body = _get(port, "/readyz?family=embeddings")
-        assert status == 200 and body["families"]["embeddings"]["live_workers"][0].startswith("ops-embeddings@")
+        status, body = _get(port, "/readyz?family=embeddings", {"Authorization": f"Bearer {token}"})
+        assert status == 200 and body["families"]["embeddings"]["workers"][0].startswith("ops-embeddings@")
 
         web_events, worker_events = _events(web.log()), _events(worker.log())
         for job_id, request_id in ids.items():

@@ -32,14 +32,17 @@ def test_readyz_checks_the_database_migrations_and_broker(services):
     assert set(body["families"]) == {"default", "embeddings", "llm", "vision", "tuning", "webhooks"}
 
 
-def test_a_required_family_needs_a_live_worker(services):
+def test_a_required_family_needs_a_live_worker(services, settings):
+    settings.ALLIANCE_METRICS_TOKEN = "ops-token-for-readyz"
     assert Client().get("/readyz?family=llm").status_code == 503
     beat = heartbeats.WorkerBeat(hostname="llm@test-host", pid=1, queues=["llm"], models=["smollm2-135m-instruct"])
     beat.beat()
     try:
         response = Client().get("/readyz?family=llm")
         assert response.status_code == 200, response.json()
-        assert response.json()["families"]["llm"] == {"live_workers": ["llm@test-host"], "required": True}
+        assert response.json()["families"]["llm"] == {"live_workers": 1, "required": True}  # a probe: a count
+        detailed = Client(HTTP_AUTHORIZATION="Bearer ops-token-for-readyz").get("/readyz?family=llm").json()
+        assert detailed["families"]["llm"]["workers"] == ["llm@test-host"]
         assert Client().get("/readyz?family=vision").status_code == 503
     finally:
         beat.stop()
