@@ -60,8 +60,14 @@ def test_readyz_goes_unready_while_postgresql_or_redis_is_down_and_ready_after(l
     proxy.start()
     redis_url = f"redis://127.0.0.1:{redis_port}/0"
     web_database = database_url().replace(f":{connection.settings_dict['PORT'] or 5432}/", f":{pg_port}/")
+    token = "operators-scrape-token-outage"
     web, port = start_web(
-        tmp_path, workers=1, DATABASE_URL=web_database, REDIS_URL=redis_url, CELERY_BROKER_URL=redis_url
+        tmp_path,
+        workers=1,
+        DATABASE_URL=web_database,
+        REDIS_URL=redis_url,
+        CELERY_BROKER_URL=redis_url,
+        ALLIANCE_METRICS_TOKEN=token,
     )
     try:
         status, body = _get(port, "/readyz")
@@ -83,9 +89,11 @@ def test_readyz_goes_unready_while_postgresql_or_redis_is_down_and_ready_after(l
         status, body = _get(port, "/readyz")
         assert status == 503 and not body["checks"]["database"]["ok"] and body["checks"]["broker"]["ok"], body
         assert _get(port, "/healthz")[0] == 200
+        assert _total(_scrape(port, token), "alliance_database_up") == 0  # the scrape still answers, and says so
 
         proxy.start()
         assert _until(lambda: _get(port, "/readyz")[0] == 200), _get(port, "/readyz")
+        assert _total(_scrape(port, token), "alliance_database_up") == 1
     finally:
         web.stop()
         proxy.stop()

@@ -11,6 +11,7 @@ import pytest
 from django.core.cache import cache
 from django.utils import timezone
 
+from alliance.celery import app
 from inference.models import Job
 from monitoring import job_events, logs, metrics
 from tests.factories import make_partner
@@ -77,3 +78,29 @@ def test_a_language_model_batch_reports_tokens_per_second_and_failures(events, p
     assert lines[str(bad.pk)]["event"] == "job.failed" and lines[str(bad.pk)]["error_code"] == "out_of_memory"
     assert lines[str(bad.pk)]["request_id"] == "req-from-the-web-0002"  # a batch companion's own request
     assert "secret prompt" not in json.dumps(list(lines.values())) and text not in json.dumps(list(lines.values()))
+
+
+def test_the_reapers_actions_are_counted_and_logged(events, settings):
+    from inference.tasks import reap_stale_jobs
+
+    settings.ALLIANCE_JOB_MAX_ATTEMPTS = 3
+    stale = timezone.now() - dt.timedelta(seconds=settings.ALLIANCE_JOB_STALE_SECONDS + 30)
+    job = Job.objects.create(
+        partner=make_partner("LG CNS"),
+        capability="keyword_extraction",
+        model="all-MiniLM-L6-v2",
+        queue="embeddings",
+        status="running",
+        input={},
+        attempts=1,
+        started_at=stale,
+        heartbeat_at=stale,
+    )
+    before = metrics.JOBS_REAPED.labels("requeued")._value.get()
+    reap_stale_jobs.apply()  # a real task run: Celery's task signals fire as on a worker
+    job.refresh_from_db()
+    assert job.status == "queued"
+    assert metrics.JOBS_REAPED.labels("requeued")._value.get() == before + 1
+    assert any(line["event"] == "jobs.reaped" and line["requeued"] == 1 for line in _lines(events))
+    with app.connection_for_write() as conn:
+        conn.default_channel.queue_purge("embeddings")  # the resent message: no later test's worker gets it
