@@ -28,6 +28,7 @@ from monitoring import heartbeats, job_events, logs, metrics
 logger = logging.getLogger(__name__)
 
 RUN_JOB = "inference.tasks.run_job"
+RUN_TUNING_JOB = "inference.tasks.run_tuning_job"
 REAP = "inference.tasks.reap_stale_jobs"
 
 
@@ -90,15 +91,25 @@ def _batch_name(hostname: str) -> str:
 def _task_started(task_id: str, task: Any, args: tuple = (), **_: Any) -> None:
     request_id = task.request.get(logs.TASK_HEADER) if task.request else None
     _running[task_id] = logs.request_id_var.set(request_id)
-    if task.name != RUN_JOB or not args:
+    if task.name not in (RUN_JOB, RUN_TUNING_JOB) or not args:
         return
-    job_id = str(args[0])
-    row = Job.objects.filter(pk=job_id).values("capability", "model", "queue").first() or {}
-    logs.event("job.delivered", job_id=job_id, family=row.get("queue"), worker=task.request.hostname)
-    hostname = task.request.hostname or "unknown"
     from inference.dispatch import time_limits
+    from inference.models import TuningJob
 
-    _, hard = time_limits(RUN_JOB, row.get("queue"))
+    job_id = str(args[0])
+    if task.name == RUN_JOB:
+        row = Job.objects.filter(pk=job_id).values("capability", "model", "queue").first() or {}
+        logs.event("job.delivered", job_id=job_id, family=row.get("queue"), worker=task.request.hostname)
+    else:
+        tuning = TuningJob.objects.filter(pk=job_id).values("base_model", "method").first() or {}
+        row = {
+            "capability": f"tuning ({tuning.get('method', '?')})",
+            "model": tuning.get("base_model"),
+            "queue": "tuning",
+        }
+        logs.event("tuning_job.delivered", tuning_job_id=job_id, worker=task.request.hostname)
+    hostname = task.request.hostname or "unknown"
+    _, hard = time_limits(task.name, row.get("queue"))
     heartbeats.store().put(
         _batch_name(hostname),
         heartbeats.BATCH,
@@ -117,9 +128,9 @@ def _now() -> str:
 def _task_finished(task_id: str, task: Any, args: tuple = (), retval: Any = None, **_: Any) -> None:
     token = _running.pop(task_id, None)
     try:
-        if task.name == RUN_JOB and args:
+        if task.name in (RUN_JOB, RUN_TUNING_JOB) and args:
             _never_raises(heartbeats.store().delete)(_batch_name(task.request.hostname or "unknown"))
-            if isinstance(retval, list):
+            if task.name == RUN_JOB and isinstance(retval, list):
                 _never_raises(job_events.batch_finished)(
                     [str(job_id) for job_id in retval],
                     delivered_request_id=logs.request_id_var.get(),

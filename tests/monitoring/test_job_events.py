@@ -104,3 +104,33 @@ def test_the_reapers_actions_are_counted_and_logged(events, settings):
     assert any(line["event"] == "jobs.reaped" and line["requeued"] == 1 for line in _lines(events))
     with app.connection_for_write() as conn:
         conn.default_channel.queue_purge("embeddings")  # the resent message: no later test's worker gets it
+
+
+def test_a_pool_process_reports_the_batch_it_runs_while_it_runs(events):
+    from celery.signals import task_prerun
+
+    from inference.tasks import run_job
+    from monitoring import heartbeats
+
+    job = Job.objects.create(
+        partner=make_partner("Google"),
+        capability="summarization",
+        model="smollm2-135m-instruct",
+        queue="llm",
+        status="succeeded",
+        input={},  # already finished: the delivery is a no-op, the hooks still run
+    )
+    seen: list[list[dict]] = []
+
+    def during(**_):
+        seen.append([r for r in heartbeats.store().live() if r["kind"] == heartbeats.BATCH])
+
+    task_prerun.connect(during, weak=False)  # after the operations hook: sees what it wrote
+    try:
+        run_job.apply(args=[str(job.pk)], hostname="llm@pool-test")
+    finally:
+        task_prerun.disconnect(during)
+    mine = [r for r in seen[0] if r["job_id"] == str(job.pk)]
+    assert mine and mine[0]["capability"] == "summarization" and mine[0]["queue"] == "llm"
+    assert not [r for r in heartbeats.store().live() if r.get("job_id") == str(job.pk)]  # gone when it ends
+    assert any(line["event"] == "job.delivered" and line["job_id"] == str(job.pk) for line in _lines(events))
