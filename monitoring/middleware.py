@@ -37,15 +37,30 @@ def _partner(request: HttpRequest) -> str | None:
     return getattr(partner, "slug", None)
 
 
+_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+_SECRET_PARTS = ("token", "secret", "password")
+
+
+def _logged_path(request: HttpRequest) -> str:
+    """The path with the values of secret URL parts (an invitation's token) masked."""
+    path = request.path
+    match = getattr(request, "resolver_match", None)
+    for name, value in match.kwargs.items() if match is not None else ():
+        if any(part in name.lower() for part in _SECRET_PARTS) and str(value):
+            path = path.replace(str(value), "[redacted]")
+    return path
+
+
 def _finish(request: HttpRequest, response: HttpResponse, started: float, request_id: str) -> None:
     elapsed = time.monotonic() - started
     response[logs.REQUEST_ID_HEADER] = request_id
-    metrics.HTTP_REQUESTS.labels(request.method, str(response.status_code)).inc()
-    metrics.HTTP_LATENCY.labels(request.method).observe(elapsed)
+    method = request.method if request.method in _METHODS else "other"  # bounded label values
+    metrics.HTTP_REQUESTS.labels(method, str(response.status_code)).inc()
+    metrics.HTTP_LATENCY.labels(method).observe(elapsed)
     fields: dict[str, Any] = {
         "request_id": request_id,
-        "method": request.method,
-        "path": request.path,
+        "method": method,
+        "path": _logged_path(request),
         "status": response.status_code,
         "duration_ms": round(elapsed * 1000, 1),
     }

@@ -70,3 +70,12 @@ def test_a_submitted_job_message_carries_its_request_id(events, transactional_db
     assert app.conf.task_serializer == "json"
     with app.connection_for_write() as conn:  # leave no message behind for later tests' workers
         conn.default_channel.queue_purge("embeddings")
+
+
+def test_a_secret_in_the_path_is_not_logged(events):
+    token = "inv-secret-token-abcdefghijklmnop"
+    Client().get(f"/portal/invitations/{token}/")
+    Client().generic("BREW", "/healthz-not-here")
+    lines = _requests(events)
+    assert lines[0]["path"] == "/portal/invitations/[redacted]/" and token not in json.dumps(lines)
+    assert lines[1]["method"] == "other"  # label values stay bounded whatever a client sends
