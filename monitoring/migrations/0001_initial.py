@@ -4,36 +4,33 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Heartbeat',
+            name="Heartbeat",
             fields=[
-                ('name', models.CharField(max_length=255, primary_key=True, serialize=False)),
-                ('kind', models.CharField(max_length=16)),
-                ('data', models.JSONField(default=dict)),
-                ('expires_at', models.DateTimeField(db_index=True)),
+                ("name", models.CharField(max_length=255, primary_key=True, serialize=False)),
+                ("kind", models.CharField(max_length=16)),
+                ("data", models.JSONField(default=dict)),
+                ("expires_at", models.DateTimeField(db_index=True)),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='OperatorOverview',
-            fields=[
-            ],
+            name="OperatorOverview",
+            fields=[],
             options={
-                'verbose_name': "operator's overview",
-                'verbose_name_plural': "operator's overview",
-                'proxy': True,
-                'indexes': [],
-                'constraints': [],
+                "verbose_name": "operator's overview",
+                "verbose_name_plural": "operator's overview",
+                "proxy": True,
+                "indexes": [],
+                "constraints": [],
             },
-            bases=('monitoring.heartbeat',),
+            bases=("monitoring.heartbeat",),
         ),
     ]
