@@ -9,6 +9,7 @@ import datetime as dt
 import json
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Protocol
@@ -20,7 +21,6 @@ logger = logging.getLogger(__name__)
 
 WORKER = "worker"
 BATCH = "batch"
-_PREFIX = "alliance:heartbeat:"
 
 
 class HeartbeatStore(Protocol):
@@ -30,20 +30,34 @@ class HeartbeatStore(Protocol):
 
 
 class RedisStore:
+    """A sorted set of names scored by expiry and a hash of their records: reading costs O(workers), whatever else
+    the database holds (no key scan)."""
+
+    EXPIRES = "alliance:heartbeats:expires"
+    DATA = "alliance:heartbeats:data"
+
     def __init__(self, url: str) -> None:
         import redis
 
         self._redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
 
     def put(self, name: str, kind: str, data: dict[str, Any], ttl: float) -> None:
-        self._redis.set(_PREFIX + name, json.dumps({**data, "kind": kind, "name": name}), px=max(1, int(ttl * 1000)))
+        record = json.dumps({**data, "kind": kind, "name": name})
+        with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self.DATA, name, record).zadd(self.EXPIRES, {name: time.time() + ttl}).execute()
 
     def delete(self, name: str) -> None:
-        self._redis.delete(_PREFIX + name)
+        with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zrem(self.EXPIRES, name).hdel(self.DATA, name).execute()
 
     def live(self) -> list[dict[str, Any]]:
-        keys = list(self._redis.scan_iter(match=_PREFIX + "*", count=500))
-        values = self._redis.mget(keys) if keys else []
+        now = time.time()
+        expired = self._redis.zrangebyscore(self.EXPIRES, "-inf", now)
+        if expired:
+            with self._redis.pipeline(transaction=True) as pipe:
+                pipe.zrem(self.EXPIRES, *expired).hdel(self.DATA, *expired).execute()
+        names = self._redis.zrangebyscore(self.EXPIRES, now, "+inf")
+        values = self._redis.hmget(self.DATA, names) if names else []
         return [json.loads(value) for value in values if value is not None]
 
 

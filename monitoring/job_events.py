@@ -14,7 +14,7 @@ logger = logging.getLogger(__name__)
 
 LLM_FAMILY = "llm"
 _REQUEST_KEY = "monitoring:job-request:{}"
-_REQUEST_TTL = 24 * 3600
+_REQUEST_TTL = 6 * 3600  # a job still queued after this has its own lines without the id
 
 
 def _labels(capability: str, model: str, tier: str) -> tuple[str, str, str]:
