@@ -73,6 +73,24 @@ def _finish(request: HttpRequest, response: HttpResponse, started: float, reques
         metrics.REJECTIONS.labels(code).inc()
         fields["rejected"] = code
     logs.event("request", **fields)
+    if match is not None and match.url_name == "job-cancel" and response.status_code == 200:
+        _log_cancel(response, fields.get("partner"))
+
+
+def _log_cancel(response: HttpResponse, partner: str | None) -> None:
+    """A cancellation is a job state change the web makes (the API's own answer says which)."""
+    try:
+        job = json.loads(response.content)
+    except ValueError:
+        return
+    if isinstance(job, dict) and job.get("status") == "canceled":
+        logs.event(
+            "job.canceled",
+            job_id=job.get("id"),
+            partner=partner,
+            capability=job.get("capability"),
+            model=job.get("model"),
+        )
 
 
 class OperationsMiddleware:

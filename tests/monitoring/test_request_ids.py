@@ -79,3 +79,21 @@ def test_a_secret_in_the_path_is_not_logged(events):
     lines = _requests(events)
     assert lines[0]["path"] == "/portal/invitations/[redacted]/" and token not in json.dumps(lines)
     assert lines[1]["method"] == "other"  # label values stay bounded whatever a client sends
+
+
+def test_a_cancellation_is_a_job_state_line(events):
+    api = client_for(make_key(make_partner("LG Chem", sector="manufacturing"))[1])
+    job = api.post("/api/v1/jobs", keyword_job(), format="json", HTTP_X_REQUEST_ID="cancel-req-0001").json()
+    assert api.post(f"/api/v1/jobs/{job['id']}/cancel", HTTP_X_REQUEST_ID="cancel-req-0002").status_code == 200
+    formatter = logs.JsonFormatter()
+    lines = [json.loads(formatter.format(r)) for r in events.records if r.name == "alliance.events"]
+    canceled = [line for line in lines if line["event"] == "job.canceled"]
+    assert canceled == [
+        {
+            **canceled[0],
+            "job_id": job["id"],
+            "partner": "lg-chem",
+            "capability": "keyword_extraction",
+            "request_id": "cancel-req-0002",
+        }
+    ]
