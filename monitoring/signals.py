@@ -59,6 +59,7 @@ def _job_created(sender: type[Job], instance: Job, created: bool, **_: Any) -> N
 
 
 @receiver(post_save, sender=WebhookDelivery, dispatch_uid="monitoring.webhook_delivery")
+@_never_raises
 def _webhook_attempt(sender: type[WebhookDelivery], instance: WebhookDelivery, created: bool, **_: Any) -> None:
     if not created:
         return
