@@ -92,9 +92,25 @@ class DatabaseCollector(Collector):
             tuning_progress.add_metric([str(job["id"])], (progress.get("step") or 0) / total if total else 0.0)
         yield from (depth, oldest, running, tuning_running, tuning_progress, database_up)
         try:
-            for family, hosts in live_by_family().items():
+            from monitoring.heartbeats import live_workers
+
+            live = live_workers()
+            for family, hosts in live_by_family(live).items():
                 workers.add_metric([family], len(hosts))
-            yield workers
+            info = GaugeMetricFamily(
+                "alliance_worker_info",
+                "A live worker, its queues and hosted models (always 1).",
+                labels=["worker", "queues", "models"],
+            )
+            busy = GaugeMetricFamily(
+                "alliance_worker_busy_processes",
+                "A live worker's pool processes running a batch now.",
+                labels=["worker"],
+            )
+            for worker in live:
+                info.add_metric([worker.hostname, ",".join(worker.queues), ",".join(worker.models)], 1)
+                busy.add_metric([worker.hostname], len(worker.batches))
+            yield from (workers, info, busy)
         except Exception:
             logger.warning("metrics: the worker heartbeats could not be read", exc_info=True)
 

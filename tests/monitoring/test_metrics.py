@@ -98,3 +98,24 @@ def test_submissions_queue_depth_webhooks_and_tuning_progress(operators, django_
     assert _total(samples, "alliance_tuning_jobs_running") == 1
     assert _total(samples, "alliance_tuning_job_progress", job=str(tuning.pk)) == 0.25
     assert _total(samples, "alliance_jobs_running", family="tuning") == 1
+
+
+def test_live_workers_and_what_they_host(operators):
+    from monitoring import heartbeats
+
+    beat = heartbeats.WorkerBeat(hostname="vision@metrics-box", pid=5, queues=["vision"], models=["captioner"])
+    beat.beat()
+    heartbeats.store().put(
+        "vision@metrics-box/9", heartbeats.BATCH, {"hostname": "vision@metrics-box", "job_id": "j", "pid": 9}, 30
+    )
+    try:
+        samples = _samples()
+    finally:
+        heartbeats.store().delete("vision@metrics-box/9")
+        beat.stop()
+    assert (
+        _total(samples, "alliance_worker_info", worker="vision@metrics-box", queues="vision", models="captioner") == 1
+    )
+    assert _total(samples, "alliance_worker_busy_processes", worker="vision@metrics-box") == 1
+    assert _total(samples, "alliance_workers_live", family="vision") == 1
+    assert _total(_samples(), "alliance_worker_info", worker="vision@metrics-box") == 0  # gone once it stopped
