@@ -14,7 +14,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from capabilities.default_models import EMBEDDER, LLM
+from capabilities.default_models import EMBEDDER, LLM, QWEN
 
 
 class ModelNotAvailable(LookupError):
@@ -58,6 +58,19 @@ DEFAULT_MODELS: tuple[ModelSpec, ...] = (
         capabilities=("dialogue", "text_generation", "summarization", "question_answering"),
         batch_size=8,
         options={"prepare": "inference.backends.llm.smollm2:prepare_smollm2", "uses": [EMBEDDER]},
+    ),
+    ModelSpec(
+        name=QWEN,
+        backend="causal_lm",
+        source=f"prepared:{QWEN}",
+        family="llm",
+        capabilities=("dialogue", "text_generation", "summarization", "question_answering"),
+        batch_size=4,  # ~4x SmolLM2's parameters: half its batch keeps a batch's latency and KV cache in bounds
+        options={
+            "prepare": "inference.backends.llm.qwen:prepare_qwen",
+            "uses": [EMBEDDER],
+            "context_window": 8192,  # the model reads 32k; 8k bounds one row's KV cache (~0.2 GB) on a CPU worker
+        },
     ),
     ModelSpec(
         name="alliance-captioner",
