@@ -1,4 +1,5 @@
-"""Converting a packaged GGUF checkpoint once into a plain float32 model directory (tokenizer and chat template included).
+"""Converting a packaged GGUF checkpoint once into a plain float32 model directory, with its tokenizer and chat
+template.
 
 Both offline language models go through here: SmolLM2 (one GGUF in one package) and Qwen (one GGUF split over six
 packages, joined and checked first). Packages are located with importlib.util.find_spec and never imported.

@@ -38,8 +38,11 @@ def qwen_part_files() -> list[Path]:
     return parts
 
 
-def join_parts(parts: Sequence[Path], output: Path, *, size: int = QWEN_GGUF_SIZE, sha256: str = QWEN_GGUF_SHA256) -> Path:
-    """Concatenates `parts` into `output`, hashing as it goes; removes `output` and raises on a size or hash mismatch."""
+def join_parts(
+    parts: Sequence[Path], output: Path, *, size: int = QWEN_GGUF_SIZE, sha256: str = QWEN_GGUF_SHA256
+) -> Path:
+    """Concatenates `parts` into `output`, hashing as it goes; removes `output` and raises on a size or hash
+    mismatch."""
     digest = hashlib.sha256()
     written = 0
     with open(output, "wb") as sink:
