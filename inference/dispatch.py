@@ -19,8 +19,15 @@ def time_limits(task: str, queue: str | None = None) -> tuple[float, float]:
     return limits.get(family, limits["default"])
 
 
-def send(task: str, *args: str, queue: str | None = None) -> None:
+def model_queue(family: str, model: str) -> str:
+    """The broker queue of one registry model's jobs. A worker of `family` consumes the queues of the models it
+    hosts (inference.worker), so a job waits for a worker that hosts its model instead of reaching one that does not."""
+    return f"{family}.{model}"
+
+
+def send(task: str, *args: str, queue: str | None = None, model: str | None = None) -> None:
     """One message on the broker, carrying its family's time limits; raises when the broker cannot take it (callers
-    decide what a failure means)."""
+    decide what a failure means). With `model`, the message goes to that model's queue within the family `queue`."""
     soft, hard = time_limits(task, queue)
-    app.send_task(task, args=list(args), queue=queue, retry=False, soft_time_limit=soft, time_limit=hard)
+    route = model_queue(queue, model) if queue and model else queue
+    app.send_task(task, args=list(args), queue=route, retry=False, soft_time_limit=soft, time_limit=hard)

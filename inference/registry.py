@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
 from django.conf import settings
 
-from capabilities.default_models import EMBEDDER, LLM
+from capabilities.default_models import EMBEDDER, LLM, QWEN
 
 
 class ModelNotAvailable(LookupError):
@@ -41,6 +42,8 @@ class ModelSpec:
         return asdict(self)
 
 
+# options["rss_mb"]: the resident memory (MB) the model adds to a CPU worker once it has served a job, float32,
+# measured by `python -m inference.backends.memory <name>` (`manage.py models --measure` measures it again here).
 DEFAULT_MODELS: tuple[ModelSpec, ...] = (
     ModelSpec(
         name=EMBEDDER,
@@ -49,6 +52,7 @@ DEFAULT_MODELS: tuple[ModelSpec, ...] = (
         family="embeddings",
         capabilities=("keyword_extraction", "text_classification", "embeddings"),
         batch_size=32,
+        options={"rss_mb": 417},
     ),
     ModelSpec(
         name=LLM,
@@ -57,7 +61,21 @@ DEFAULT_MODELS: tuple[ModelSpec, ...] = (
         family="llm",
         capabilities=("dialogue", "text_generation", "summarization", "question_answering"),
         batch_size=8,
-        options={"prepare": "inference.backends.llm.smollm2:prepare_smollm2", "uses": [EMBEDDER]},
+        options={"prepare": "inference.backends.llm.smollm2:prepare_smollm2", "uses": [EMBEDDER], "rss_mb": 557},
+    ),
+    ModelSpec(
+        name=QWEN,
+        backend="causal_lm",
+        source=f"prepared:{QWEN}",
+        family="llm",
+        capabilities=("dialogue", "text_generation", "summarization", "question_answering"),
+        batch_size=4,  # ~4x SmolLM2's parameters: half its batch keeps a batch's latency and KV cache in bounds
+        options={
+            "prepare": "inference.backends.llm.qwen:prepare_qwen",
+            "uses": [EMBEDDER],
+            "context_window": 8192,  # the model reads 32k; 8k bounds one row's KV cache (~0.2 GB) on a CPU worker
+            "rss_mb": 2530,
+        },
     ),
     ModelSpec(
         name="alliance-captioner",
@@ -66,6 +84,7 @@ DEFAULT_MODELS: tuple[ModelSpec, ...] = (
         family="vision",
         capabilities=("image_captioning",),
         batch_size=16,
+        options={"rss_mb": 65},
     ),
     ModelSpec(
         name="alliance-pattern-artist",
@@ -74,7 +93,7 @@ DEFAULT_MODELS: tuple[ModelSpec, ...] = (
         family="vision",
         capabilities=("image_generation",),
         batch_size=1,
-        options={"uses": [EMBEDDER]},
+        options={"uses": [EMBEDDER], "rss_mb": 83},
     ),
 )
 
@@ -144,12 +163,28 @@ def model_ready(spec: ModelSpec) -> tuple[bool, str]:
     return True, str(path)
 
 
-def models_for_queues(queues: set[str] | None) -> list[str]:
-    """The models a worker on these queues hosts, with the models they use (e.g. the LLM's retriever)."""
+def served_models(queues: set[str] | None, allowed: Collection[str] = ()) -> list[str]:
+    """The registry models whose jobs a worker on these queues takes: those of its families, only the `allowed` ones
+    when that is not empty (ALLIANCE_WORKER_MODELS). An allowed name the registry does not know is refused."""
+    unknown = [name for name in allowed if name not in model_specs()]
+    if unknown:
+        raise ModelNotAvailable(
+            f"ALLIANCE_WORKER_MODELS names {', '.join(map(repr, unknown))}, not in the registry "
+            f"(known: {', '.join(model_specs())})."
+        )
+    return [
+        spec.name
+        for spec in model_specs().values()
+        if (queues is None or spec.queue in queues) and (not allowed or spec.name in allowed)
+    ]
+
+
+def models_for_queues(queues: set[str] | None, allowed: Collection[str] = ()) -> list[str]:
+    """The models a worker on these queues loads: those it serves, with the models they use (e.g. the LLM's
+    retriever)."""
     names: list[str] = []
-    for spec in model_specs().values():
-        if queues is None or spec.queue in queues:
-            for name in [*spec.options.get("uses", []), spec.name]:
-                if name not in names:
-                    names.append(name)
+    for name in served_models(queues, allowed):
+        for used in [*model_specs()[name].options.get("uses", []), name]:
+            if used not in names:
+                names.append(used)
     return names

@@ -1,5 +1,12 @@
-"""Worker start-up: each worker process loads the models of the queues it serves, once; and the one place that
-spells the Celery worker command line for the code that starts workers (`up`, the tests, the benchmarks)."""
+"""Worker start-up: which models a worker hosts (the models of the queues it serves, narrowed by
+ALLIANCE_WORKER_MODELS), the broker queues that follow from them, and loading them once per worker process; and the
+one place that spells the Celery worker command line for the code that starts workers (`up`, the tests, the
+benchmarks).
+
+A job's message goes to its model's queue (inference.dispatch.model_queue); a worker consumes its families' queues
+and the queues of the models it hosts. A job for a model that no running worker hosts stays queued (in PostgreSQL
+and on the broker) until one starts, or until its owner cancels it: nothing is lost, nothing runs on the wrong
+worker."""
 
 from __future__ import annotations
 
@@ -9,10 +16,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from celery.signals import worker_process_init
+from celery.signals import celeryd_after_setup, worker_process_init
+from django.conf import settings
 
 from alliance.celery import app
-from inference.registry import models_for_queues
+from inference import dispatch
+from inference.registry import ModelNotAvailable, get_model_spec, models_for_queues, served_models
 
 logger = logging.getLogger(__name__)
 
@@ -50,12 +59,42 @@ def worker_command(
     return command
 
 
+_hosted: frozenset[str] | None = None  # set when this process is a worker: the registry models whose jobs it takes
+
+
+def worker_families() -> set[str]:
+    """The model families (ALLIANCE_QUEUES) this worker consumes: its -Q, else every queue."""
+    return set(app.amqp.queues.consume_from) & set(settings.ALLIANCE_QUEUES)
+
+
+def hosts(model: str | None) -> bool:
+    """Whether this process takes jobs of this registry model (None, or a process that is no worker: yes)."""
+    return _hosted is None or model is None or model in _hosted
+
+
+@celeryd_after_setup.connect
+def consume_hosted_model_queues(sender: str, instance: Any, **_: Any) -> None:
+    """Before the worker consumes: the queue of each model it hosts, beside its families' queues. Runs in the main
+    process, before the pool's processes fork (they inherit what it decides)."""
+    global _hosted
+    families = worker_families()
+    try:
+        served = served_models(families, settings.ALLIANCE_WORKER_MODELS)
+    except ModelNotAvailable as exc:  # a signal handler's Exception is only logged: stop the worker instead
+        raise SystemExit(f"The worker does not start: {exc}") from exc
+    _hosted = frozenset(served)
+    queues = instance.app.amqp.queues
+    for name in served:
+        queues.select_add(dispatch.model_queue(get_model_spec(name).queue, name))
+    logger.info("worker hosts models: %s", ", ".join(served) or "none")
+
+
 @worker_process_init.connect
 def load_models_for_this_worker(**_: Any) -> None:
     from inference.backends import warm_up  # torch: only a worker process comes here
 
-    queues = set(app.amqp.queues.consume_from or app.amqp.queues)
-    loaded = warm_up(models_for_queues(queues))
+    families = worker_families()
+    loaded = warm_up(models_for_queues(families, settings.ALLIANCE_WORKER_MODELS))
     logger.info(
-        "worker process ready with models: %s (queues: %s)", ", ".join(loaded) or "none", ", ".join(sorted(queues))
+        "worker process ready with models: %s (queues: %s)", ", ".join(loaded) or "none", ", ".join(sorted(families))
     )

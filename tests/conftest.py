@@ -108,3 +108,14 @@ def prepared_llm() -> str:
 
     prepare(get_model_spec(LLM))
     return LLM
+
+
+@pytest.fixture(scope="session")
+def prepared_qwen() -> str:
+    """The Qwen language model's directory exists (bin/test prepares it; a test run on its own may come first)."""
+    from capabilities.default_models import QWEN
+    from inference.backends import prepare
+    from inference.registry import get_model_spec
+
+    prepare(get_model_spec(QWEN))
+    return QWEN

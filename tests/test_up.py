@@ -176,3 +176,20 @@ def test_image_generation_serves_the_image_to_its_owner(site):
     status, content, headers = site.request("GET", output["image"]["url"])
     assert status == 200 and headers["Content-Type"] == "image/png"
     assert Image.open(io.BytesIO(content)).size == (128, 128)
+
+
+def test_both_language_models_are_served(site):
+    _, body, _ = site.request("GET", "/v1/models")
+    assert {"smollm2-135m-instruct", "qwen2.5-coder-0.5b-instruct"} <= {
+        model["id"] for model in json.loads(body)["data"]
+    }
+    for model in ("smollm2-135m-instruct", "qwen2.5-coder-0.5b-instruct"):
+        body = {
+            "capability": "text_generation",
+            "model": model,
+            "input": {"prompt": "Hi"},
+            "params": {"max_new_tokens": 2},
+        }
+        status, answer, _ = site.request("POST", "/api/v1/jobs?wait=240", body)
+        job = json.loads(answer)
+        assert status == 200 and job["status"] == "succeeded" and job["model"] == model, job

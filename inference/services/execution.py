@@ -20,12 +20,12 @@ from django.db.models import F
 from django.utils import timezone
 
 from capabilities import get_capability
-from inference import dispatch
+from inference import dispatch, worker
 from inference.errors import JobInputError
 from inference.images import file_path, store_file
 from inference.models import FilePurpose, Job, JobStatus, StoredFile, TunedModel
 from inference.registry import ModelNotAvailable, get_model_spec
-from inference.services.submission import job_enqueue
+from inference.services.submission import job_enqueue, job_route_model
 from inference.tuning_config import TUNED_PREFIX
 from partners.services import usage_refund
 
@@ -128,6 +128,8 @@ def job_execute(job_id: str) -> list[Job]:
     running fails with code "time_limit" and is refunded."""
     if job_id in _recently_done:
         return []
+    if _rerouted(job_id):
+        return []
     claimed = job_claim(job_id)
     if claimed is None:
         logger.debug("job %s: not queued any more; delivery ignored", job_id)
@@ -147,6 +149,23 @@ def job_execute(job_id: str) -> list[Job]:
         jobs_time_out(token=token, queue=first.queue)
     _remember_done([str(job.pk) for job in batch])
     return batch
+
+
+def _rerouted(job_id: str) -> bool:
+    """A worker restricted by ALLIANCE_WORKER_MODELS that got a queued job of a model it does not host through its
+    family's queue (a message sent before model queues, or by hand) leaves the job queued and sends it on to the
+    model's queue, where a worker that hosts the model takes it."""
+    if not settings.ALLIANCE_WORKER_MODELS:
+        return False
+    job = Job.objects.filter(pk=job_id, status=JobStatus.QUEUED).only("pk", "model", "partner_id", "queue").first()
+    if job is None:
+        return False
+    route = job_route_model(job)
+    if worker.hosts(route):
+        return False
+    logger.info("job %s: model %s is not hosted here; sent on to its model's queue", job_id, route)
+    job_enqueue(job)
+    return True
 
 
 def jobs_time_out(*, token: uuid.UUID, queue: str) -> int:

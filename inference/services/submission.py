@@ -252,10 +252,20 @@ def _webhook_url(url: Any) -> str:
     return url
 
 
+def job_route_model(job: Job) -> str | None:
+    """The registry model whose workers run the job: its model, or a tuned model's base (its adapter is swapped into
+    the base model); None for a tuned model deleted meanwhile (any worker of the family then fails the job)."""
+    if not job.model.startswith(tuning_config.TUNED_PREFIX):
+        return job.model
+    base = TunedModel.objects.filter(partner_id=job.partner_id, name=job.model).values_list("base_model", flat=True)
+    return base.first()
+
+
 def job_enqueue(job: Job) -> None:
-    """Sends the job id to its family's queue. A failed send leaves the job queued for the reaper."""
+    """Sends the job id to the queue of its model within its family (dispatch.model_queue): only a worker that hosts
+    the model takes it. A failed send leaves the job queued for the reaper."""
     try:
-        dispatch.send(dispatch.RUN_JOB, str(job.pk), queue=job.queue)
+        dispatch.send(dispatch.RUN_JOB, str(job.pk), queue=job.queue, model=job_route_model(job))
     except Exception:
         logger.warning("enqueue of job %s failed; the reaper will send it again", job.pk, exc_info=True)
 

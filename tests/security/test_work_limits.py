@@ -23,6 +23,7 @@ from django.conf import settings
 from PIL import Image
 
 from capabilities.keyword_extraction import MAX_TEXT_CHARS, KeywordExtractionInput
+from inference import dispatch
 from inference.models import FilePurpose, Job, StoredFile
 from partners.models import UsageKind, UsageRecord
 from tests.factories import client_for, make_key, make_partner
@@ -163,13 +164,13 @@ def test_each_job_message_carries_its_family_time_limits(live_services, settings
     settings.ALLIANCE_TASK_TIME_LIMITS = {**settings.ALLIANCE_TASK_TIME_LIMITS, "llm": (41.0, 47.0)}
     _, raw = make_key(make_partner("EBS", sector="education"))
     broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    broker.delete("llm")
     body = {"capability": "text_generation", "input": {"prompt": "Hello"}, "params": {"max_new_tokens": 4}}
     job = client_for(raw).post("/api/v1/jobs", body, format="json").json()
+    queue = dispatch.model_queue("llm", job["model"])  # a job's message goes to its model's queue
     try:
-        messages = [json.loads(raw_message) for raw_message in broker.lrange("llm", 0, -1)]
+        messages = [json.loads(raw_message) for raw_message in broker.lrange(queue, 0, -1)]
     finally:
-        broker.delete("llm")
+        broker.delete(queue)
     [message] = [m for m in messages if job["id"] in base64.b64decode(m["body"]).decode()]
     assert message["headers"]["timelimit"] == [47.0, 41.0]  # celery's order: (hard, soft)
 

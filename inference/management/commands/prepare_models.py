@@ -5,7 +5,8 @@ from inference.registry import model_ready, model_specs
 
 class Command(BaseCommand):
     help = (
-        "Converts what needs converting (the SmolLM2 GGUF into a model directory) and checks every model. Idempotent."
+        "Converts what needs converting (the language models' GGUF files into model directories) and checks every "
+        "model. Idempotent."
     )
 
     def handle(self, *args: object, **options: object) -> None:
