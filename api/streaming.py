@@ -1,27 +1,19 @@
-"""Server-sent events at the edge: a job's events (inference.job_events) rendered as the native event stream or as
-OpenAI's chunk stream, served from an async iterator under ASGI (no thread held while waiting) and a sync one
-under WSGI.
-
-A client that disconnects only ends its own response: the job runs on, is stored and billed as usual (the batch
-it shares with others is not disturbed), and GET /api/v1/jobs/<id> or .../events gives its result later.
-"""
+"""OpenAI's chunk stream over a job's events (inference.job_events), and the renderer that lets SSE clients in.
+The response itself (ASGI or WSGI) and the native event format are inference.sse's, shared with the playground."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-from django.core.handlers.asgi import ASGIRequest
-from django.http import HttpRequest, StreamingHttpResponse
 from rest_framework.renderers import BaseRenderer
 
-from inference.job_events import JobEvent, afollow_job, follow_job
+from inference.job_events import JobEvent
 from inference.models import Job, JobStatus
-from inference.representations import job_representation
+from inference.sse import PING, data_line, native_events, sse_response
 
-Render = Callable[[JobEvent], list[bytes]]
-PING = b": ping\n\n"
+__all__ = ["EventStreamRenderer", "OpenAIChunks", "native_events", "sse_response"]
 
 
 class EventStreamRenderer(BaseRenderer):
@@ -34,53 +26,6 @@ class EventStreamRenderer(BaseRenderer):
 
     def render(self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None) -> bytes:
         return json.dumps(data).encode()
-
-
-def sse_response(request: HttpRequest, job: Job, render: Render, on_close: Callable[[], None] | None = None) -> Any:
-    """The job's events through `render`, as text/event-stream; on_close runs however the response ends."""
-    django_request = getattr(request, "_request", request)
-    if isinstance(django_request, ASGIRequest):
-        content: Any = _async_body(job, render, on_close)
-    else:
-        content = _sync_body(job, render, on_close)
-    response = StreamingHttpResponse(content, content_type="text/event-stream")
-    response["Cache-Control"] = "no-cache"
-    response["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once
-    return response
-
-
-def _sync_body(job: Job, render: Render, on_close: Callable[[], None] | None) -> Iterator[bytes]:
-    try:
-        for event in follow_job(job):
-            yield from render(event)
-    finally:
-        if on_close is not None:
-            on_close()
-
-
-async def _async_body(job: Job, render: Render, on_close: Callable[[], None] | None) -> AsyncIterator[bytes]:
-    try:
-        async for event in afollow_job(job):
-            for chunk in render(event):
-                yield chunk
-    finally:
-        if on_close is not None:
-            on_close()
-
-
-def _data(payload: Any) -> bytes:
-    return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n".encode()
-
-
-# ---------------------------------------------------------------- the native stream
-
-
-def native_events(event: JobEvent) -> list[bytes]:
-    """`event: status|token|job` with a JSON `data:` line; `: ping` comments while idle."""
-    if event.kind == "ping":
-        return [PING]
-    data = job_representation(event.data) if event.kind == "job" else event.data
-    return [f"event: {event.kind}\n".encode() + _data(data)]
 
 
 # ---------------------------------------------------------------- OpenAI's chunks
@@ -109,7 +54,7 @@ class OpenAIChunks:
         chunk = {**self.base, "choices": choices, **extra}
         if self.include_usage and "usage" not in extra:
             chunk["usage"] = None
-        return _data(chunk)
+        return data_line(chunk)
 
     def _choice(self, index: int, text: str | None, finish_reason: str | None, role: bool = False) -> dict[str, Any]:
         if not self.chat:
@@ -138,7 +83,7 @@ class OpenAIChunks:
             return out
         job: Job = event.data
         if job.status != JobStatus.SUCCEEDED:
-            return [*out, _data({"error": _stream_error(job)})]
+            return [*out, data_line({"error": _stream_error(job)})]
         output = job.output or {}
         for index, choice in enumerate(output.get("choices") or [output]):
             out.append(self._chunk([self._choice(index, None, choice.get("finish_reason", "stop"))]))
