@@ -7,7 +7,6 @@ from typing import Any
 
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import serializers, status
-from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -15,7 +14,7 @@ from alliance.api.errors import ApiError
 from alliance.api.pagination import NewestFirstCursorPagination
 from api.base import ANY_KEY, SUBMITS_JOB, PartnerApiView
 from api.docs import IDEMPOTENCY_PARAMETER, JOB_EXAMPLES, WAIT_PARAMETER, JobDoc, JobListDoc, JobRequestDoc
-from api.streaming import EventStreamRenderer, native_events, sse_response
+from api.streaming import EventStreamNegotiation, native_events, sse_response
 from capabilities import CAPABILITIES, CAPABILITY_NAMES
 from inference import selectors, services
 from inference.models import JobStatus
@@ -114,7 +113,7 @@ class JobEventsApi(PartnerApiView):
     replays and ends. Disconnecting does not cancel the job."""
 
     required_scopes = {"GET": scopes.JOBS_READ}
-    renderer_classes = [JSONRenderer, EventStreamRenderer]
+    content_negotiation_class = EventStreamNegotiation
 
     def get(self, request: Request, job_id: str) -> Any:
         job = selectors.job_of(partner=self.partner, job_id=job_id, capabilities=self.allowed_capabilities)

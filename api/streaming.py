@@ -3,29 +3,29 @@ The response itself (ASGI or WSGI) and the native event format are inference.sse
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
-from rest_framework.renderers import BaseRenderer
+from rest_framework.negotiation import BaseContentNegotiation, DefaultContentNegotiation
+from rest_framework.renderers import JSONRenderer
 
 from inference.job_events import JobEvent
 from inference.models import Job, JobStatus
 from inference.sse import PING, data_line, native_events, sse_response
 
-__all__ = ["EventStreamRenderer", "OpenAIChunks", "native_events", "sse_response"]
+__all__ = ["EventStreamNegotiation", "OpenAIChunks", "native_events", "sse_response"]
 
 
-class EventStreamRenderer(BaseRenderer):
-    """Lets a client that sends `Accept: text/event-stream` (EventSource does) reach an SSE view; errors before the
-    stream starts are still the API's JSON error shape."""
+class EventStreamNegotiation(BaseContentNegotiation):
+    """For the SSE views: any Accept (EventSource sends text/event-stream) is served; the event stream itself is a
+    StreamingHttpResponse, and an error before it starts is the API's one JSON shape."""
 
-    media_type = "text/event-stream"
-    format = "event-stream"
-    charset = None
+    def select_parser(self, request: Any, parsers: list[Any]) -> Any:
+        return DefaultContentNegotiation().select_parser(request, parsers)
 
-    def render(self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None) -> bytes:
-        return json.dumps(data).encode()
+    def select_renderer(self, request: Any, renderers: list[Any], format_suffix: str | None = None) -> Any:
+        renderer = next(r for r in renderers if isinstance(r, JSONRenderer))
+        return renderer, renderer.media_type
 
 
 # ---------------------------------------------------------------- OpenAI's chunks

@@ -7,7 +7,6 @@ from typing import Any
 from django.conf import settings
 from rest_framework import status
 from rest_framework.parsers import MultiPartParser
-from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -15,7 +14,7 @@ from alliance.api.errors import ApiError
 from alliance.api.parsers import JsonRefused, json_loads_bounded
 from api.base import ANY_KEY, PartnerApiView
 from api.openai import translate
-from api.streaming import EventStreamRenderer, OpenAIChunks, sse_response
+from api.streaming import EventStreamNegotiation, OpenAIChunks, sse_response
 from inference import selectors, services, tuning_config
 from inference.models import Dataset, Job, JobStatus, TunedModel, TuningJob, TuningStatus
 from inference.registry import model_specs
@@ -47,7 +46,7 @@ class JobEndpoint(OpenAIView):
     the job is submitted)."""
 
     read_bucket = False
-    renderer_classes = [JSONRenderer, EventStreamRenderer]  # a streaming client may accept text/event-stream only
+    content_negotiation_class = EventStreamNegotiation  # a streaming client may accept text/event-stream only
 
     def run_job(self, capability_name: str, data: dict[str, Any], params: dict[str, Any], model: Any) -> Job:
         if not model:
