@@ -69,8 +69,22 @@ def start_worker(env: dict[str, str], log: Path, stack: ExitStack) -> None:
     raise RuntimeError("worker did not start within 300 s")
 
 
-def platform_once(port: int, key: str, prompt: str, max_tokens: int) -> tuple[float, float]:
-    """(TTFT s, ITL s) of one streamed chat completion through the platform."""
+def job_times(env: dict[str, str]) -> tuple[float, float] | None:
+    """(created_at, started_at) of the newest job as epoch seconds, read from PostgreSQL (None on SQLite)."""
+    if "DATABASE_URL" not in env:
+        return None
+    import psycopg
+
+    with psycopg.connect(env["DATABASE_URL"].replace("postgres://", "postgresql://")) as conn:
+        row = conn.execute(
+            "SELECT extract(epoch from created_at), extract(epoch from started_at) FROM inference_job "
+            "ORDER BY created_at DESC LIMIT 1"
+        ).fetchone()
+    return (float(row[0]), float(row[1])) if row else None
+
+
+def platform_once(port: int, key: str, prompt: str, max_tokens: int) -> tuple[float, float, float, float]:
+    """(TTFT s, ITL s, send wall time, first token wall time) of one streamed chat completion."""
     body = json.dumps(
         {
             "model": MODEL,
@@ -83,7 +97,7 @@ def platform_once(port: int, key: str, prompt: str, max_tokens: int) -> tuple[fl
     )
     conn = http.client.HTTPConnection(HOST, port, timeout=300)
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-    started = time.perf_counter()
+    started, sent_at = time.perf_counter(), time.time()
     conn.request("POST", "/v1/chat/completions", body=body, headers=headers)
     response = conn.getresponse()
     if response.status != 200:
@@ -99,11 +113,12 @@ def platform_once(port: int, key: str, prompt: str, max_tokens: int) -> tuple[fl
             tokens = chunk["usage"]["completion_tokens"]
         if chunk["choices"] and chunk["choices"][0]["delta"].get("content"):
             last = time.perf_counter()
-            first = first or last
+            if first is None:
+                first, first_at = last, time.time()
     conn.close()
     if first is None or tokens < 2:
         raise RuntimeError("no tokens streamed")
-    return first - started, (last - first) / (tokens - 1)
+    return first - started, (last - first) / (tokens - 1), sent_at, first_at
 
 
 class Bare:
@@ -136,16 +151,24 @@ def streaming(env: dict[str, str], port: int, key: str, rounds: int, max_tokens:
     platform_once(port, key, "Hello", 8)  # warm both paths up
     bare.once("Hello", 8)
     results: dict[str, list[float]] = {"bare_ttft": [], "bare_itl": [], "platform_ttft": [], "platform_itl": []}
+    handoffs: list[float] = []
     for index in range(rounds):
         prompt = PROMPTS[index % len(PROMPTS)]
         order = ("platform", "bare") if index % 2 == 0 else ("bare", "platform")
         for side in order:
-            ttft, itl = (
-                platform_once(port, key, prompt, max_tokens) if side == "platform" else bare.once(prompt, max_tokens)
-            )
+            detail = ""
+            if side == "platform":
+                ttft, itl, sent_at, first_at = platform_once(port, key, prompt, max_tokens)
+                times = job_times(env)
+                if times is not None:  # where the added time goes: to the worker's claim, then to the first token
+                    handoffs.append(times[1] - sent_at)
+                    detail = f" (send->claim {(times[1] - sent_at) * 1000:.0f} ms, claim->first token "
+                    detail += f"{(first_at - times[1]) * 1000:.0f} ms)"
+            else:
+                ttft, itl = bare.once(prompt, max_tokens)
             results[f"{side}_ttft"].append(ttft)
             results[f"{side}_itl"].append(itl)
-            print(f"round {index} {side:8s} ttft={ttft * 1000:7.1f} ms itl={itl * 1000:6.1f} ms", flush=True)
+            print(f"round {index} {side:8s} ttft={ttft * 1000:7.1f} ms itl={itl * 1000:6.1f} ms{detail}", flush=True)
     median = {name: statistics.median(values) * 1000 for name, values in results.items()}
     return {
         "ttft_ratio": median["platform_ttft"] / median["bare_ttft"],
@@ -155,6 +178,7 @@ def streaming(env: dict[str, str], port: int, key: str, rounds: int, max_tokens:
         "platform_ttft_ms": median["platform_ttft"],
         "bare_itl_ms": statistics.mean(results["bare_itl"]) * 1000,
         "platform_itl_ms": statistics.mean(results["platform_itl"]) * 1000,
+        "send_to_claim_ms": statistics.median(handoffs) * 1000 if handoffs else float("nan"),
     }
 
 
