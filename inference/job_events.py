@@ -124,7 +124,7 @@ async def afollow_job(job: Job) -> AsyncIterator[JobEvent]:
     for event in follower.status_event(job.status):
         yield event
     read = streams.channel().aread
-    refresh = sync_to_async(job.refresh_from_db, thread_sensitive=False)
+    refresh = sync_to_async(job.refresh_from_db)
     while True:
         finished = job.is_finished
         events, follower.cursor = await read(follower.job_id, follower.cursor, follower.block_ms())

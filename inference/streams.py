@@ -154,7 +154,7 @@ class DatabaseChannel:
 
     async def aread(self, job_id: str, cursor: str, block_ms: int) -> tuple[list[Event], str]:
         deadline = time.monotonic() + block_ms / 1000
-        fetch = sync_to_async(self._fetch, thread_sensitive=False)
+        fetch = sync_to_async(self._fetch)
         while True:
             events, cursor = await fetch(job_id, cursor)
             if events or time.monotonic() >= deadline:
