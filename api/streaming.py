@@ -49,6 +49,7 @@ class OpenAIChunks:
         }
         self.choices = int((job.params or {}).get("n") or 1)
         self.started = False
+        self.done = False  # after an error: the response ends (inference.sse stops at a render that is done)
 
     def _chunk(self, choices: list[dict[str, Any]], **extra: Any) -> bytes:
         chunk = {**self.base, "choices": choices, **extra}
@@ -79,6 +80,9 @@ class OpenAIChunks:
             return [*out, PING]
         if event.kind == "token":
             return [*out, self._chunk([self._choice(event.data["choice"], event.data["text"], None)])]
+        if event.kind == "status" and event.data.get("restarted"):  # text already sent cannot be taken back
+            self.done = True
+            return [*out, data_line({"error": _restarted_error(event)})]
         if event.kind != "job":
             return out
         job: Job = event.data
@@ -90,6 +94,16 @@ class OpenAIChunks:
         if self.include_usage:
             out.append(self._chunk([], usage=self.usage(job)))
         return [*out, b"data: [DONE]\n\n"]
+
+
+def _restarted_error(event: JobEvent) -> dict[str, Any]:
+    return {
+        "message": "The job's worker stopped mid-stream and the job is running again; its result will be at "
+        "GET /api/v1/jobs/<id> (the id is this stream's id without its prefix).",
+        "type": "server_error",
+        "code": "job_restarted",
+        "param": None,
+    }
 
 
 def _stream_error(job: Job) -> dict[str, Any]:

@@ -3,6 +3,8 @@ generates it, and at the end the job itself, whether the job is running, queued,
 
 follow_job (sync: WSGI) and afollow_job (async: ASGI, holding no thread while it waits) yield the same JobEvents:
 - JobEvent("status", {"status": s}) when the job's status changes (the first is its status when following began);
+  {"status": "running", "attempt": n, "restarted": true} when a job whose worker died is run again after some of
+  its text was sent: the text starts over (the final `job` event always carries the stored output);
 - JobEvent("token", {"choice": i, "text": t}) for each piece of choice i's text (text_generation and dialogue);
 - JobEvent("ping", None) while nothing happens (about once a second: keeps proxies open, finds gone clients);
 - JobEvent("job", job) last, the job as stored (reloaded after its channel's end).
@@ -58,6 +60,7 @@ class _Follower:
         self.cursor = streams.START
         self.streamed: dict[int, str] = {}
         self.status: str | None = None
+        self.attempt = 1
         self.ended = False
         self.deadline = time.monotonic() + settings.ALLIANCE_STREAM_MAX_SECONDS
 
@@ -76,6 +79,15 @@ class _Follower:
                 self.streamed[choice] = self.streamed.get(choice, "") + event["text"]
                 out.append(JobEvent("token", {"choice": choice, "text": event["text"]}))
             elif kind == "status":
+                attempt = int(event.get("attempt") or 1)
+                if attempt > self.attempt:  # run again after a worker died: its text starts over
+                    self.attempt = attempt
+                    if self.streamed:
+                        self.streamed = {}
+                        self.status = None
+                        out += [JobEvent("status", {"status": event["status"], "attempt": attempt, "restarted": True})]
+                        self.status = event["status"]
+                        continue
                 out += self.status_event(event["status"])
             elif kind == "end":
                 self.ended = True

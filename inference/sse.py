@@ -39,6 +39,8 @@ def _sync_body(job: Job, render: Render, on_close: Callable[[], None] | None) ->
     try:
         for event in follow_job(job):
             yield from render(event)
+            if getattr(render, "done", False):
+                break
     finally:
         if on_close is not None:
             on_close()
@@ -49,6 +51,8 @@ async def _async_body(job: Job, render: Render, on_close: Callable[[], None] | N
         async for event in afollow_job(job):
             for chunk in render(event):
                 yield chunk
+            if getattr(render, "done", False):
+                break
     finally:
         if on_close is not None:
             on_close()

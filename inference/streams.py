@@ -8,7 +8,8 @@ Web-safe (no torch). Two channels, one interface (settings.ALLIANCE_STREAMS):
 An event is a dict with a `kind`:
 - {"kind": "token", "choice": i, "text": "..."}: the next piece of choice i's text (the pieces of a choice,
   concatenated, are its stored text);
-- {"kind": "status", "status": "running"}: the worker took the job;
+- {"kind": "status", "status": "running", "attempt": n}: a worker took the job (n > 1: run again after a worker
+  died; its text starts over);
 - {"kind": "end", "status": "succeeded" | "failed" | "canceled"}: published once the job's row is committed.
 
 Read with `channel().read(job_id, cursor, block_ms)` (sync) or `await channel().aread(...)` (async); both return
@@ -26,7 +27,6 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any, Protocol
 
@@ -191,8 +191,9 @@ def publish(batch: dict[str, list[Event]]) -> None:
         logger.warning("could not publish stream events of %d job(s)", len(batch), exc_info=True)
 
 
-def publish_status(job_ids: Iterable[uuid.UUID | str], status: str) -> None:
-    publish({str(job_id): [{"kind": "status", "status": status}] for job_id in job_ids})
+def publish_status(attempts: dict[uuid.UUID | str, int], status: str) -> None:
+    """A status event per job (job id -> its attempt: a job run again after its worker died starts its text over)."""
+    publish({str(job_id): [{"kind": "status", "status": status, "attempt": n}] for job_id, n in attempts.items()})
 
 
 def publish_end_on_commit(job_id: uuid.UUID | str, status: str) -> None:

@@ -142,7 +142,7 @@ def job_execute(job_id: str) -> list[Job]:
             )
         logger.info("claimed batch %s: %d %s job(s) on %s", token, len(batch), first.capability, first.model)
         if first.capability in streams.STREAMING_CAPABILITIES:
-            streams.publish_status([job.pk for job in batch], JobStatus.RUNNING)
+            streams.publish_status({job.pk: job.attempts for job in batch}, JobStatus.RUNNING)
         with JobHeartbeat(token):
             _run(batch, token)
     except SoftTimeLimitExceeded:

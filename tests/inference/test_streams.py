@@ -93,7 +93,7 @@ def test_the_events_endpoint_streams_asynchronously_under_asgi(kind, settings, k
         while not ratelimit.waiting_count(key.public_id) and time.monotonic() < deadline:
             time.sleep(0.01)  # until the events request holds its slot: it is following
         time.sleep(0.2)
-        streams.publish_status([job.pk], "running")
+        streams.publish_status({job.pk: 1}, "running")
         for piece in ["Hello", " there,", " partner!"]:
             streams.publish({str(job.pk): [{"kind": "token", "choice": 0, "text": piece}]})
             time.sleep(0.1)
@@ -127,3 +127,17 @@ def test_the_events_endpoint_streams_asynchronously_under_asgi(kind, settings, k
     assert json.loads(events[-1].split("data: ", 1)[1])["status"] == "succeeded"
     token_times = [at for at, chunk in chunks if chunk.startswith(b"event: token")]
     assert token_times[-1] - token_times[0] >= 0.08, "tokens came as published, not all at the end"
+
+
+def test_a_job_run_again_after_its_worker_died_starts_its_text_over(settings, key_and_raw):
+    settings.ALLIANCE_STREAMS = "redis"
+    job = make_dialogue_job(key_and_raw[0].partner, key_and_raw[0], status=JobStatus.SUCCEEDED)
+    streams.publish_status({job.pk: 1}, "running")
+    streams.publish({str(job.pk): [{"kind": "token", "choice": 0, "text": "Hello th"}]})  # then the worker died
+    streams.publish_status({job.pk: 2}, "running")
+    streams.publish({str(job.pk): [{"kind": "token", "choice": 0, "text": "Hello"}, {"kind": "end", "status": "x"}]})
+    events = list(follow_job(job))
+    restarted = [i for i, e in enumerate(events) if e.kind == "status" and e.data.get("restarted")]
+    assert len(restarted) == 1 and events[restarted[0]].data["attempt"] == 2
+    after = "".join(e.data["text"] for e in events[restarted[0] :] if e.kind == "token")
+    assert after == "Hello there, partner!"  # the second attempt's text, completed from the stored output

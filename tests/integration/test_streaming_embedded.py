@@ -46,6 +46,9 @@ def test_database_channel_streams_before_the_job_finishes(db_worker, live_server
     assert job.status == JobStatus.SUCCEEDED and text == job.output["message"]["content"]
     assert len(arrivals) > 5 and arrivals[0] < job.finished_at.timestamp() - 0.5
     stored = [row.event for row in JobStreamEvent.objects.filter(job_id=job.pk).order_by("id")]
-    assert stored[0] == {"kind": "status", "status": "running"} and stored[-1] == {"kind": "end", "status": "succeeded"}
+    assert stored[0] == {"kind": "status", "status": "running", "attempt": 1} and stored[-1] == {
+        "kind": "end",
+        "status": "succeeded",
+    }
     replay = events(open_sse(f"{live_server.url}/api/v1/jobs/{job.pk}/events", raw_key))
     assert "".join(e.json()["text"] for e in replay if e.event == "token") == text
