@@ -4,19 +4,18 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('inference', '0007_dataset_token_counts'),
+        ("inference", "0007_dataset_token_counts"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='JobStreamEvent',
+            name="JobStreamEvent",
             fields=[
-                ('id', models.BigAutoField(primary_key=True, serialize=False)),
-                ('job_id', models.UUIDField(db_index=True)),
-                ('event', models.JSONField()),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("id", models.BigAutoField(primary_key=True, serialize=False)),
+                ("job_id", models.UUIDField(db_index=True)),
+                ("event", models.JSONField()),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
             ],
         ),
     ]
