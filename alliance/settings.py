@@ -321,6 +321,18 @@ CELERY_BEAT_SCHEDULE = {
     "reap-stale-jobs": {"task": "inference.tasks.reap_stale_jobs", "schedule": ALLIANCE_JOB_REAPER_INTERVAL_SECONDS},
 }
 
+# Token streaming (inference/streams.py): each LLM job's tokens on a per-job channel, Redis Streams when Redis is
+# configured, else a table of the database (the embedded default). The worker flushes a job's pending tokens at most
+# every ALLIANCE_STREAM_FLUSH_MS; a channel is kept ALLIANCE_STREAM_TTL_SECONDS, at most ALLIANCE_STREAM_MAX_EVENTS.
+ALLIANCE_STREAMS = os.environ.get("ALLIANCE_STREAMS", "redis" if REDIS_URL else "database")
+if ALLIANCE_STREAMS not in ("redis", "database"):
+    raise ImproperlyConfigured("ALLIANCE_STREAMS must be redis or database.")
+ALLIANCE_STREAM_FLUSH_MS = env_float("ALLIANCE_STREAM_FLUSH_MS", 20.0)
+ALLIANCE_STREAM_TTL_SECONDS = env_int("ALLIANCE_STREAM_TTL_SECONDS", 3600)
+ALLIANCE_STREAM_MAX_EVENTS = env_int("ALLIANCE_STREAM_MAX_EVENTS", 10_000)
+ALLIANCE_STREAM_POLL_MS = env_float("ALLIANCE_STREAM_POLL_MS", 15.0)  # the database channel's follow interval
+ALLIANCE_STREAM_MAX_SECONDS = env_float("ALLIANCE_STREAM_MAX_SECONDS", 600.0)  # the longest one SSE response lasts
+
 # Webhooks
 ALLIANCE_WEBHOOK_ALLOW_PRIVATE = env_bool("ALLIANCE_WEBHOOK_ALLOW_PRIVATE", False)
 # The whole of one delivery (resolve, connect, TLS, send, the answer's headers), not each read.

@@ -14,6 +14,7 @@ from alliance.api.errors import ApiError
 from alliance.api.pagination import NewestFirstCursorPagination
 from api.base import ANY_KEY, SUBMITS_JOB, PartnerApiView
 from api.docs import IDEMPOTENCY_PARAMETER, JOB_EXAMPLES, WAIT_PARAMETER, JobDoc, JobListDoc, JobRequestDoc
+from api.streaming import EventStreamNegotiation, native_events, sse_response
 from capabilities import CAPABILITIES, CAPABILITY_NAMES
 from inference import selectors, services
 from inference.models import JobStatus
@@ -102,6 +103,23 @@ class JobDetailApi(PartnerApiView):
     def get(self, request: Request, job_id: str) -> Response:
         job = selectors.job_of(partner=self.partner, job_id=job_id, capabilities=self.allowed_capabilities)
         return Response(job_representation(job))
+
+
+@extend_schema_view(get=extend_schema(responses={(200, "text/event-stream"): str}))
+class JobEventsApi(PartnerApiView):
+    """The job's events as server-sent events: `status` when its status changes, `token` for each piece of text as
+    the worker generates it (text_generation, dialogue), and last `job`, the job as GET /jobs/<id> shows it; then
+    the response ends. A job submitted earlier replays what it produced so far, then follows; a finished one
+    replays and ends. Disconnecting does not cancel the job."""
+
+    required_scopes = {"GET": scopes.JOBS_READ}
+    content_negotiation_class = EventStreamNegotiation
+
+    def get(self, request: Request, job_id: str) -> Any:
+        job = selectors.job_of(partner=self.partner, job_id=job_id, capabilities=self.allowed_capabilities)
+        slot = job_wait_slot(api_key=self.api_key)
+        slot.__enter__()
+        return sse_response(request, job, native_events, on_close=lambda: slot.__exit__(None, None, None))
 
 
 @extend_schema_view(post=extend_schema(request=None, responses={200: JobDoc}))

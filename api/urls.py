@@ -8,6 +8,7 @@ urlpatterns = [
     re_path(r"^jobs/?$", jobs.JobCollectionApi.as_view(), name="jobs"),
     path("jobs/<str:job_id>", jobs.JobDetailApi.as_view(), name="job-detail"),
     path("jobs/<str:job_id>/cancel", jobs.JobCancelApi.as_view(), name="job-cancel"),
+    path("jobs/<str:job_id>/events", jobs.JobEventsApi.as_view(), name="job-events"),
     path("capabilities", jobs.CapabilityListApi.as_view(), name="capabilities"),
     re_path(r"^files/?$", files.FileCollectionApi.as_view(), name="files"),
     path("files/<str:file_id>", files.FileDetailApi.as_view(), name="file-detail"),

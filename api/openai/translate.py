@@ -72,12 +72,41 @@ def _choices(output: dict[str, Any]) -> list[dict[str, Any]]:
     return output.get("choices") or [output]
 
 
-def chat_completion(job: Job) -> dict[str, Any]:
+def chat_usage(job: Job) -> dict[str, int]:
+    """The prompt's tokens and the completion tokens of all choices, as the model's tokenizer counted them."""
     choices = _choices(job.output)
     completion_tokens = sum((choice.get("tokens") or {}).get("completion", 0) for choice in choices)
     usage = _usage(choices[0].get("tokens"), job.units)
     usage["completion_tokens"] = completion_tokens or usage["completion_tokens"]
     usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+    return usage
+
+
+def text_usage(job: Job) -> dict[str, int]:
+    return _usage(job.output.get("tokens"), job.units)
+
+
+def include_usage(body: dict[str, Any]) -> bool:
+    """stream_options.include_usage of a streamed request (stream_options without stream is refused)."""
+    options = body.get("stream_options")
+    if options is None:
+        return False
+    if not body.get("stream"):
+        raise ApiError(
+            "`stream_options` is only allowed with stream=true.", code="invalid_value", param="stream_options"
+        )
+    if not isinstance(options, dict) or not isinstance(options.get("include_usage", False), bool):
+        raise ApiError(
+            '`stream_options` must be an object like {"include_usage": true}.',
+            code="invalid_type",
+            param="stream_options",
+        )
+    return bool(options.get("include_usage", False))
+
+
+def chat_completion(job: Job) -> dict[str, Any]:
+    choices = _choices(job.output)
+    usage = chat_usage(job)
     return {
         "id": f"chatcmpl-{job.pk.hex}",
         "object": "chat.completion",
@@ -96,33 +125,6 @@ def chat_completion(job: Job) -> dict[str, Any]:
     }
 
 
-def chat_chunks(job: Job, words_per_chunk: int = 3) -> list[dict[str, Any]]:
-    """The completion as OpenAI's chunk sequence: a role delta, content deltas, and a finish per choice."""
-    base = {
-        "id": f"chatcmpl-{job.pk.hex}",
-        "object": "chat.completion.chunk",
-        "created": created(job),
-        "model": job.model,
-    }
-    chunks = []
-    for index, choice in enumerate(_choices(job.output)):
-        chunks.append(
-            {
-                **base,
-                "choices": [{"index": index, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}],
-            }
-        )
-        words = choice["message"]["content"].split(" ")
-        for start in range(0, len(words), words_per_chunk):
-            piece = " ".join(words[start : start + words_per_chunk])
-            piece = piece if start == 0 else " " + piece
-            chunks.append({**base, "choices": [{"index": index, "delta": {"content": piece}, "finish_reason": None}]})
-        chunks.append(
-            {**base, "choices": [{"index": index, "delta": {}, "finish_reason": choice.get("finish_reason", "stop")}]}
-        )
-    return chunks
-
-
 def text_completion(job: Job) -> dict[str, Any]:
     output = job.output
     return {
@@ -133,7 +135,7 @@ def text_completion(job: Job) -> dict[str, Any]:
         "choices": [
             {"index": 0, "text": output["text"], "finish_reason": output.get("finish_reason", "stop"), "logprobs": None}
         ],
-        "usage": _usage(output.get("tokens"), job.units),
+        "usage": text_usage(job),
     }
 
 

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
-from django.http import StreamingHttpResponse
 from rest_framework import status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
@@ -17,6 +14,7 @@ from alliance.api.errors import ApiError
 from alliance.api.parsers import JsonRefused, json_loads_bounded
 from api.base import ANY_KEY, PartnerApiView
 from api.openai import translate
+from api.streaming import EventStreamNegotiation, OpenAIChunks, sse_response
 from inference import selectors, services, tuning_config
 from inference.models import Dataset, Job, JobStatus, TunedModel, TuningJob, TuningStatus
 from inference.registry import model_specs
@@ -48,6 +46,7 @@ class JobEndpoint(OpenAIView):
     the job is submitted)."""
 
     read_bucket = False
+    content_negotiation_class = EventStreamNegotiation  # a streaming client may accept text/event-stream only
 
     def run_job(self, capability_name: str, data: dict[str, Any], params: dict[str, Any], model: Any) -> Job:
         if not model:
@@ -78,6 +77,32 @@ class JobEndpoint(OpenAIView):
             status_code=504,
         )
 
+    def stream_job(
+        self, capability_name: str, data: dict[str, Any], params: dict[str, Any], body: dict[str, Any], *, chat: bool
+    ) -> Any:
+        """Submits the job and answers at once with its tokens as server-sent events (api.streaming.OpenAIChunks)
+        while the worker generates them. The stream holds one of the key's waiting slots until it ends; a client
+        that disconnects leaves the job running, stored and billed as usual."""
+        include_usage = translate.include_usage(body)
+        if not body.get("model"):
+            raise ApiError("`model` is required.", code="missing_required_parameter", param="model")
+        slot = job_wait_slot(api_key=self.api_key)
+        slot.__enter__()
+        try:
+            submission = self.submit_job(
+                capability=capability_name,
+                data=data,
+                params=params,
+                model=body.get("model"),
+                idempotency_key=self.request.headers.get("Idempotency-Key"),
+            )
+        except BaseException:
+            slot.__exit__(None, None, None)
+            raise
+        usage = translate.chat_usage if chat else translate.text_usage
+        render = OpenAIChunks(submission.job, chat=chat, include_usage=include_usage, usage=usage)
+        return sse_response(self.request, submission.job, render, on_close=lambda: slot.__exit__(None, None, None))
+
 
 class ChatCompletionsApi(JobEndpoint):
     required_scopes = {"POST": "dialogue"}
@@ -85,29 +110,29 @@ class ChatCompletionsApi(JobEndpoint):
     def post(self, request: Request) -> Any:
         body = self.body()
         params = translate.sampling_params(body, allow_n=True)
-        job = self.run_job(
-            "dialogue", {"messages": translate.chat_messages(body.get("messages"))}, params, body.get("model")
-        )
+        data = {"messages": translate.chat_messages(body.get("messages"))}
         if body.get("stream"):
-            return _event_stream(translate.chat_chunks(job))
+            return self.stream_job("dialogue", data, params, body, chat=True)
+        translate.include_usage(body)
+        job = self.run_job("dialogue", data, params, body.get("model"))
         return Response(translate.chat_completion(job))
 
 
 class CompletionsApi(JobEndpoint):
     required_scopes = {"POST": "text_generation"}
 
-    def post(self, request: Request) -> Response:
+    def post(self, request: Request) -> Any:
         body = self.body()
         prompt = body.get("prompt")
         if isinstance(prompt, list) and len(prompt) == 1:
             prompt = prompt[0]
         if not isinstance(prompt, str):
             raise ApiError("`prompt` must be a string.", code="invalid_type", param="prompt")
+        params = translate.sampling_params(body, allow_n=False)
         if body.get("stream"):
-            raise ApiError("Streaming is offered on chat completions.", code="unsupported", param="stream")
-        job = self.run_job(
-            "text_generation", {"prompt": prompt}, translate.sampling_params(body, allow_n=False), body.get("model")
-        )
+            return self.stream_job("text_generation", {"prompt": prompt}, params, body, chat=False)
+        translate.include_usage(body)
+        job = self.run_job("text_generation", {"prompt": prompt}, params, body.get("model"))
         return Response(translate.text_completion(job))
 
 
@@ -173,17 +198,6 @@ def _models(partner: Any, capabilities: list[str] | None) -> list[dict[str, Any]
         for tuned in selectors.tuned_models_of(partner=partner, capabilities=capabilities)
     ]
     return models
-
-
-def _event_stream(chunks: list[dict[str, Any]]) -> StreamingHttpResponse:
-    def events() -> Iterator[bytes]:
-        for chunk in chunks:
-            yield f"data: {json.dumps(chunk)}\n\n".encode()
-        yield b"data: [DONE]\n\n"
-
-    response = StreamingHttpResponse(events(), content_type="text/event-stream")
-    response["Cache-Control"] = "no-cache"
-    return response
 
 
 # ---------------------------------------------------------------- files and fine-tuning

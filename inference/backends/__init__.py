@@ -84,15 +84,25 @@ def prepare(spec: ModelSpec) -> Path:
     return path
 
 
+JobDelta = Callable[[int, int, str], None]  # (job index in the batch, choice index, text)
+
+
 def run_batch(
-    capability: str, model: str, inputs: list[dict[str, Any]], params: list[dict[str, Any]]
+    capability: str,
+    model: str,
+    inputs: list[dict[str, Any]],
+    params: list[dict[str, Any]],
+    on_delta: JobDelta | None = None,
 ) -> list[dict[str, Any]]:
     """Runs one batch of jobs of one capability on one model; one output per input, in order.
 
     A job asking for `n` > 1 results (chat choices, images) becomes n items of the batch, with consecutive
     seeds, and its output gains `choices`: all n results, the first of which is also the output itself.
+    on_delta(job index, choice index, text), for runners that stream (text generation and dialogue), receives each
+    choice's text as it is generated.
     """
     owners: list[int] = []
+    choice_of: list[int] = []
     expanded_inputs: list[dict[str, Any]] = []
     expanded_params: list[dict[str, Any]] = []
     for index, (data, options) in enumerate(zip(inputs, params, strict=True)):
@@ -101,9 +111,16 @@ def run_batch(
             seed = options.get("seed")
             varied = options if copies == 1 else {**options, "seed": (seed or 0) + copy if seed is not None else None}
             owners.append(index)
+            choice_of.append(copy)
             expanded_inputs.append(data)
             expanded_params.append({key: value for key, value in varied.items() if key != "n"})
-    outputs = _call_runner(get_model_spec(model), capability, expanded_inputs, expanded_params)
+    row_delta = None
+    if on_delta is not None:
+
+        def row_delta(row: int, text: str) -> None:
+            on_delta(owners[row], choice_of[row], text)
+
+    outputs = _call_runner(get_model_spec(model), capability, expanded_inputs, expanded_params, row_delta)
     if len(outputs) != len(expanded_inputs):
         raise RuntimeError(f"{capability} runner returned {len(outputs)} outputs for {len(expanded_inputs)} inputs")
     grouped: list[list[dict[str, Any]]] = [[] for _ in inputs]
@@ -187,7 +204,17 @@ RUNNERS: dict[tuple[str, str], tuple[str, bool]] = {
 }
 
 
-def _call_runner(spec: ModelSpec, capability: str, inputs: list[dict], params: list[dict]) -> list[dict]:
+# The runners that take on_delta: their output's text is the generated text itself.
+STREAMING_RUNNERS = {("causal_lm", "text_generation"), ("causal_lm", "dialogue")}
+
+
+def _call_runner(
+    spec: ModelSpec,
+    capability: str,
+    inputs: list[dict],
+    params: list[dict],
+    on_delta: Callable[[int, str], None] | None = None,
+) -> list[dict]:
     entry = RUNNERS.get((spec.backend, capability))
     if entry is None:
         raise ModelNotAvailable(f"Model {spec.name!r} ({spec.backend}) cannot serve {capability}.")
@@ -195,9 +222,12 @@ def _call_runner(spec: ModelSpec, capability: str, inputs: list[dict], params: l
     module, _, function = target.partition(":")
     runner = getattr(importlib.import_module(module), function)
     model = get_model(spec.name)
+    streaming = (
+        {"on_delta": on_delta} if on_delta is not None and (spec.backend, capability) in STREAMING_RUNNERS else {}
+    )
     if with_embedder:
-        return runner(model, _embedder(spec), inputs, params)
-    return runner(model, inputs, params)
+        return runner(model, _embedder(spec), inputs, params, **streaming)
+    return runner(model, inputs, params, **streaming)
 
 
 _adapter_pool: Any = None

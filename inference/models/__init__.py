@@ -3,6 +3,7 @@ from inference.models.jobs import (
     FilePurpose,
     Job,
     JobStatus,
+    JobStreamEvent,
     StoredFile,
     WebhookDelivery,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "FilePurpose",
     "Job",
     "JobStatus",
+    "JobStreamEvent",
     "StoredFile",
     "TunedModel",
     "TuningEvent",

@@ -112,3 +112,13 @@ class StoredFile(models.Model):
 
     def __str__(self) -> str:
         return f"{self.public_id} {self.filename}"
+
+
+class JobStreamEvent(models.Model):
+    """One event of a job's token channel when there is no Redis (inference.streams.DatabaseChannel): the id is the
+    cursor a follower reads after. Rows older than ALLIANCE_STREAM_TTL_SECONDS are pruned by the reaper."""
+
+    id = models.BigAutoField(primary_key=True)
+    job_id = models.UUIDField(db_index=True)
+    event = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)

@@ -20,7 +20,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from capabilities import get_capability
-from inference import dispatch, worker
+from inference import dispatch, streams, worker
 from inference.errors import JobInputError
 from inference.images import file_path, store_file
 from inference.models import FilePurpose, Job, JobStatus, StoredFile, TunedModel
@@ -143,6 +143,8 @@ def job_execute(job_id: str) -> list[Job]:
                 first=first, token=token, limit=limit, wait_seconds=settings.ALLIANCE_BATCH_WAIT_MS / 1000
             )
         logger.info("claimed batch %s: %d %s job(s) on %s", token, len(batch), first.capability, first.model)
+        if first.capability in streams.STREAMING_CAPABILITIES:
+            streams.publish_status({job.pk: job.attempts for job in batch}, JobStatus.RUNNING)
         with JobHeartbeat(token):
             _run(batch, token)
     except SoftTimeLimitExceeded:
@@ -179,10 +181,20 @@ def jobs_time_out(*, token: uuid.UUID, queue: str) -> int:
     return failed
 
 
-def _run(batch: list[Job], token: uuid.UUID) -> None:
+def _run(batch: list[Job], token: uuid.UUID, *, stream: bool = True) -> None:
+    """Runs a batch; an LLM batch of a streaming capability publishes each job's text as it is generated. After a
+    failed batch its jobs run one by one without streaming (what was streamed is not sent twice; the final `job`
+    event of a follower carries the stored output)."""
+    publisher = None
+    if stream and batch[0].capability in streams.STREAMING_CAPABILITIES:
+        publisher = streams.TokenPublisher([str(job.pk) for job in batch])
     try:
         inputs = [_worker_input(job) for job in batch]
-        outputs = _run_model(batch[0], inputs, [job.params for job in batch])
+        outputs = _run_model(
+            batch[0], inputs, [job.params for job in batch], publisher.delta if publisher is not None else None
+        )
+        if publisher is not None:
+            publisher.flush()
     except SoftTimeLimitExceeded:
         raise
     except Exception as exc:  # noqa: BLE001 - isolate the job that failed, fail only that one
@@ -194,7 +206,7 @@ def _run(batch: list[Job], token: uuid.UUID) -> None:
                 type(exc).__name__,
             )
             for job in batch:
-                _run([job], token)
+                _run([job], token, stream=publisher is None)
             return
         _fail_for(batch[0], token, exc)
         return
@@ -208,12 +220,15 @@ def _run(batch: list[Job], token: uuid.UUID) -> None:
         _fail_for(job, token, exc)
 
 
-def _run_model(first: Job, inputs: list[dict[str, Any]], params: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """A registry model, or a partner's adapter swapped into its shared base model for this batch."""
+def _run_model(
+    first: Job, inputs: list[dict[str, Any]], params: list[dict[str, Any]], on_delta: Any = None
+) -> list[dict[str, Any]]:
+    """A registry model, or a partner's adapter swapped into its shared base model for this batch (not streamed:
+    a follower gets its text whole at the end)."""
     from inference.backends import run_batch, run_tuned_batch
 
     if not first.model.startswith(TUNED_PREFIX):
-        return run_batch(first.capability, first.model, inputs, params)
+        return run_batch(first.capability, first.model, inputs, params, on_delta)
     tuned = TunedModel.objects.filter(name=first.model, partner_id=first.partner_id).first()
     if tuned is None:
         raise JobInputError(f"The tuned model {first.model} no longer exists.")
@@ -364,6 +379,7 @@ def jobs_succeed(*, results: list[tuple[Job, dict[str, Any]]], token: uuid.UUID)
                     finished.failures.append((job, exc))
                     continue
                 finished.succeeded += 1
+                streams.publish_end_on_commit(job.pk, JobStatus.SUCCEEDED)
                 if job.webhook_url:
                     transaction.on_commit(lambda job_id=job.pk: _enqueue_webhook(job_id))
     except BaseException:
@@ -388,6 +404,7 @@ def job_fail(*, job: Job, token: uuid.UUID | None, code: str, message: str) -> b
     )
     if finished:
         usage_refund(job_id=job.pk)
+        streams.publish_end_on_commit(job.pk, JobStatus.FAILED)
         if job.webhook_url:
             transaction.on_commit(lambda: _enqueue_webhook(job.pk))
     return bool(finished)

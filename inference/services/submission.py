@@ -18,7 +18,7 @@ from rest_framework import serializers
 
 from alliance.errors import Conflict, Forbidden, InvalidInput, NotFound, TooLarge, invalid_input_from
 from capabilities import CAPABILITY_NAMES, Capability, CapabilityUnavailable, get_capability
-from inference import dispatch, tokens, tuning_config, webhook_security
+from inference import dispatch, streams, tokens, tuning_config, webhook_security
 from inference.images import FILE_ID_PREFIX, ImageRejected, decode_base64_image, file_path, store_image
 from inference.models import FilePurpose, Job, JobStatus, StoredFile, TunedModel
 from inference.registry import ModelNotAvailable, get_model_spec
@@ -308,6 +308,7 @@ def job_cancel(*, job: Job) -> Job:
     job.refresh_from_db()
     if not (queued or running):
         raise Conflict(f"The job is already {job.status}.", code="job_finished")
+    streams.publish_end_on_commit(job.pk, JobStatus.CANCELED)
     if queued:
         usage_refund(job_id=job.pk)
     return job

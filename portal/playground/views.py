@@ -1,7 +1,8 @@
 """The no-code playground.
 
 Running a job: a session- and CSRF-protected POST that calls the same job_submit as the API, on the signed-in
-partner's quota, under the member's playground key; the page then polls a session endpoint for the job JSON.
+partner's quota, under the member's playground key; the page then follows the job's server-sent events (its text
+as it is generated, for text generation and dialogue) or polls a session endpoint for the job JSON.
 Errors come back in the API's one JSON shape.
 """
 
@@ -23,6 +24,7 @@ from inference import selectors
 from inference.images import MAX_IMAGE_BYTES
 from inference.representations import job_representation
 from inference.services import capability_for_submission, job_request_submit
+from inference.sse import native_events, sse_response
 from partners.models import Role
 from portal.access import current_membership, role_at_least
 from portal.catalogue import catalogue
@@ -138,3 +140,19 @@ def job(request: HttpRequest, job_id: str) -> JsonResponse:
     except NotFound as exc:
         return error_json_response(exc)
     return JsonResponse(job_representation(found))
+
+
+@never_cache
+@require_GET
+def job_events(request: HttpRequest, job_id: str) -> HttpResponse:
+    """The job's events (status, token, job) as GET /api/v1/jobs/<id>/events gives them, for the signed-in member."""
+    membership = current_membership(request)
+    if membership is None:
+        return error_json_response(
+            ApiError("Sign in to see playground jobs.", code="not_authenticated", status_code=401)
+        )
+    try:
+        found = selectors.job_of(partner=membership.partner, job_id=job_id)
+    except NotFound as exc:
+        return error_json_response(exc)
+    return sse_response(request, found, native_events)

@@ -17,6 +17,7 @@ pytestmark = pytest.mark.django_db
 OWNED = {
     "api/v1/jobs/<str:job_id>": ("job", ["get"]),
     "api/v1/jobs/<str:job_id>/cancel": ("job", ["post"]),
+    "api/v1/jobs/<str:job_id>/events": ("job", ["get"]),
     "api/v1/files/<str:file_id>": ("file", ["get", "delete"]),
     "api/v1/files/<str:file_id>/content": ("file", ["get"]),
     "api/v1/datasets/<str:dataset_id>": ("dataset", ["get", "delete"]),

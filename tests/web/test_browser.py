@@ -174,3 +174,29 @@ def test_run_a_playground_job_and_see_its_result(live_services, page, shots, tmp
     assert rows.count() == 2 and "Succeeded" in rows.first.inner_text()
     rows.first.get_by_role("link").click()
     assert page.get_by_text("complaint").first.is_visible()
+
+
+@pytest.mark.services
+def test_playground_shows_dialogue_tokens_as_they_arrive(live_services, page, tmp_path):
+    from inference.models import Job
+
+    partner = Partner.objects.create(name="Woori Bank", slug="woori-bank", sector="finance")
+    make_member(partner, "developer", "devon")
+    worker = start_worker(tmp_path, "w-browser-llm", queues="llm")
+    try:
+        _sign_in(page, "devon", "/playground/?capability=dialogue")
+        page.locator("[data-turns] textarea").first.fill("Write a short story about a robot who paints.")
+        page.get_by_role("button", name="Run").click()
+        streamed = page.get_by_test_id("streamed-text")
+        streamed.wait_for(timeout=90_000)
+        partial = streamed.inner_text()
+        status_while_streaming = page.locator("[data-status]").inner_text()
+        page.wait_for_function(
+            "() => (document.querySelector('[data-status]').textContent || '').includes('Succeeded')", timeout=90_000
+        )
+        job = Job.objects.get()
+        final = job.output["message"]["content"]
+        assert "Generating" in status_while_streaming and final.startswith(partial) and len(partial) < len(final)
+        assert final in page.get_by_test_id("result").inner_text()
+    finally:
+        worker.stop()

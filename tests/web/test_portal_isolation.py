@@ -35,6 +35,7 @@ OWNED = {
     "portal/showcases/<int:usecase_id>/": ("usecase", ["get", "post"]),
     "portal/showcases/<int:usecase_id>/submit/": ("usecase", ["post"]),
     "playground/jobs/<str:job_id>": ("job", ["get"]),
+    "playground/jobs/<str:job_id>/events": ("job", ["get"]),
 }
 # pages that show the signed-in member's partner only
 PAGES = {

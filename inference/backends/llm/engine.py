@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +29,7 @@ from transformers import (
 from inference.backends.device import resolve_device, resolve_dtype
 
 FinishReason = Literal["stop", "length"]
+OnDelta = Callable[[int, str], None]  # (prompt index, text): the next piece of that prompt's completion
 _WINDOW_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length")
 
 logger = logging.getLogger(__name__)
@@ -128,13 +129,21 @@ class Generation:
 
 
 def generate(
-    lm: CausalLM, prompts: list[str], params: list[dict], *, add_special_tokens: bool = True
+    lm: CausalLM,
+    prompts: list[str],
+    params: list[dict],
+    *,
+    add_special_tokens: bool = True,
+    on_delta: OnDelta | None = None,
 ) -> list[Generation]:
     """One completion per prompt, in order. Prompts with the same (max_new_tokens, temperature, top_p, seed) run as
     one left-padded batch: greedy when temperature is 0, else sampling (seeded per batch when a seed is given, so a
     seeded result is reproducible for the same batch). Text is cut at the first `stop` string (finish_reason
     "stop", as for EOS); "length" means max_new_tokens ran out. Pass add_special_tokens=False for prompts already
-    rendered by a chat template."""
+    rendered by a chat template.
+
+    on_delta(index, text), when given, receives each prompt's completion as it is generated, from inside the
+    batched loop (see _DeltaEmitter): the pieces of one prompt, concatenated, equal its Generation.text exactly."""
     settings = [Sampling.from_params(options) for options in params]
     if len(settings) != len(prompts):
         raise ValueError(f"{len(prompts)} prompts but {len(settings)} params.")
@@ -143,14 +152,21 @@ def generate(
         groups.setdefault(sampling.batch_key, []).append(index)
     results: list[Generation | None] = [None] * len(prompts)
     for indices in groups.values():
-        batch = _generate_batch(lm, [prompts[i] for i in indices], [settings[i] for i in indices], add_special_tokens)
+        emit = None if on_delta is None else (lambda row, text, indices=indices: on_delta(indices[row], text))
+        batch = _generate_batch(
+            lm, [prompts[i] for i in indices], [settings[i] for i in indices], add_special_tokens, emit
+        )
         for index, generation in zip(indices, batch, strict=True):
             results[index] = generation
     return results  # type: ignore[return-value]
 
 
 def _generate_batch(
-    lm: CausalLM, prompts: list[str], settings: list[Sampling], add_special_tokens: bool
+    lm: CausalLM,
+    prompts: list[str],
+    settings: list[Sampling],
+    add_special_tokens: bool,
+    on_delta: OnDelta | None = None,
 ) -> list[Generation]:
     encoded = lm.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=add_special_tokens)
     encoded, settings = _within_window(lm, dict(encoded), settings)
@@ -158,15 +174,22 @@ def _generate_batch(
     width = encoded["input_ids"].shape[1]
     stops = [sampling.stop for sampling in settings]
     criteria = StoppingCriteriaList([_StopStrings(lm.tokenizer, stops, width)]) if any(stops) else None
+    emitter = None if on_delta is None else _DeltaEmitter(lm, stops, width, on_delta)
+    if emitter is not None:
+        criteria = StoppingCriteriaList([*(criteria or []), emitter])
     with torch.inference_mode(), _seeded(settings[0].seed, lm.device):
         output = lm.model.generate(
             **encoded, generation_config=_generation_config(lm, settings[0]), stopping_criteria=criteria
         )
     prompt_tokens = encoded["attention_mask"].sum(dim=1).tolist()
-    return [
+    generations = [
         _finish(lm, completion.tolist(), sampling.stop, count)
         for completion, sampling, count in zip(output[:, width:], settings, prompt_tokens, strict=True)
     ]
+    if emitter is not None:
+        for row, generation in enumerate(generations):
+            emitter.finish(row, generation.text)
+    return generations
 
 
 def _within_window(
@@ -231,6 +254,64 @@ class _StopStrings(StoppingCriteria):
                 tail = self.tokenizer.decode(input_ids[row, start:].tolist(), skip_special_tokens=True)
                 done[row] = any(stop in tail for stop in stops)
         return done
+
+
+class _DeltaEmitter(StoppingCriteria):
+    """Streams each row's new text from inside the batched loop: transformers calls stopping criteria once a step
+    with every row's tokens so far. Never stops a row itself.
+
+    Each step decodes the row's completion (up to its first end token) and emits what it adds to the text already
+    emitted, holding back (1) an incomplete UTF-8 character at the end (decoded as U+FFFD), (2) trailing whitespace
+    (a later token may merge with it when the tokenizer cleans up spaces), and (3) a tail that could be the start of
+    one of the row's stop strings; a stop string found ends the row's text before it. finish() then emits the rest
+    of the final text, so the pieces always add up to Generation.text."""
+
+    def __init__(self, lm: CausalLM, stops: list[tuple[str, ...]], prompt_width: int, on_delta: OnDelta) -> None:
+        self.tokenizer = lm.tokenizer
+        self.end_ids = lm.end_token_ids
+        self.stops = stops
+        self.prompt_width = prompt_width
+        self.on_delta = on_delta
+        self.emitted = [""] * len(stops)
+        self.done = [False] * len(stops)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
+        completions = input_ids[:, self.prompt_width :].tolist()
+        for row, tokens in enumerate(completions):
+            if self.done[row]:
+                continue
+            ended = next((i for i, token in enumerate(tokens) if token in self.end_ids), None)
+            if ended is not None:
+                tokens = tokens[:ended]
+                self.done[row] = True
+            self._emit(row, self._ready(row, self.tokenizer.decode(tokens, skip_special_tokens=True)))
+        return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+    def _ready(self, row: int, text: str) -> str:
+        """The part of `text` that can be shown now."""
+        stops = self.stops[row]
+        cut = min((position for stop in stops if (position := text.find(stop)) >= 0), default=-1)
+        if cut >= 0:
+            self.done[row] = True
+            return text[:cut].rstrip()
+        text = text.rstrip("\ufffd").rstrip()
+        hold = max((k for stop in stops for k in range(1, len(stop)) if text.endswith(stop[:k])), default=0)
+        return text[: len(text) - hold]
+
+    def _emit(self, row: int, text: str) -> None:
+        already = self.emitted[row]
+        if len(text) > len(already) and text.startswith(already):
+            self.emitted[row] = text
+            self.on_delta(row, text[len(already) :])
+
+    def finish(self, row: int, final: str) -> None:
+        already = self.emitted[row]
+        if not final.startswith(already):  # cannot happen with a prefix-stable decode; never send a wrong tail
+            logger.error("streamed text of row %d is not a prefix of its final text", row)
+            return
+        if len(final) > len(already):
+            self.emitted[row] = final
+            self.on_delta(row, final[len(already) :])
 
 
 def _finish(lm: CausalLM, completion: list[int], stops: Sequence[str], prompt_tokens: int) -> Generation:

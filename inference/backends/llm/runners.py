@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from sentence_transformers import SentenceTransformer
 
-from inference.backends.llm.engine import CausalLM, Generation, chat_prompt, generate
+from inference.backends.llm.engine import CausalLM, Generation, OnDelta, chat_prompt, generate
 from inference.backends.llm.text import (
     embed,
     quote_answer,
@@ -34,22 +34,28 @@ def _usage(generation: Generation) -> dict[str, int]:
 # Text generation and dialogue ---------------------------------------------------------------------------------------
 
 
-def run_text_generation(lm: CausalLM, inputs: list[dict[str, Any]], params: list[dict[str, Any]]) -> list[dict]:
+def run_text_generation(
+    lm: CausalLM, inputs: list[dict[str, Any]], params: list[dict[str, Any]], *, on_delta: OnDelta | None = None
+) -> list[dict]:
     """Completes each prompt. With a chat template (instruct models such as SmolLM2-Instruct or EXAONE) the prompt is
     sent as a single user turn, since instruct models continue raw text poorly; base models without a template
-    continue the prompt as plain text."""
+    continue the prompt as plain text. on_delta(index, text) streams each `text` as it is generated."""
     if lm.has_chat_template:
         prompts = [chat_prompt(lm, [{"role": "user", "content": item["prompt"]}]) for item in inputs]
     else:
         prompts = [item["prompt"] for item in inputs]
-    generations = generate(lm, prompts, params, add_special_tokens=not lm.has_chat_template)
+    generations = generate(lm, prompts, params, add_special_tokens=not lm.has_chat_template, on_delta=on_delta)
     return [{"text": g.text, "finish_reason": g.finish_reason, "tokens": _usage(g)} for g in generations]
 
 
-def run_dialogue(lm: CausalLM, inputs: list[dict[str, Any]], params: list[dict[str, Any]]) -> list[dict]:
-    """The next assistant turn of each conversation, rendered with the model's chat template."""
+def run_dialogue(
+    lm: CausalLM, inputs: list[dict[str, Any]], params: list[dict[str, Any]], *, on_delta: OnDelta | None = None
+) -> list[dict]:
+    """The next assistant turn of each conversation, rendered with the model's chat template. on_delta(index, text)
+    streams each message's content (stripped, as stored) as it is generated."""
     prompts = [chat_prompt(lm, item["messages"]) for item in inputs]
-    generations = generate(lm, prompts, params, add_special_tokens=not lm.has_chat_template)
+    stripped = None if on_delta is None else _Stripped(on_delta, len(prompts))
+    generations = generate(lm, prompts, params, add_special_tokens=not lm.has_chat_template, on_delta=stripped)
     return [
         {
             "message": {"role": "assistant", "content": g.text.strip()},
@@ -58,6 +64,28 @@ def run_dialogue(lm: CausalLM, inputs: list[dict[str, Any]], params: list[dict[s
         }
         for g in generations
     ]
+
+
+class _Stripped:
+    """Passes on each row's pieces as the pieces of text.strip(): leading whitespace dropped, trailing whitespace
+    held back until more text follows it (and never sent when none does)."""
+
+    def __init__(self, on_delta: OnDelta, rows: int) -> None:
+        self.on_delta = on_delta
+        self.started = [False] * rows
+        self.pending = [""] * rows
+
+    def __call__(self, row: int, text: str) -> None:
+        if not self.started[row]:
+            text = text.lstrip()
+            if not text:
+                return
+            self.started[row] = True
+        pending = self.pending[row] + text
+        ready = pending.rstrip()
+        self.pending[row] = pending[len(ready) :]
+        if ready:
+            self.on_delta(row, ready)
 
 
 # Summarization ------------------------------------------------------------------------------------------------------

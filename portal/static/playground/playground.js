@@ -1,5 +1,6 @@
-// The playground: one form per capability, run as a real job, poll until it finishes, show the result and
-// the same call as curl and Python. Vanilla JS, no build step.
+// The playground: one form per capability, run as a real job, follow it until it finishes (text generation and
+// dialogue show their tokens as they arrive, over server-sent events; the others poll), show the result and the
+// same call as curl and Python. Vanilla JS, no build step.
 (function () {
   "use strict";
   var form = document.getElementById("playground");
@@ -241,10 +242,47 @@
   }
   function finish() { if (runButton) runButton.disabled = false; }
 
+  // Text capabilities: the job's events (EventSource, same origin); the text grows as tokens arrive.
+  var STREAMED = ["text_generation", "dialogue"];
+  var source = null;
+  function follow(job) {
+    if (STREAMED.indexOf(job.capability) < 0 || !window.EventSource) { poll(job); return; }
+    var url = form.getAttribute("data-events-url").replace("JOB_ID", job.id);
+    var bubble = null, text = "", ended = false;
+    source = new EventSource(url, { withCredentials: true });
+    source.addEventListener("status", function (event) {
+      var status = JSON.parse(event.data).status;
+      if (status === "queued" || status === "running") setStatus("Job " + status + "…", true);
+    });
+    source.addEventListener("token", function (event) {
+      var piece = JSON.parse(event.data);
+      if (piece.choice !== 0) return;
+      if (!bubble) {
+        resultBox.innerHTML = "";
+        bubble = el("p", { "class": "chat-bubble", "data-testid": "streamed-text", "aria-live": "polite" });
+        resultBox.appendChild(bubble);
+        setStatus("Generating…", true);
+      }
+      text += piece.text;
+      bubble.textContent = text;
+    });
+    source.addEventListener("job", function (event) {
+      ended = true;
+      source.close();
+      showJob(JSON.parse(event.data));
+      finish();
+    });
+    source.onerror = function () {  // the stream broke before the job event: poll for the result instead
+      source.close();
+      if (!ended) poll(job);
+    };
+  }
+
   form.addEventListener("submit", function (event) {
     event.preventDefault();
     if (!runButton) return;
     clearTimeout(polling);
+    if (source) source.close();
     var name = current();
     var body = collect(name);
     var data = new FormData();
@@ -265,7 +303,7 @@
       .then(function (r) {
         if (!r.ok) { showError(r.body, r.status); finish(); return; }
         showJob(r.body);
-        if (["succeeded", "failed", "canceled"].indexOf(r.body.status) >= 0) finish(); else poll(r.body);
+        if (["succeeded", "failed", "canceled"].indexOf(r.body.status) >= 0) finish(); else follow(r.body);
       })
       .catch(function () { showError(null, 0); finish(); });
   });
