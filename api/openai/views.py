@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from django.conf import settings
-from django.http import StreamingHttpResponse
+from django.http import HttpResponseBase, StreamingHttpResponse
 from rest_framework import status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
@@ -17,11 +17,11 @@ from alliance.api.errors import ApiError
 from alliance.api.parsers import JsonRefused, json_loads_bounded
 from api.base import ANY_KEY, PartnerApiView
 from api.openai import translate
-from inference import selectors, services, tuning_config
+from api.waiting import AwaitJob, AwaitsJobs, job_awaited
+from inference import selectors, tuning_config
 from inference.models import Dataset, Job, JobStatus, TunedModel, TuningJob, TuningStatus
 from inference.registry import model_specs
 from inference.services import tuning_datasets, tuning_jobs
-from inference.services.submission import job_wait_slot
 from partners import scopes
 
 OPENAI_STATUS = {TuningStatus.CANCELED: "cancelled"}
@@ -43,40 +43,58 @@ class OpenAIView(PartnerApiView):
         return self.request.data
 
 
-class JobEndpoint(OpenAIView):
+class JobEndpoint(AwaitsJobs, OpenAIView):
     """Each route submits one capability, so its scope is declared as that capability's (and checked again where
-    the job is submitted)."""
+    the job is submitted). The view is async: it answers once the job finishes, holding no thread meanwhile
+    (api.waiting)."""
 
     read_bucket = False
 
-    def run_job(self, capability_name: str, data: dict[str, Any], params: dict[str, Any], model: Any) -> Job:
+    def run_job(
+        self,
+        capability_name: str,
+        data: dict[str, Any],
+        params: dict[str, Any],
+        model: Any,
+        answer: Callable[[Job], HttpResponseBase],
+    ) -> AwaitJob:
+        """Submits the job and answers `answer(job)` once it succeeds; a failed job answers its error, one that does
+        not finish within ALLIANCE_JOB_MAX_WAIT_SECONDS 504."""
         if not model:
             raise ApiError("`model` is required.", code="missing_required_parameter", param="model")
-        with job_wait_slot(api_key=self.api_key):
-            submission = self.submit_job(
-                capability=capability_name,
-                data=data,
-                params=params,
-                model=model,
-                idempotency_key=self.request.headers.get("Idempotency-Key"),
-            )
-            job = services.job_wait(job=submission.job, timeout=settings.ALLIANCE_JOB_MAX_WAIT_SECONDS)
-        if job.status == JobStatus.SUCCEEDED:
-            return job
-        if job.status == JobStatus.FAILED:
-            error = job.error or {}
-            bad_input = error.get("code") == "invalid_input"
-            raise ApiError(
-                error.get("message", "The model failed."),
-                code=error.get("code", "model_error"),
-                status_code=400 if bad_input else 500,
-            )
-        raise ApiError(
-            f"The job {job.pk} did not finish within {settings.ALLIANCE_JOB_MAX_WAIT_SECONDS:.0f} s; "
-            f"poll GET /api/v1/jobs/{job.pk}.",
-            code="timeout",
-            status_code=504,
+        return job_awaited(
+            self,
+            timeout=settings.ALLIANCE_JOB_MAX_WAIT_SECONDS,
+            answer=lambda job: answer(_succeeded(job)),
+            submit=lambda: (
+                self.submit_job(
+                    capability=capability_name,
+                    data=data,
+                    params=params,
+                    model=model,
+                    idempotency_key=self.request.headers.get("Idempotency-Key"),
+                ).job
+            ),
         )
+
+
+def _succeeded(job: Job) -> Job:
+    if job.status == JobStatus.SUCCEEDED:
+        return job
+    if job.status == JobStatus.FAILED:
+        error = job.error or {}
+        bad_input = error.get("code") == "invalid_input"
+        raise ApiError(
+            error.get("message", "The model failed."),
+            code=error.get("code", "model_error"),
+            status_code=400 if bad_input else 500,
+        )
+    raise ApiError(
+        f"The job {job.pk} did not finish within {settings.ALLIANCE_JOB_MAX_WAIT_SECONDS:.0f} s; "
+        f"poll GET /api/v1/jobs/{job.pk}.",
+        code="timeout",
+        status_code=504,
+    )
 
 
 class ChatCompletionsApi(JobEndpoint):
@@ -85,12 +103,15 @@ class ChatCompletionsApi(JobEndpoint):
     def post(self, request: Request) -> Any:
         body = self.body()
         params = translate.sampling_params(body, allow_n=True)
-        job = self.run_job(
-            "dialogue", {"messages": translate.chat_messages(body.get("messages"))}, params, body.get("model")
+
+        def answer(job: Job) -> HttpResponseBase:
+            if body.get("stream"):
+                return _event_stream(translate.chat_chunks(job))
+            return Response(translate.chat_completion(job))
+
+        return self.run_job(
+            "dialogue", {"messages": translate.chat_messages(body.get("messages"))}, params, body.get("model"), answer
         )
-        if body.get("stream"):
-            return _event_stream(translate.chat_chunks(job))
-        return Response(translate.chat_completion(job))
 
 
 class CompletionsApi(JobEndpoint):
@@ -105,10 +126,13 @@ class CompletionsApi(JobEndpoint):
             raise ApiError("`prompt` must be a string.", code="invalid_type", param="prompt")
         if body.get("stream"):
             raise ApiError("Streaming is offered on chat completions.", code="unsupported", param="stream")
-        job = self.run_job(
-            "text_generation", {"prompt": prompt}, translate.sampling_params(body, allow_n=False), body.get("model")
+        return self.run_job(
+            "text_generation",
+            {"prompt": prompt},
+            translate.sampling_params(body, allow_n=False),
+            body.get("model"),
+            lambda job: Response(translate.text_completion(job)),
         )
-        return Response(translate.text_completion(job))
 
 
 class EmbeddingsApi(JobEndpoint):
@@ -121,8 +145,13 @@ class EmbeddingsApi(JobEndpoint):
         encoding_format = body.get("encoding_format") or "float"
         if encoding_format not in ("float", "base64"):
             raise ApiError("`encoding_format` must be float or base64.", code="invalid_value", param="encoding_format")
-        job = self.run_job("embeddings", {"texts": texts}, {}, body.get("model"))
-        return Response(translate.embeddings_list(job, encoding_format))
+        return self.run_job(
+            "embeddings",
+            {"texts": texts},
+            {},
+            body.get("model"),
+            lambda job: Response(translate.embeddings_list(job, encoding_format)),
+        )
 
 
 class ImageGenerationsApi(JobEndpoint):
@@ -142,8 +171,13 @@ class ImageGenerationsApi(JobEndpoint):
         if response_format not in ("url", "b64_json"):
             raise ApiError("`response_format` must be url or b64_json.", code="invalid_value", param="response_format")
         model = body.get("model") or "alliance-pattern-artist"
-        job = self.run_job("image_generation", {"prompt": body.get("prompt")}, params, model)
-        return Response(translate.images_response(job, response_format, request.build_absolute_uri))
+        return self.run_job(
+            "image_generation",
+            {"prompt": body.get("prompt")},
+            params,
+            model,
+            lambda job: Response(translate.images_response(job, response_format, request.build_absolute_uri)),
+        )
 
 
 class ModelsApi(OpenAIView):

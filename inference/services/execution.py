@@ -26,6 +26,7 @@ from inference.images import file_path, store_file
 from inference.models import FilePurpose, Job, JobStatus, StoredFile, TunedModel
 from inference.registry import ModelNotAvailable, get_model_spec
 from inference.services.submission import job_enqueue
+from inference.services.waiting import jobs_finished_announce
 from inference.tuning_config import TUNED_PREFIX
 from partners.services import usage_refund
 
@@ -321,6 +322,7 @@ def jobs_succeed(*, results: list[tuple[Job, dict[str, Any]]], token: uuid.UUID)
     now = timezone.now()
     written: list[Path] = []
     finished = Finished(succeeded=0, failures=[])
+    succeeded: list[uuid.UUID] = []
     try:
         with transaction.atomic():
             running = set(
@@ -345,8 +347,10 @@ def jobs_succeed(*, results: list[tuple[Job, dict[str, Any]]], token: uuid.UUID)
                     finished.failures.append((job, exc))
                     continue
                 finished.succeeded += 1
+                succeeded.append(job.pk)
                 if job.webhook_url:
                     transaction.on_commit(lambda job_id=job.pk: _enqueue_webhook(job_id))
+            jobs_finished_announce(succeeded)  # after the commit: requests waiting on them wake
     except BaseException:
         _remove(written)
         raise
@@ -369,6 +373,7 @@ def job_fail(*, job: Job, token: uuid.UUID | None, code: str, message: str) -> b
     )
     if finished:
         usage_refund(job_id=job.pk)
+        jobs_finished_announce([job.pk])
         if job.webhook_url:
             transaction.on_commit(lambda: _enqueue_webhook(job.pk))
     return bool(finished)
