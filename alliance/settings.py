@@ -114,7 +114,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "alliance.static_files.StaticFilesMiddleware",  # WhiteNoise, async-capable (ASGI)
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -161,6 +161,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
+
+# The web under ASGI (alliance/asgi.py sets 10) runs each request in its own context, where a persistent connection
+# is never reused: ALLIANCE_DB_POOL_SIZE > 0 gives the process a pool of at most that many PostgreSQL connections
+# instead (psycopg_pool), which also bounds the connections that many concurrent requests open.
+ALLIANCE_DB_POOL_SIZE = env_int("ALLIANCE_DB_POOL_SIZE", 0)
+if ALLIANCE_DB_POOL_SIZE > 0 and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {"min_size": 1, "max_size": ALLIANCE_DB_POOL_SIZE}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -27,6 +27,7 @@ import yaml
 from django.conf import settings
 from PIL import Image
 
+from alliance.web import web_command
 from inference.models import Job, StoredFile, TuningJob
 from partners.models import Partner
 from tests.factories import make_key
@@ -57,7 +58,10 @@ def test_the_procfile_has_one_worker_per_family_beat_web_and_release():
         assert argv[argv.index("-Q") + 1] == queues
     served = {queue for queues in FAMILY_QUEUES.values() for queue in queues.split(",")}
     assert served == set(settings.ALLIANCE_QUEUES)
-    assert "gunicorn alliance.wsgi" in processes["web"] and "${PORT:-8000}" in processes["web"]
+    assert "${PORT:-8000}" in processes["web"]
+    web = shlex.split(processes["web"].split("&&")[-1])
+    served = web_command(bind="0.0.0.0:${PORT:-8000}", workers=0)  # what `up` and the tests run, by this interpreter
+    assert web[:2] == ["exec", "gunicorn"] and web[2:-1] == served[3:-1], web  # ASGI, uvicorn workers
     assert "migrate" in processes["release"] and "seed_alliance" in processes["release"]
 
 
