@@ -14,7 +14,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from asgiref.sync import sync_to_async
+from asgiref.sync import SyncToAsync, sync_to_async
 from django.http import HttpRequest, HttpResponseBase
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -77,6 +77,16 @@ def _handled(sync_view: Callable[..., HttpResponseBase], request: HttpRequest, *
     return response
 
 
+def _let_the_request_thread_go() -> None:
+    """Under ASGI, Django runs a request's sync steps on a thread of the request's own (asgiref's
+    ThreadSensitiveContext), kept until the request ends. A request about to wait lets it go: its next sync step
+    (the answer) starts another. Its database connections were given back and forgotten first."""
+    context = SyncToAsync.thread_sensitive_context.get(None)
+    executor = SyncToAsync.context_to_thread_executor.pop(context, None) if context is not None else None
+    if executor is not None:
+        executor.shutdown(wait=False)
+
+
 def _release_when_done(handled: asyncio.Future[Any]) -> None:
     """The request went away while its handler ran: a slot the handler took is given back."""
     if not handled.cancelled() and handled.exception() is None and isinstance(handled.result(), AwaitJob):
@@ -99,6 +109,7 @@ class AwaitsJobs:
                 handled.add_done_callback(_release_when_done)
                 raise
             if isinstance(response, AwaitJob):
+                _let_the_request_thread_go()
                 response = await response.answered()
             return response
 

@@ -77,11 +77,18 @@ def _publish(url: str, ids: str) -> None:
 
 
 def connections_release() -> None:
-    """Gives this request's database connections back (to the pool, or closed) before it waits, so that waiting
-    requests hold none; a connection inside a transaction (a test's) is left alone."""
+    """Gives this context's database connections back (to the pool, or closed) and forgets them, so that a waiting
+    request holds none and its next step may run on another thread; a connection inside a transaction (a test's)
+    is left alone."""
     for connection in connections.all(initialized_only=True):
         if not connection.in_atomic_block:
             connection.close()
+            del connections[connection.alias]
+
+
+def _bound_to_thread() -> bool:
+    """A transaction holds this context's connection (a test's): its reads must run on that connection's thread."""
+    return any(connection.in_atomic_block for connection in connections.all(initialized_only=True))
 
 
 def _job_row(job_id: Any) -> Job:
@@ -91,7 +98,10 @@ def _job_row(job_id: Any) -> Job:
         connections_release()
 
 
-_read_job = sync_to_async(_job_row)
+async def _read_job(job_id: Any) -> Job:
+    """The job's row, read on a thread of the shared pool with a connection given back at once: no thread and no
+    connection stays with the waiting request."""
+    return await sync_to_async(_job_row, thread_sensitive=_bound_to_thread())(job_id)
 
 
 async def job_await(*, job_id: Any, timeout: float) -> Job:
