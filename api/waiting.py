@@ -95,7 +95,8 @@ def _release_when_done(handled: asyncio.Future[Any]) -> None:
 
 
 class AwaitsJobs:
-    """Mixin for an APIView whose handlers may return an AwaitJob: its view is async."""
+    # Mixin for an APIView whose handlers may return an AwaitJob: its view is async. (No docstring: a view's
+    # docstring is its OpenAPI description.)
 
     @classmethod
     def as_view(cls, **initkwargs: Any) -> Callable[..., Any]:

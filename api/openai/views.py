@@ -45,8 +45,9 @@ class OpenAIView(PartnerApiView):
 
 class JobEndpoint(AwaitsJobs, OpenAIView):
     """Each route submits one capability, so its scope is declared as that capability's (and checked again where
-    the job is submitted). The view is async: it answers once the job finishes, holding no thread meanwhile
-    (api.waiting)."""
+    the job is submitted)."""
+
+    # The view is async (AwaitsJobs): it answers once the job finishes, holding no thread meanwhile.
 
     read_bucket = False
 
