@@ -149,6 +149,26 @@ def test_a_real_workers_finished_job_wakes_its_waiters_native_and_v1(web, tmp_pa
 
 
 @pytest.mark.services
+def test_a_client_that_goes_away_gives_its_slot_back_at_once(web):
+    _, port = web
+    partner = make_partner("Korea University Medical Center", sector="medical")
+    key, raw = make_key(partner)
+    headers = {"Authorization": f"Bearer {raw}", "Content-Type": "application/json"}
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("POST", "/api/v1/jobs?wait=50", json.dumps(keyword_job()), headers)
+    deadline = time.monotonic() + 30
+    while ratelimit.waiting_count(key.public_id) != 1 or not Job.objects.filter(partner=partner).exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    conn.close()  # the client goes away mid-wait: the wait is canceled and its slot given back
+    deadline = time.monotonic() + 3
+    while ratelimit.waiting_count(key.public_id):
+        assert time.monotonic() < deadline, "the slot outlived its client"
+        time.sleep(0.05)
+    assert Job.objects.get(partner=partner).status == "queued"  # the job itself runs on (a webhook or poll finds it)
+
+
+@pytest.mark.services
 def test_a_refused_wait_leaves_no_job_and_no_charge(live_services, tmp_path):
     server, port = start_web(tmp_path, workers=1, ALLIANCE_API_KEY_MAX_WAITING="1")
     try:
