@@ -20,6 +20,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from email.message import Message
 from pathlib import Path
 
 import pytest
@@ -85,15 +86,15 @@ class Site:
         self.base = f"http://127.0.0.1:{port}"
         self.headers = {"Authorization": f"Bearer {key}"}
 
-    def request(self, method: str, path: str, body: bytes | None = None, **headers: str) -> tuple[int, bytes, dict]:
+    def request(self, method: str, path: str, body: bytes | None = None, **headers: str) -> tuple[int, bytes, Message]:
         request = urllib.request.Request(
             self.base + path, data=body, method=method, headers={**self.headers, **headers}
         )
         try:
             with urllib.request.urlopen(request, timeout=60) as response:
-                return response.status, response.read(), dict(response.headers)
+                return response.status, response.read(), response.headers  # names case-insensitive
         except urllib.error.HTTPError as error:
-            return error.code, error.read(), dict(error.headers)
+            return error.code, error.read(), error.headers
 
     def post_json(self, path: str, body: dict) -> dict:
         status, content, _ = self.request(
