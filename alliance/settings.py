@@ -164,11 +164,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 # The web under ASGI (alliance/asgi.py sets 10) runs each request in its own context, where a persistent connection
 # is never reused: ALLIANCE_DB_POOL_SIZE > 0 gives the process a pool of at most that many PostgreSQL connections
-# instead (psycopg_pool), which also bounds the connections that many concurrent requests open.
+# instead (psycopg_pool), which also bounds the connections that many concurrent requests open. A request waits at
+# most 5 s for one (an unreachable database then answers 503).
 ALLIANCE_DB_POOL_SIZE = env_int("ALLIANCE_DB_POOL_SIZE", 0)
 if ALLIANCE_DB_POOL_SIZE > 0 and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
-    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {"min_size": 1, "max_size": ALLIANCE_DB_POOL_SIZE}
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": ALLIANCE_DB_POOL_SIZE,
+        "timeout": 5.0,
+    }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
