@@ -81,8 +81,10 @@ def _let_the_request_thread_go() -> None:
     """Under ASGI, Django runs a request's sync steps on a thread of the request's own (asgiref's
     ThreadSensitiveContext), kept until the request ends. A request about to wait lets it go: its next sync step
     (the answer) starts another. Its database connections were given back and forgotten first."""
-    context = SyncToAsync.thread_sensitive_context.get(None)
-    executor = SyncToAsync.context_to_thread_executor.pop(context, None) if context is not None else None
+    current = getattr(SyncToAsync, "thread_sensitive_context", None)  # asgiref 3.x; absent: the thread stays
+    executors = getattr(SyncToAsync, "context_to_thread_executor", None)
+    context = current.get(None) if current is not None else None
+    executor = executors.pop(context, None) if context is not None and executors is not None else None
     if executor is not None:
         executor.shutdown(wait=False)
 
