@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from asgiref.sync import sync_to_async
+from asgiref.sync import AsyncToSync, sync_to_async
 from django.conf import settings
 from django.db import connections, transaction
 
@@ -86,9 +86,10 @@ def connections_release() -> None:
             del connections[connection.alias]
 
 
-def _bound_to_thread() -> bool:
-    """A transaction holds this context's connection (a test's): its reads must run on that connection's thread."""
-    return any(connection.in_atomic_block for connection in connections.all(initialized_only=True))
+def _held_thread() -> bool:
+    """This event loop runs for a sync caller that holds its thread anyway (a WSGI server, Django's test client:
+    async_to_sync): reads run there, on that request's own connection (a test's transaction included)."""
+    return asyncio.get_running_loop() in getattr(AsyncToSync, "loop_thread_executors", {})
 
 
 def _job_row(job_id: Any) -> Job:
@@ -99,9 +100,9 @@ def _job_row(job_id: Any) -> Job:
 
 
 async def _read_job(job_id: Any) -> Job:
-    """The job's row, read on a thread of the shared pool with a connection given back at once: no thread and no
-    connection stays with the waiting request."""
-    return await sync_to_async(_job_row, thread_sensitive=_bound_to_thread())(job_id)
+    """The job's row, read on a thread of the shared pool (under ASGI) with a connection given back at once: no thread
+    and no connection stays with the waiting request."""
+    return await sync_to_async(_job_row, thread_sensitive=_held_thread())(job_id)
 
 
 async def job_await(*, job_id: Any, timeout: float) -> Job:

@@ -221,3 +221,17 @@ def test_the_embedded_mode_waits_by_an_asynchronous_poll(transactional_db, embed
     assert response.status_code == 202 and response.json()["status"] == "queued"
     assert 0.9 < time.monotonic() - started < 3
     assert response["x-ratelimit-limit-requests"] and response["Location"].startswith("/api/v1/jobs/")
+
+
+def test_a_v1_call_whose_job_does_not_finish_answers_504_in_the_error_shape_with_its_headers(db, settings):
+    settings.ALLIANCE_JOB_MAX_WAIT_SECONDS = 1.0
+    partner = make_partner("LG Electronics", sector="manufacturing")
+    key, raw = make_key(partner)
+    started = time.monotonic()
+    response = client_for(raw).post(
+        "/v1/embeddings", {"model": "all-MiniLM-L6-v2", "input": "no worker runs"}, format="json"
+    )
+    assert 0.9 < time.monotonic() - started < 5
+    assert response.status_code == 504 and response.json()["error"]["code"] == "timeout", response.json()
+    assert response["x-ratelimit-remaining-requests"] and response["x-ratelimit-limit-tokens"]
+    assert ratelimit.waiting_count(key.public_id) == 0
