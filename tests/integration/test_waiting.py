@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from asgiref.sync import async_to_sync
+from django.db import connection
 from django.test import override_settings
 
 from inference import services
@@ -193,6 +194,13 @@ def test_a_refused_wait_leaves_no_job_and_no_charge(live_services, tmp_path):
         server.stop()
 
 
+def cancel_from_another_thread(job: Job) -> None:
+    try:
+        services.job_cancel(job=job)
+    finally:
+        connection.close()
+
+
 @pytest.fixture
 def embedded():
     """No Redis: waits poll, slots and windows count in the process."""
@@ -209,7 +217,7 @@ def test_the_embedded_mode_waits_by_an_asynchronous_poll(transactional_db, embed
     _, raw = make_key(partner)
     api = client_for(raw)
     job = Job.objects.get(pk=api.post("/api/v1/jobs", keyword_job(), format="json").json()["id"])
-    timer = threading.Timer(0.5, lambda: services.job_cancel(job=job))
+    timer = threading.Timer(0.5, cancel_from_another_thread, args=(job,))
     started = time.monotonic()
     timer.start()
     finished = async_to_sync(waiting.job_await)(job_id=job.pk, timeout=10)
@@ -235,3 +243,17 @@ def test_a_v1_call_whose_job_does_not_finish_answers_504_in_the_error_shape_with
     assert response.status_code == 504 and response.json()["error"]["code"] == "timeout", response.json()
     assert response["x-ratelimit-remaining-requests"] and response["x-ratelimit-limit-tokens"]
     assert ratelimit.waiting_count(key.public_id) == 0
+
+
+def test_with_redis_unreachable_a_waiter_still_sees_its_job_finish(transactional_db):
+    partner = make_partner("Shutterstock", sector="content")
+    _, raw = make_key(partner)
+    job = Job.objects.get(pk=client_for(raw).post("/api/v1/jobs", keyword_job(), format="json").json()["id"])
+    with override_settings(REDIS_URL="redis://127.0.0.1:1/0"):  # nothing listens there
+        timer = threading.Timer(0.5, cancel_from_another_thread, args=(job,))  # its announcement is lost
+        started = time.monotonic()
+        timer.start()
+        finished = async_to_sync(waiting.job_await)(job_id=job.pk, timeout=10)
+        timer.join()
+    elapsed = time.monotonic() - started
+    assert finished.status == "canceled" and elapsed < 5, (finished.status, elapsed)
