@@ -21,4 +21,4 @@ RUN useradd --system --home-dir /app alliance \
  && mkdir -p /data/media && chown alliance /app && chown -R alliance /app/var /data/media
 USER alliance
 EXPOSE 8000
-CMD ["sh", "-c", "exec gunicorn alliance.wsgi --bind 0.0.0.0:${PORT:-8000} --workers ${WEB_CONCURRENCY:-4} --threads 4"]
+CMD ["sh", "-c", "exec gunicorn alliance.asgi --worker-class uvicorn_worker.UvicornWorker --bind 0.0.0.0:${PORT:-8000} --workers ${WEB_CONCURRENCY:-4}"]

@@ -117,7 +117,7 @@ MIDDLEWARE = [
     # First: answers /healthz and /readyz before host checks, gives each request its id, logs and counts it.
     "monitoring.middleware.OperationsMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "alliance.static_files.StaticFilesMiddleware",  # WhiteNoise, async-capable (ASGI)
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -163,6 +163,19 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 30,
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+
+# The web under ASGI (alliance/asgi.py sets 10) runs each request in its own context, where a persistent connection
+# is never reused: ALLIANCE_DB_POOL_SIZE > 0 gives the process a pool of at most that many PostgreSQL connections
+# instead (psycopg_pool), which also bounds the connections that many concurrent requests open. A request waits at
+# most 5 s for one (an unreachable database then answers 503).
+ALLIANCE_DB_POOL_SIZE = env_int("ALLIANCE_DB_POOL_SIZE", 0)
+if ALLIANCE_DB_POOL_SIZE > 0 and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": ALLIANCE_DB_POOL_SIZE,
+        "timeout": 5.0,
     }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

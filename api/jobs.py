@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from typing import Any
 
+from django.conf import settings
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -15,12 +15,13 @@ from alliance.api.pagination import NewestFirstCursorPagination
 from api.base import ANY_KEY, SUBMITS_JOB, PartnerApiView
 from api.docs import IDEMPOTENCY_PARAMETER, JOB_EXAMPLES, WAIT_PARAMETER, JobDoc, JobListDoc, JobRequestDoc
 from api.streaming import EventStreamNegotiation, native_events, sse_response
+from api.waiting import AwaitsJobs, job_awaited
 from capabilities import CAPABILITIES, CAPABILITY_NAMES
 from inference import selectors, services
-from inference.models import JobStatus
+from inference.models import Job, JobStatus
 from inference.registry import model_specs
 from inference.representations import job_representation
-from inference.services.submission import job_wait_slot
+from inference.services.waiting import wait_slot_take
 from partners import scopes
 
 SUBMIT_FIELDS = {"capability", "input", "params", "model", "webhook_url"}
@@ -55,7 +56,7 @@ def _wait_seconds(request: Request) -> float | None:
         parameters=[WAIT_PARAMETER, IDEMPOTENCY_PARAMETER],
     ),
 )
-class JobCollectionApi(PartnerApiView):
+class JobCollectionApi(AwaitsJobs, PartnerApiView):
     required_scopes = {"GET": scopes.JOBS_READ, "POST": SUBMITS_JOB}
 
     @property
@@ -78,22 +79,25 @@ class JobCollectionApi(PartnerApiView):
         if unknown:
             raise ApiError(f"Unknown field {unknown[0]!r}.", code="unknown_field", param=unknown[0])
         wait = _wait_seconds(request)
-        with job_wait_slot(api_key=self.api_key) if wait else nullcontext():
-            submission = self.submit_job(
-                capability=body.get("capability"),
-                data=body.get("input"),
-                params=body.get("params"),
-                model=body.get("model"),
-                idempotency_key=request.headers.get("Idempotency-Key"),
-                webhook_url=body.get("webhook_url"),
-            )
-            job = submission.job
-            if wait:
-                job = services.job_wait(job=job, timeout=wait)
-        code = status.HTTP_200_OK if job.is_finished else status.HTTP_202_ACCEPTED
-        response = Response(job_representation(job), status=code)
-        response["Location"] = f"/api/v1/jobs/{job.pk}"
-        return response
+        fields = {
+            "capability": body.get("capability"),
+            "data": body.get("input"),
+            "params": body.get("params"),
+            "model": body.get("model"),
+            "idempotency_key": request.headers.get("Idempotency-Key"),
+            "webhook_url": body.get("webhook_url"),
+        }
+        if not wait:
+            return _job_answer(self.submit_job(**fields).job)
+        return job_awaited(self, timeout=wait, answer=_job_answer, submit=lambda: self.submit_job(**fields).job)
+
+
+def _job_answer(job: Job) -> Response:
+    """200 with the finished job; 202 with the job still queued or running."""
+    code = status.HTTP_200_OK if job.is_finished else status.HTTP_202_ACCEPTED
+    response = Response(job_representation(job), status=code)
+    response["Location"] = f"/api/v1/jobs/{job.pk}"
+    return response
 
 
 @extend_schema_view(get=extend_schema(responses={200: JobDoc}))
@@ -117,9 +121,8 @@ class JobEventsApi(PartnerApiView):
 
     def get(self, request: Request, job_id: str) -> Any:
         job = selectors.job_of(partner=self.partner, job_id=job_id, capabilities=self.allowed_capabilities)
-        slot = job_wait_slot(api_key=self.api_key)
-        slot.__enter__()
-        return sse_response(request, job, native_events, on_close=lambda: slot.__exit__(None, None, None))
+        slot = wait_slot_take(api_key=self.api_key, hold_seconds=settings.ALLIANCE_STREAM_MAX_SECONDS + 30)
+        return sse_response(request, job, native_events, on_close=slot.release)
 
 
 @extend_schema_view(post=extend_schema(request=None, responses={200: JobDoc}))

@@ -71,10 +71,16 @@ def platform_env(stack: ExitStack, *, database: str, redis_db: int, **extra: str
     return env, tmp
 
 
-def start_gunicorn(env: dict[str, str], port: int, workers: int, threads: int, log: Path, stack: ExitStack) -> None:
-    """gunicorn on HOST:port, stopped by the stack; returns once it answers."""
-    cmd = [sys.executable, "-m", "gunicorn", "alliance.wsgi", "--bind", f"{HOST}:{port}"]
-    cmd += ["--workers", str(workers), "--threads", str(threads)]
+def start_gunicorn(
+    env: dict[str, str], port: int, workers: int, threads: int, log: Path, stack: ExitStack, *, asgi: bool = False
+) -> subprocess.Popen:
+    """gunicorn on HOST:port, stopped by the stack; returns once it answers. asgi: what the platform serves
+    (alliance.asgi, uvicorn workers; `threads` unused), else the former threaded WSGI server."""
+    cmd = [sys.executable, "-m", "gunicorn", "--bind", f"{HOST}:{port}", "--workers", str(workers)]
+    if asgi:
+        cmd += ["alliance.asgi", "--worker-class", "uvicorn_worker.UvicornWorker"]
+    else:
+        cmd += ["alliance.wsgi", "--threads", str(threads)]
     log_file = stack.enter_context(log.open("w"))
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
 
@@ -98,7 +104,7 @@ def start_gunicorn(env: dict[str, str], port: int, workers: int, threads: int, l
             ok = conn.getresponse().status == 401  # answering, and asking for a key
             conn.close()
             if ok:
-                return
+                return proc
         except (OSError, http.client.HTTPException):
             pass
         time.sleep(0.2)

@@ -162,10 +162,9 @@ def _waits() -> _LocalWaits | _RedisWaits:
     return _RedisWaits(settings.REDIS_URL) if settings.REDIS_URL else _LocalWaits()
 
 
-@contextmanager
-def waiting(*, key_id: str, limit: int, hold_seconds: float) -> Iterator[None]:
-    """Holds one of a key's `limit` waiting slots for the block (at most `hold_seconds`, after which a slot whose
-    process died is freed); past the limit, refuses with 429 `too_many_waiting` before any work is done."""
+def waiting_acquire(*, key_id: str, limit: int, hold_seconds: float) -> str:
+    """Takes one of a key's `limit` waiting slots (held at most `hold_seconds`, after which a slot whose process died
+    is freed) and returns its token for waiting_release; past the limit, refuses with 429 `too_many_waiting`."""
     token = _waits().acquire(key_id, limit, hold_seconds)
     if token is None:
         raise LimitReached(
@@ -174,10 +173,21 @@ def waiting(*, key_id: str, limit: int, hold_seconds: float) -> Iterator[None]:
             code="too_many_waiting",
             retry_after=1.0,
         )
+    return token
+
+
+def waiting_release(*, key_id: str, token: str) -> None:
+    _waits().release(key_id, token)
+
+
+@contextmanager
+def waiting(*, key_id: str, limit: int, hold_seconds: float) -> Iterator[None]:
+    """Holds one of a key's `limit` waiting slots for the block (waiting_acquire), released however it ends."""
+    token = waiting_acquire(key_id=key_id, limit=limit, hold_seconds=hold_seconds)
     try:
         yield
     finally:
-        _waits().release(key_id, token)
+        waiting_release(key_id=key_id, token=token)
 
 
 def waiting_count(key_id: str) -> int:

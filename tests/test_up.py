@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from email.message import Message
 
 import pytest
 from django.conf import settings
@@ -38,7 +39,7 @@ class Site:
         self.base = f"http://127.0.0.1:{port}"
         self.key = key
 
-    def request(self, method: str, path: str, body: dict | None = None) -> tuple[int, bytes, dict[str, str]]:
+    def request(self, method: str, path: str, body: dict | None = None) -> tuple[int, bytes, Message]:
         request = urllib.request.Request(
             self.base + path,
             data=json.dumps(body).encode() if body is not None else None,
@@ -46,7 +47,7 @@ class Site:
             headers={"Authorization": f"Bearer {self.key}", "Content-Type": "application/json"},
         )
         with urllib.request.urlopen(request, timeout=300) as response:
-            return response.status, response.read(), dict(response.headers)
+            return response.status, response.read(), response.headers  # names case-insensitive
 
     def run(self, capability: str, data: dict, params: dict | None = None) -> dict:
         status, body, _ = self.request(

@@ -16,7 +16,7 @@ from django.core.management import call_command
 call_command("migrate", verbosity=0)
 from django.test import Client
 from django.urls import get_resolver
-import alliance.wsgi, inference.tasks, inference.services, api.openai.views  # noqa
+import alliance.wsgi, alliance.asgi, inference.tasks, inference.services, api.openai.views, api.waiting  # noqa
 import inference.services.tuning_datasets, inference.services.tuning_jobs, inference.services.tuning_runs  # noqa
 get_resolver().url_patterns
 client = Client()

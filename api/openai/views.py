@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
+from django.http import HttpResponseBase
 from rest_framework import status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
@@ -15,11 +17,12 @@ from alliance.api.parsers import JsonRefused, json_loads_bounded
 from api.base import ANY_KEY, PartnerApiView
 from api.openai import translate
 from api.streaming import EventStreamNegotiation, OpenAIChunks, sse_response
-from inference import selectors, services, tuning_config
+from api.waiting import AwaitJob, AwaitsJobs, job_awaited
+from inference import selectors, tuning_config
 from inference.models import Dataset, Job, JobStatus, TunedModel, TuningJob, TuningStatus
 from inference.registry import model_specs
 from inference.services import tuning_datasets, tuning_jobs
-from inference.services.submission import job_wait_slot
+from inference.services.waiting import wait_slot_take
 from partners import scopes
 
 OPENAI_STATUS = {TuningStatus.CANCELED: "cancelled"}
@@ -41,40 +44,40 @@ class OpenAIView(PartnerApiView):
         return self.request.data
 
 
-class JobEndpoint(OpenAIView):
+class JobEndpoint(AwaitsJobs, OpenAIView):
     """Each route submits one capability, so its scope is declared as that capability's (and checked again where
     the job is submitted)."""
+
+    # The view is async (AwaitsJobs): it answers once the job finishes, holding no thread meanwhile.
 
     read_bucket = False
     content_negotiation_class = EventStreamNegotiation  # a streaming client may accept text/event-stream only
 
-    def run_job(self, capability_name: str, data: dict[str, Any], params: dict[str, Any], model: Any) -> Job:
+    def run_job(
+        self,
+        capability_name: str,
+        data: dict[str, Any],
+        params: dict[str, Any],
+        model: Any,
+        answer: Callable[[Job], HttpResponseBase],
+    ) -> AwaitJob:
+        """Submits the job and answers `answer(job)` once it succeeds; a failed job answers its error, one that does
+        not finish within ALLIANCE_JOB_MAX_WAIT_SECONDS 504."""
         if not model:
             raise ApiError("`model` is required.", code="missing_required_parameter", param="model")
-        with job_wait_slot(api_key=self.api_key):
-            submission = self.submit_job(
-                capability=capability_name,
-                data=data,
-                params=params,
-                model=model,
-                idempotency_key=self.request.headers.get("Idempotency-Key"),
-            )
-            job = services.job_wait(job=submission.job, timeout=settings.ALLIANCE_JOB_MAX_WAIT_SECONDS)
-        if job.status == JobStatus.SUCCEEDED:
-            return job
-        if job.status == JobStatus.FAILED:
-            error = job.error or {}
-            bad_input = error.get("code") == "invalid_input"
-            raise ApiError(
-                error.get("message", "The model failed."),
-                code=error.get("code", "model_error"),
-                status_code=400 if bad_input else 500,
-            )
-        raise ApiError(
-            f"The job {job.pk} did not finish within {settings.ALLIANCE_JOB_MAX_WAIT_SECONDS:.0f} s; "
-            f"poll GET /api/v1/jobs/{job.pk}.",
-            code="timeout",
-            status_code=504,
+        return job_awaited(
+            self,
+            timeout=settings.ALLIANCE_JOB_MAX_WAIT_SECONDS,
+            answer=lambda job: answer(_succeeded(job)),
+            submit=lambda: (
+                self.submit_job(
+                    capability=capability_name,
+                    data=data,
+                    params=params,
+                    model=model,
+                    idempotency_key=self.request.headers.get("Idempotency-Key"),
+                ).job
+            ),
         )
 
     def stream_job(
@@ -86,8 +89,7 @@ class JobEndpoint(OpenAIView):
         include_usage = translate.include_usage(body)
         if not body.get("model"):
             raise ApiError("`model` is required.", code="missing_required_parameter", param="model")
-        slot = job_wait_slot(api_key=self.api_key)
-        slot.__enter__()
+        slot = wait_slot_take(api_key=self.api_key, hold_seconds=settings.ALLIANCE_STREAM_MAX_SECONDS + 30)
         try:
             submission = self.submit_job(
                 capability=capability_name,
@@ -97,11 +99,30 @@ class JobEndpoint(OpenAIView):
                 idempotency_key=self.request.headers.get("Idempotency-Key"),
             )
         except BaseException:
-            slot.__exit__(None, None, None)
+            slot.release()
             raise
         usage = translate.chat_usage if chat else translate.text_usage
         render = OpenAIChunks(submission.job, chat=chat, include_usage=include_usage, usage=usage)
-        return sse_response(self.request, submission.job, render, on_close=lambda: slot.__exit__(None, None, None))
+        return sse_response(self.request, submission.job, render, on_close=slot.release)
+
+
+def _succeeded(job: Job) -> Job:
+    if job.status == JobStatus.SUCCEEDED:
+        return job
+    if job.status == JobStatus.FAILED:
+        error = job.error or {}
+        bad_input = error.get("code") == "invalid_input"
+        raise ApiError(
+            error.get("message", "The model failed."),
+            code=error.get("code", "model_error"),
+            status_code=400 if bad_input else 500,
+        )
+    raise ApiError(
+        f"The job {job.pk} did not finish within {settings.ALLIANCE_JOB_MAX_WAIT_SECONDS:.0f} s; "
+        f"poll GET /api/v1/jobs/{job.pk}.",
+        code="timeout",
+        status_code=504,
+    )
 
 
 class ChatCompletionsApi(JobEndpoint):
@@ -114,8 +135,9 @@ class ChatCompletionsApi(JobEndpoint):
         if body.get("stream"):
             return self.stream_job("dialogue", data, params, body, chat=True)
         translate.include_usage(body)
-        job = self.run_job("dialogue", data, params, body.get("model"))
-        return Response(translate.chat_completion(job))
+        return self.run_job(
+            "dialogue", data, params, body.get("model"), lambda job: Response(translate.chat_completion(job))
+        )
 
 
 class CompletionsApi(JobEndpoint):
@@ -132,8 +154,13 @@ class CompletionsApi(JobEndpoint):
         if body.get("stream"):
             return self.stream_job("text_generation", {"prompt": prompt}, params, body, chat=False)
         translate.include_usage(body)
-        job = self.run_job("text_generation", {"prompt": prompt}, params, body.get("model"))
-        return Response(translate.text_completion(job))
+        return self.run_job(
+            "text_generation",
+            {"prompt": prompt},
+            params,
+            body.get("model"),
+            lambda job: Response(translate.text_completion(job)),
+        )
 
 
 class EmbeddingsApi(JobEndpoint):
@@ -146,8 +173,13 @@ class EmbeddingsApi(JobEndpoint):
         encoding_format = body.get("encoding_format") or "float"
         if encoding_format not in ("float", "base64"):
             raise ApiError("`encoding_format` must be float or base64.", code="invalid_value", param="encoding_format")
-        job = self.run_job("embeddings", {"texts": texts}, {}, body.get("model"))
-        return Response(translate.embeddings_list(job, encoding_format))
+        return self.run_job(
+            "embeddings",
+            {"texts": texts},
+            {},
+            body.get("model"),
+            lambda job: Response(translate.embeddings_list(job, encoding_format)),
+        )
 
 
 class ImageGenerationsApi(JobEndpoint):
@@ -167,8 +199,13 @@ class ImageGenerationsApi(JobEndpoint):
         if response_format not in ("url", "b64_json"):
             raise ApiError("`response_format` must be url or b64_json.", code="invalid_value", param="response_format")
         model = body.get("model") or "alliance-pattern-artist"
-        job = self.run_job("image_generation", {"prompt": body.get("prompt")}, params, model)
-        return Response(translate.images_response(job, response_format, request.build_absolute_uri))
+        return self.run_job(
+            "image_generation",
+            {"prompt": body.get("prompt")},
+            params,
+            model,
+            lambda job: Response(translate.images_response(job, response_format, request.build_absolute_uri)),
+        )
 
 
 class ModelsApi(OpenAIView):

@@ -16,7 +16,6 @@ from inference.services.submission import (
     job_enqueue,
     job_request_submit,
     job_submit,
-    job_wait,
 )
 from inference.services.webhook_delivery import webhook_deliver
 
@@ -31,7 +30,6 @@ __all__ = [
     "job_request_submit",
     "job_submit",
     "job_succeed",
-    "job_wait",
     "jobs_claim_batch",
     "jobs_reap",
     "jobs_succeed",

@@ -26,6 +26,7 @@ from inference.images import file_path, store_file
 from inference.models import FilePurpose, Job, JobStatus, StoredFile, TunedModel
 from inference.registry import ModelNotAvailable, get_model_spec
 from inference.services.submission import job_enqueue, job_route_model
+from inference.services.waiting import jobs_finished_announce
 from inference.tuning_config import TUNED_PREFIX
 from partners.services import usage_refund
 
@@ -355,6 +356,7 @@ def jobs_succeed(*, results: list[tuple[Job, dict[str, Any]]], token: uuid.UUID)
     now = timezone.now()
     written: list[Path] = []
     finished = Finished(succeeded=0, failures=[])
+    succeeded: list[uuid.UUID] = []
     try:
         with transaction.atomic():
             running = set(
@@ -380,8 +382,10 @@ def jobs_succeed(*, results: list[tuple[Job, dict[str, Any]]], token: uuid.UUID)
                     continue
                 finished.succeeded += 1
                 streams.publish_end_on_commit(job.pk, JobStatus.SUCCEEDED)
+                succeeded.append(job.pk)
                 if job.webhook_url:
                     transaction.on_commit(lambda job_id=job.pk: _enqueue_webhook(job_id))
+            jobs_finished_announce(succeeded)  # after the commit: requests waiting on them wake
     except BaseException:
         _remove(written)
         raise
@@ -405,6 +409,7 @@ def job_fail(*, job: Job, token: uuid.UUID | None, code: str, message: str) -> b
     if finished:
         usage_refund(job_id=job.pk)
         streams.publish_end_on_commit(job.pk, JobStatus.FAILED)
+        jobs_finished_announce([job.pk])
         if job.webhook_url:
             transaction.on_commit(lambda: _enqueue_webhook(job.pk))
     return bool(finished)

@@ -1,17 +1,13 @@
-"""The web side of a job: validate, charge, store and enqueue; wait; cancel."""
+"""The web side of a job: validate, charge, store and enqueue; cancel. Waiting: inference.services.waiting."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypedDict, Unpack
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework import serializers
@@ -22,6 +18,8 @@ from inference import dispatch, streams, tokens, tuning_config, webhook_security
 from inference.images import FILE_ID_PREFIX, ImageRejected, decode_base64_image, file_path, store_image
 from inference.models import FilePurpose, Job, JobStatus, StoredFile, TunedModel
 from inference.registry import ModelNotAvailable, get_model_spec
+from inference.services.waiting import job_wait_slot as job_wait_slot  # moved there; kept for its importers
+from inference.services.waiting import jobs_finished_announce
 from partners import ratelimit
 from partners.models import ApiKey, Partner, Quota
 from partners.services import UnitsState, quota_for, usage_charge, usage_refund
@@ -270,28 +268,6 @@ def job_enqueue(job: Job) -> None:
         logger.warning("enqueue of job %s failed; the reaper will send it again", job.pk, exc_info=True)
 
 
-@contextmanager
-def job_wait_slot(*, api_key: ApiKey) -> Iterator[None]:
-    """Holds one of the key's ALLIANCE_API_KEY_MAX_WAITING slots while a request submits a job and waits on it (a
-    web thread held up to ALLIANCE_JOB_MAX_WAIT_SECONDS); past the cap, 429 `too_many_waiting`. Taken before the
-    job is submitted, so a refused request leaves no job and no charge behind; released however the wait ends."""
-    hold = settings.ALLIANCE_JOB_MAX_WAIT_SECONDS + 30
-    with ratelimit.waiting(key_id=api_key.public_id, limit=settings.ALLIANCE_API_KEY_MAX_WAITING, hold_seconds=hold):
-        yield
-
-
-def job_wait(*, job: Job, timeout: float) -> Job:
-    """Polls the job until it finishes or `timeout` (at most ALLIANCE_JOB_MAX_WAIT_SECONDS) passes; callers hold a
-    job_wait_slot for it."""
-    deadline = time.monotonic() + min(max(timeout, 0.0), settings.ALLIANCE_JOB_MAX_WAIT_SECONDS)
-    delay = 0.01
-    while not job.is_finished and time.monotonic() < deadline:
-        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-        delay = min(delay * 1.5, 0.25)
-        job.refresh_from_db()
-    return job
-
-
 @transaction.atomic
 def job_cancel(*, job: Job) -> Job:
     """Cancels a queued job, refunded in full, or a running one, which keeps its charge: its worker has spent the
@@ -311,4 +287,5 @@ def job_cancel(*, job: Job) -> Job:
     streams.publish_end_on_commit(job.pk, JobStatus.CANCELED)
     if queued:
         usage_refund(job_id=job.pk)
+    jobs_finished_announce([job.pk])
     return job

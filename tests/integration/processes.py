@@ -1,4 +1,4 @@
-"""Real platform processes for integration tests: Celery workers and a gunicorn web server."""
+"""Real platform processes for integration tests: Celery workers and the web server (gunicorn, uvicorn workers)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 from django.conf import settings
 from django.db import connection
 
+from alliance.web import web_command
 from inference.worker import worker_command
 
 ROOT = Path(settings.BASE_DIR)
@@ -104,18 +104,7 @@ def free_port() -> int:
 
 def start_web(tmp_path: Path, *, workers: int = 3, **env: str) -> tuple[PlatformProcess, int]:
     port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "alliance.wsgi",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--workers",
-        str(workers),
-        "--threads",
-        "4",
-    ]
+    command = web_command(bind=f"127.0.0.1:{port}", workers=workers)
     web = PlatformProcess(command, service_env(**env), tmp_path / "web.log")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

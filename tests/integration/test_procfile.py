@@ -20,6 +20,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from email.message import Message
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,7 @@ import yaml
 from django.conf import settings
 from PIL import Image
 
+from alliance.web import web_command
 from inference.models import Job, StoredFile, TuningJob
 from partners.models import Partner
 from tests.factories import make_key
@@ -57,7 +59,10 @@ def test_the_procfile_has_one_worker_per_family_beat_web_and_release():
         assert argv[argv.index("-Q") + 1] == queues
     served = {queue for queues in FAMILY_QUEUES.values() for queue in queues.split(",")}
     assert served == set(settings.ALLIANCE_QUEUES)
-    assert "gunicorn alliance.wsgi" in processes["web"] and "${PORT:-8000}" in processes["web"]
+    assert "${PORT:-8000}" in processes["web"]
+    web = shlex.split(processes["web"].split("&&")[-1])
+    served = web_command(bind="0.0.0.0:${PORT:-8000}", workers=0)  # what `up` and the tests run, by this interpreter
+    assert web[:2] == ["exec", "gunicorn"] and web[2:-1] == served[3:-1], web  # ASGI, uvicorn workers
     assert "migrate" in processes["release"] and "seed_alliance" in processes["release"]
 
 
@@ -82,15 +87,15 @@ class Site:
         self.base = f"http://127.0.0.1:{port}"
         self.headers = {"Authorization": f"Bearer {key}"}
 
-    def request(self, method: str, path: str, body: bytes | None = None, **headers: str) -> tuple[int, bytes, dict]:
+    def request(self, method: str, path: str, body: bytes | None = None, **headers: str) -> tuple[int, bytes, Message]:
         request = urllib.request.Request(
             self.base + path, data=body, method=method, headers={**self.headers, **headers}
         )
         try:
             with urllib.request.urlopen(request, timeout=60) as response:
-                return response.status, response.read(), dict(response.headers)
+                return response.status, response.read(), response.headers  # names case-insensitive
         except urllib.error.HTTPError as error:
-            return error.code, error.read(), dict(error.headers)
+            return error.code, error.read(), error.headers
 
     def post_json(self, path: str, body: dict) -> dict:
         status, content, _ = self.request(

@@ -1,5 +1,5 @@
-"""A key holds at most ALLIANCE_API_KEY_MAX_WAITING web threads waiting on jobs (`?wait` on POST /api/v1/jobs and
-the synchronous /v1 calls), counted in Redis across web processes: real concurrent requests to gunicorn. A refused
+"""A key holds at most ALLIANCE_API_KEY_MAX_WAITING requests waiting on jobs (`?wait` on POST /api/v1/jobs and the
+synchronous /v1 calls), counted in Redis across web processes: real concurrent requests to the web server. A refused
 request answers 429 `too_many_waiting` at once and leaves no job; every slot is given back however the wait ends.
 The embedded mode (no Redis) counts in the process."""
 
@@ -64,7 +64,7 @@ def post(port: int, raw_key: str, path: str, body: dict) -> tuple[int, dict, flo
 def test_waiting_requests_past_the_cap_are_refused_at_once_across_web_processes(web):
     partner = make_partner("LG Electronics", sector="manufacturing")
     key, raw = make_key(partner)
-    # No worker runs: every job stays queued, so each waiting request holds its thread for the whole wait.
+    # No worker runs: every job stays queued, so each waiting request holds its slot for the whole wait.
     with ThreadPoolExecutor(max_workers=6) as pool:
         results = list(pool.map(lambda _: post(web, raw, f"/api/v1/jobs?wait={WAIT_SECONDS}", keyword_job()), range(6)))
     waited = [r for r in results if r[0] == 202]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 
 from django.conf import settings
@@ -14,6 +13,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
 from alliance import local_secrets
+from alliance.web import web_command
 from inference.worker import worker_command
 from partners.models import ApiKey, Partner
 from partners.services import api_key_issue, api_key_revoke
@@ -39,9 +39,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument("--host", default="127.0.0.1")
-        parser.add_argument("--web-threads", type=int, default=8)
 
-    def handle(self, *args: object, port: int, host: str, web_threads: int, **options: object) -> None:
+    def handle(self, *args: object, port: int, host: str, **options: object) -> None:
         settings.ALLIANCE_VAR_DIR.mkdir(parents=True, exist_ok=True)
         self._keep_secrets()
         call_command("migrate", interactive=False, verbosity=0)
@@ -50,7 +49,7 @@ class Command(BaseCommand):
         call_command("prepare_models")
         call_command("collectstatic", interactive=False, verbosity=0)
         demo_key = self._fresh_demo_key()
-        processes = self._start(host, port, web_threads)
+        processes = self._start(host, port)
         self.stdout.write(
             f"\nThe platform is up at http://{host}:{port}/\n"
             f"A demo key for {DEMO_PARTNER} (shown once; replaced at the next start):\n  {demo_key}\n"
@@ -85,7 +84,7 @@ class Command(BaseCommand):
         _, raw = api_key_issue(partner=partner, name=DEMO_KEY_NAME, actor="system:up")
         return raw
 
-    def _start(self, host: str, port: int, web_threads: int) -> list[subprocess.Popen]:
+    def _start(self, host: str, port: int) -> list[subprocess.Popen]:
         env = {**os.environ, "DJANGO_SETTINGS_MODULE": "alliance.settings"}
         env.setdefault("ALLIANCE_SECURE", "0")  # `up` serves plain HTTP on this machine: cookies without Secure
         worker = worker_command(
@@ -93,20 +92,7 @@ class Command(BaseCommand):
             concurrency=settings.CELERY_WORKER_CONCURRENCY,
             schedule=settings.ALLIANCE_VAR_DIR / "celerybeat-schedule",
         )
-        web = [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "alliance.wsgi",
-            "--bind",
-            f"{host}:{port}",
-            "--workers",
-            "1",
-            "--threads",
-            str(web_threads),
-            "--access-logfile",
-            "-",
-        ]
+        web = web_command(bind=f"{host}:{port}", workers=1, access_log=True)  # ASGI: waits hold no thread
         return [subprocess.Popen(cmd, env=env, cwd=settings.BASE_DIR) for cmd in (worker, web)]
 
     def _supervise(self, processes: list[subprocess.Popen]) -> None:
