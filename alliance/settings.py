@@ -431,3 +431,9 @@ EMAIL_USE_TLS = env_bool("DJANGO_EMAIL_USE_TLS", False)
 EMAIL_TIMEOUT = env_int("DJANGO_EMAIL_TIMEOUT", 10)
 DEFAULT_FROM_EMAIL = os.environ.get("DJANGO_DEFAULT_FROM_EMAIL", "alliance@localhost")
 ALLIANCE_INVITATION_DAYS = env_int("ALLIANCE_INVITATION_DAYS", 7)
+
+# Applications to join the alliance (the public /join/ page): per submitting address, at most
+# ALLIANCE_APPLICATIONS_PER_MINUTE a minute and ALLIANCE_APPLICATIONS_PER_DAY in 24 hours; one pending application
+# per contact address.
+ALLIANCE_APPLICATIONS_PER_MINUTE = env_int("ALLIANCE_APPLICATIONS_PER_MINUTE", 3)
+ALLIANCE_APPLICATIONS_PER_DAY = env_int("ALLIANCE_APPLICATIONS_PER_DAY", 5)

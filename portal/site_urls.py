@@ -2,11 +2,12 @@
 
 from django.urls import include, path
 
-from portal import guide
+from portal import guide, join
 
 urlpatterns = [
     path("portal/", include("portal.urls")),
     path("playground/", include("portal.playground.urls")),
     path("api/guide/", guide.api_guide, name="api-guide"),
+    path("join/", join.join, name="join"),
     path("", include("portal.gallery.urls")),
 ]

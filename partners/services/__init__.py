@@ -1,10 +1,12 @@
 """Writes of the account domain, one module per concern; the names below are its public surface."""
 
 from partners.services.api_keys import api_key_authenticate, api_key_issue, api_key_revoke, api_key_rotate
+from partners.services.applications import application_approve, application_decline, application_submit
 from partners.services.audit import actor_for, audit_record
 from partners.services.invitations import (
     invitation_accept,
     invitation_create,
+    invitation_create_owner,
     invitation_decline,
     invitation_revoke,
     invitation_sign_up,
@@ -34,9 +36,13 @@ __all__ = [
     "api_key_issue",
     "api_key_revoke",
     "api_key_rotate",
+    "application_approve",
+    "application_decline",
+    "application_submit",
     "audit_record",
     "invitation_accept",
     "invitation_create",
+    "invitation_create_owner",
     "invitation_decline",
     "invitation_revoke",
     "invitation_sign_up",
