@@ -14,6 +14,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
 from alliance import local_secrets
+from alliance.mail import mail_destination
 from inference.worker import worker_command
 from partners.models import ApiKey, Partner
 from partners.services import api_key_issue, api_key_revoke
@@ -59,6 +60,7 @@ class Command(BaseCommand):
             '-d \'{"capability": "keyword_extraction", "input": {"text": "Alliance partners tune '
             "foundation models on their own data.\"}}'\n"
         )
+        self.stdout.write(mail_destination() + ".\n")
         self._supervise(processes)
 
     def _keep_secrets(self) -> None:
