@@ -158,3 +158,13 @@ def invitation_by_token(raw: str) -> Invitation | None:
         return None
     invitations = Invitation.objects.select_related("partner", "invited_by")
     return invitations.filter(token_hash=invitation_token_hash(raw)).first()
+
+
+def directory_partners(*, sector: str | None = None) -> QuerySet[Partner]:
+    """The public directory: active partners the operators chose to list (Partner.listed), by sector then name."""
+    partners = Partner.objects.filter(listed=True, is_active=True).order_by("sector", "name")
+    return partners.filter(sector=sector) if sector else partners
+
+
+def directory_partner(*, slug: str) -> Partner | None:
+    return directory_partners().filter(slug=slug).first()
