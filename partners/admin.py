@@ -7,7 +7,6 @@ import smtplib
 from typing import Any
 
 from django import forms
-from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
@@ -39,7 +38,9 @@ from partners.services import (
     application_approve,
     application_decline,
     audit_record,
+    partner_set_tier,
     quota_set,
+    tier_defaults,
 )
 
 
@@ -100,6 +101,22 @@ class PartnerAdmin(AuditedAdmin):
     list_filter = ["sector", "tier", "is_active", "listed"]
     prepopulated_fields = {"slug": ["name"]}
     search_fields = ["name"]
+
+    def save_model(self, request: HttpRequest, obj: Partner, form: Any, change: bool) -> None:
+        """A change of tier goes through the service: every capability's quota moves to the new tier's defaults."""
+        if not (change and "tier" in form.changed_data):
+            super().save_model(request, obj, form, change)
+            return
+        new_tier, obj.tier = obj.tier, form.initial["tier"]
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            defaults = partner_set_tier(partner=obj, tier=new_tier, actor=actor_for(user=request.user))
+        self.message_user(
+            request,
+            f"{obj.name} is now {obj.get_tier_display()}: each capability's quota is "
+            f"{defaults['monthly_units']:,} units a month and {defaults['rpm']:,} requests per minute.",
+            messages.SUCCESS,
+        )
 
 
 @admin.register(Membership)
@@ -205,10 +222,28 @@ class AuditedUserAdmin(AuditedAdmin, UserAdmin):
         return super().log_change(request, obj, message)
 
 
+def _tier_help() -> str:
+    return "; ".join(
+        f"{label}: {tier_defaults(value)['monthly_units']:,} units, {tier_defaults(value)['rpm']:,} rpm"
+        for value, label in Tier.choices
+    )
+
+
 class ApproveForm(forms.Form):
     tier = forms.ChoiceField(choices=Tier.choices, initial=Tier.STANDARD)
-    monthly_units = forms.IntegerField(min_value=0, help_text="Each capability's monthly units.")
-    rpm = forms.IntegerField(min_value=1, label="Requests per minute", help_text="Per API key, each capability.")
+    monthly_units = forms.IntegerField(
+        min_value=0, required=False, help_text="Each capability's monthly units; blank: the tier's default."
+    )
+    rpm = forms.IntegerField(
+        min_value=1,
+        required=False,
+        label="Requests per minute",
+        help_text="Per API key, each capability; blank: the tier's default.",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["tier"].help_text = "Defaults by tier: " + _tier_help() + "."
 
 
 class DeclineForm(forms.Form):
@@ -263,8 +298,7 @@ class ApplicationAdmin(ReadOnlyAdmin):
 
     def approve_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         application = get_object_or_404(Application, pk=pk)
-        initial = {"monthly_units": settings.ALLIANCE_DEFAULT_MONTHLY_UNITS, "rpm": settings.ALLIANCE_DEFAULT_RPM}
-        form = ApproveForm(request.POST or None, initial=initial)
+        form = ApproveForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             try:
                 partner, invitation = application_approve(

@@ -120,15 +120,16 @@ def quota_usage(*, partner: Partner, month: dt.date, capabilities: Sequence[str]
         QuotaPeriod.objects.filter(quota__partner=partner, month=month).values_list("quota__capability", "used")
     )
     rows = []
+    factor = settings.ALLIANCE_TIER_FACTORS.get(partner.tier, 1)
     for name in capabilities:
         quota = quotas.get(name)
-        limit = quota.monthly_units if quota else settings.ALLIANCE_DEFAULT_MONTHLY_UNITS
+        limit = quota.monthly_units if quota else settings.ALLIANCE_DEFAULT_MONTHLY_UNITS * factor
         units = int(used.get(name, 0))
         rows.append(
             {
                 "capability": name,
                 "monthly_units": limit,
-                "rpm": quota.rpm if quota else settings.ALLIANCE_DEFAULT_RPM,
+                "rpm": quota.rpm if quota else settings.ALLIANCE_DEFAULT_RPM * factor,
                 "is_default": quota is None,
                 "used": units,
                 "remaining": max(0, limit - units),

@@ -26,7 +26,9 @@ from partners.services.quotas import (
     quota_for,
     quota_release,
     quota_set,
+    tier_defaults,
 )
+from partners.services.tiers import partner_set_tier
 from partners.services.usage import usage_charge, usage_refund
 
 __all__ = [
@@ -53,10 +55,12 @@ __all__ = [
     "next_month_start",
     "partner_create",
     "partner_set_active",
+    "partner_set_tier",
     "quota_consume",
     "quota_for",
     "quota_release",
     "quota_set",
+    "tier_defaults",
     "usage_charge",
     "usage_refund",
 ]

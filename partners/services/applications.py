@@ -22,7 +22,7 @@ from partners.models import Application, ApplicationStatus, Invitation, Partner,
 from partners.services.audit import actor_for, audit_record
 from partners.services.invitations import _normalised_email, invitation_create_owner
 from partners.services.members import partner_create
-from partners.services.quotas import quota_set
+from partners.services.quotas import quota_set, tier_defaults
 
 
 def _check_address(address: str | None, now: dt.datetime) -> None:
@@ -114,15 +114,18 @@ def application_approve(
     application: Application,
     operator: AbstractBaseUser,
     tier: str,
-    monthly_units: int,
-    rpm: int,
+    monthly_units: int | None,
+    rpm: int | None,
     link_for: Callable[[str], str],
     now: dt.datetime | None = None,
 ) -> tuple[Partner, Invitation]:
-    """Creates the partner (tier, every capability's quota), invites the contact as its owner and emails the link
-    (`link_for(token)`); if the email cannot be sent, nothing of it remains."""
+    """Creates the partner (tier, every capability's quota: the tier's defaults where None), invites the contact as
+    its owner and emails the link (`link_for(token)`); if the email cannot be sent, nothing of it remains."""
     if tier not in Tier.values:
         raise InvalidInput(f"Unknown tier {tier!r}.", code="invalid_tier", param="tier")
+    defaults = tier_defaults(tier)
+    monthly_units = defaults["monthly_units"] if monthly_units is None else monthly_units
+    rpm = defaults["rpm"] if rpm is None else rpm
     if monthly_units < 0 or rpm < 1:
         raise InvalidInput("Quotas are a non-negative monthly units and at least 1 rpm.", code="invalid_quota")
     now = now or timezone.now()

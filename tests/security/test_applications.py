@@ -208,3 +208,15 @@ def test_only_operators_reach_the_decision_pages(partner):
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
     stored.refresh_from_db()
     assert stored.status == "pending"
+
+
+def test_an_approval_left_blank_gives_the_tiers_default_quotas(operator, settings):
+    settings.ALLIANCE_DEFAULT_MONTHLY_UNITS, settings.ALLIANCE_DEFAULT_RPM = 1000, 60
+    visitor().post("/join/", application(company_name="Busan Fabs"))
+    stored = Application.objects.get()
+    response = operator_client(operator).post(
+        f"/admin/partners/application/{stored.pk}/approve/", {"tier": "founding", "monthly_units": "", "rpm": ""}
+    )
+    assert response.status_code == 302
+    quotas = Quota.objects.filter(partner__name="Busan Fabs")
+    assert {(q.monthly_units, q.rpm) for q in quotas} == {(5000, 300)}
