@@ -139,3 +139,12 @@ def test_the_schema_documents_the_public_operations(client):
     assert paths["/api/v1/me"]["get"]["security"]  # whereas a partner's operation asks for one
     assert paths["/api/v1/partners/{slug}"]["get"]["x-required-scopes"] == []
     assert operation["operationId"] != paths["/api/v1/partners/{slug}"]["get"]["operationId"]
+
+
+def test_the_seeded_founding_members_are_in_the_directory():
+    from django.core.management import call_command
+
+    call_command("seed_alliance", verbosity=0)
+    slugs = [p["slug"] for p in api().get("/api/v1/partners").json()["data"]]
+    assert "woori-bank" in slugs and "lg-ai-research" in slugs
+    assert b"Woori Bank" in Client().get("/partners/").content
