@@ -10,6 +10,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
+from django.core.exceptions import PermissionDenied
 from django.db import models, transaction
 from django.db.models import QuerySet
 from django.forms import BaseFormSet, ModelForm
@@ -296,7 +297,13 @@ class ApplicationAdmin(ReadOnlyAdmin):
         self.message_user(request, message, messages.SUCCESS)
         return HttpResponseRedirect(reverse("admin:partners_application_changelist"))
 
+    def _check_decider(self, request: HttpRequest) -> None:
+        """Deciding who joins takes the right to add partners (superusers have it), not only a staff account."""
+        if not request.user.has_perm("partners.add_partner"):
+            raise PermissionDenied("Deciding applications needs the permission to add partners.")
+
     def approve_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        self._check_decider(request)
         application = get_object_or_404(Application, pk=pk)
         form = ApproveForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
@@ -318,6 +325,7 @@ class ApplicationAdmin(ReadOnlyAdmin):
         return self._decision_page(request, application, form, "Approve")
 
     def decline_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        self._check_decider(request)
         application = get_object_or_404(Application, pk=pk)
         form = DeclineForm(request.POST or None)
         if request.method == "POST" and form.is_valid():

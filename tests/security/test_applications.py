@@ -206,8 +206,12 @@ def test_only_operators_reach_the_decision_pages(partner):
         f"/admin/partners/application/{stored.pk}/approve/", {"tier": "lab", "monthly_units": "1", "rpm": "1"}
     )
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
+    staffless.is_staff = True  # staff, but without the permission to add partners
+    staffless.save()
+    for action, data in (("approve", {"tier": "lab", "monthly_units": "1", "rpm": "1"}), ("decline", {"reason": "x"})):
+        assert client.post(f"/admin/partners/application/{stored.pk}/{action}/", data).status_code == 403
     stored.refresh_from_db()
-    assert stored.status == "pending"
+    assert stored.status == "pending" and not Partner.objects.filter(name=stored.company_name).exists()
 
 
 def test_an_approval_left_blank_gives_the_tiers_default_quotas(operator, settings):
