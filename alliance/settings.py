@@ -461,3 +461,19 @@ EMAIL_USE_TLS = env_bool("DJANGO_EMAIL_USE_TLS", False)
 EMAIL_TIMEOUT = env_int("DJANGO_EMAIL_TIMEOUT", 10)
 DEFAULT_FROM_EMAIL = os.environ.get("DJANGO_DEFAULT_FROM_EMAIL", "alliance@localhost")
 ALLIANCE_INVITATION_DAYS = env_int("ALLIANCE_INVITATION_DAYS", 7)
+
+# Applications to join the alliance (the public /join/ page): per submitting address, at most
+# ALLIANCE_APPLICATIONS_PER_MINUTE a minute and ALLIANCE_APPLICATIONS_PER_DAY in 24 hours; one pending application
+# per contact address.
+ALLIANCE_APPLICATIONS_PER_MINUTE = env_int("ALLIANCE_APPLICATIONS_PER_MINUTE", 3)
+ALLIANCE_APPLICATIONS_PER_DAY = env_int("ALLIANCE_APPLICATIONS_PER_DAY", 5)
+# The public, key-less reads (GET /api/v1/partners): requests per minute per address.
+ALLIANCE_PUBLIC_REQUESTS_PER_MINUTE = env_int("ALLIANCE_PUBLIC_REQUESTS_PER_MINUTE", 120)
+# Tiers: a partner's default quotas are ALLIANCE_DEFAULT_MONTHLY_UNITS and ALLIANCE_DEFAULT_RPM times its tier's
+# factor; ALLIANCE_TIER_FACTORS overrides some, e.g. "founding=5,standard=1".
+ALLIANCE_TIER_FACTORS: dict[str, int] = {"lab": 10, "founding": 5, "strategic": 3, "standard": 1}
+for _entry in filter(None, os.environ.get("ALLIANCE_TIER_FACTORS", "").replace(" ", "").split(",")):
+    _tier, _, _factor = _entry.partition("=")
+    if _tier not in ALLIANCE_TIER_FACTORS or not _factor.isdigit() or int(_factor) < 1:
+        raise ImproperlyConfigured(f"ALLIANCE_TIER_FACTORS: {_entry!r} is not <tier>=<whole factor of at least 1>.")
+    ALLIANCE_TIER_FACTORS[_tier] = int(_factor)

@@ -2,7 +2,7 @@
 
 from django.urls import path, re_path
 
-from api import account, files, jobs, tuning
+from api import account, files, jobs, partners, tuning
 
 urlpatterns = [
     re_path(r"^jobs/?$", jobs.JobCollectionApi.as_view(), name="jobs"),
@@ -23,4 +23,6 @@ urlpatterns = [
     path("models", tuning.ModelListApi.as_view(), name="models"),
     path("usage", account.UsageApi.as_view(), name="usage"),
     path("me", account.MeApi.as_view(), name="me"),
+    re_path(r"^partners/?$", partners.PartnerDirectoryApi.as_view(), name="partners"),
+    path("partners/<slug:slug>", partners.PartnerDirectoryDetailApi.as_view(), name="partner-detail"),
 ]

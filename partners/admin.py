@@ -3,18 +3,46 @@ log itself can only be read; a key's owner, scopes and revocation are not edited
 
 from __future__ import annotations
 
+import smtplib
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
+from django.core.exceptions import PermissionDenied
 from django.db import models, transaction
 from django.db.models import QuerySet
 from django.forms import BaseFormSet, ModelForm
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
 
-from partners.models import ApiKey, AuditEvent, Invitation, Membership, Partner, Quota, UsageRecord
-from partners.services import actor_for, api_key_revoke, audit_record, quota_set
+from alliance.errors import DomainError
+from partners.models import (
+    ApiKey,
+    Application,
+    ApplicationStatus,
+    AuditEvent,
+    Invitation,
+    Membership,
+    Partner,
+    Quota,
+    Tier,
+    UsageRecord,
+)
+from partners.services import (
+    actor_for,
+    api_key_revoke,
+    application_approve,
+    application_decline,
+    audit_record,
+    partner_set_tier,
+    quota_set,
+    tier_defaults,
+)
 
 
 def _partner_of(obj: models.Model) -> Partner | None:
@@ -70,10 +98,26 @@ class AuditedAdmin(admin.ModelAdmin):
 
 @admin.register(Partner)
 class PartnerAdmin(AuditedAdmin):
-    list_display = ["name", "slug", "sector", "tier", "founding_member", "is_active"]
-    list_filter = ["sector", "tier", "is_active"]
+    list_display = ["name", "slug", "sector", "tier", "founding_member", "is_active", "listed"]
+    list_filter = ["sector", "tier", "is_active", "listed"]
     prepopulated_fields = {"slug": ["name"]}
     search_fields = ["name"]
+
+    def save_model(self, request: HttpRequest, obj: Partner, form: Any, change: bool) -> None:
+        """A change of tier goes through the service: every capability's quota moves to the new tier's defaults."""
+        if not (change and "tier" in form.changed_data):
+            super().save_model(request, obj, form, change)
+            return
+        new_tier, obj.tier = obj.tier, form.initial["tier"]
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            defaults = partner_set_tier(partner=obj, tier=new_tier, actor=actor_for(user=request.user))
+        self.message_user(
+            request,
+            f"{obj.name} is now {obj.get_tier_display()}: each capability's quota is "
+            f"{defaults['monthly_units']:,} units a month and {defaults['rpm']:,} requests per minute.",
+            messages.SUCCESS,
+        )
 
 
 @admin.register(Membership)
@@ -177,3 +221,120 @@ class AuditedUserAdmin(AuditedAdmin, UserAdmin):
         if request.resolver_match and request.resolver_match.url_name == "auth_user_password_change":
             admin_audit(request, obj, "password_changed")
         return super().log_change(request, obj, message)
+
+
+def _tier_help() -> str:
+    return "; ".join(
+        f"{label}: {tier_defaults(value)['monthly_units']:,} units, {tier_defaults(value)['rpm']:,} rpm"
+        for value, label in Tier.choices
+    )
+
+
+class ApproveForm(forms.Form):
+    tier = forms.ChoiceField(choices=Tier.choices, initial=Tier.STANDARD)
+    monthly_units = forms.IntegerField(
+        min_value=0, required=False, help_text="Each capability's monthly units; blank: the tier's default."
+    )
+    rpm = forms.IntegerField(
+        min_value=1,
+        required=False,
+        label="Requests per minute",
+        help_text="Per API key, each capability; blank: the tier's default.",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["tier"].help_text = "Defaults by tier: " + _tier_help() + "."
+
+
+class DeclineForm(forms.Form):
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), help_text="Sent to the applicant.")
+
+
+@admin.register(Application)
+class ApplicationAdmin(ReadOnlyAdmin):
+    """Applications come from the public "Join the alliance" page; operators approve (tier and initial quotas; the
+    partner is created and the contact invited as its owner) or decline with a reason, each through the service,
+    audited and emailed to the contact."""
+
+    list_display = ["company_name", "sector", "country", "contact_email", "status", "created_at", "decide"]
+    list_filter = ["status", "sector"]
+    search_fields = ["company_name", "contact_email", "contact_name"]
+
+    @admin.display(description="Decision")
+    def decide(self, obj: Application) -> str:
+        if obj.status != ApplicationStatus.PENDING:
+            return obj.get_status_display()
+        return format_html(
+            '<a href="{}">Approve</a> · <a href="{}">Decline</a>',
+            reverse("admin:partners_application_approve", args=[obj.pk]),
+            reverse("admin:partners_application_decline", args=[obj.pk]),
+        )
+
+    def get_urls(self) -> list[URLPattern]:
+        wrap = self.admin_site.admin_view
+        return [
+            path("<int:pk>/approve/", wrap(self.approve_view), name="partners_application_approve"),
+            path("<int:pk>/decline/", wrap(self.decline_view), name="partners_application_decline"),
+            *super().get_urls(),
+        ]
+
+    def _decision_page(
+        self, request: HttpRequest, application: Application, form: forms.Form, verb: str
+    ) -> TemplateResponse:
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "application": application,
+            "form": form,
+            "verb": verb,
+            "title": f"{verb} {application.company_name}",
+        }
+        status = 400 if form.is_bound else 200
+        return TemplateResponse(request, "admin/partners/application/decide.html", context, status=status)
+
+    def _decided(self, request: HttpRequest, message: str) -> HttpResponse:
+        self.message_user(request, message, messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:partners_application_changelist"))
+
+    def _check_decider(self, request: HttpRequest) -> None:
+        """Deciding who joins takes the right to add partners (superusers have it), not only a staff account."""
+        if not request.user.has_perm("partners.add_partner"):
+            raise PermissionDenied("Deciding applications needs the permission to add partners.")
+
+    def approve_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        self._check_decider(request)
+        application = get_object_or_404(Application, pk=pk)
+        form = ApproveForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                partner, invitation = application_approve(
+                    application=application,
+                    operator=request.user,
+                    link_for=lambda token: request.build_absolute_uri(reverse("portal:invitation", args=[token])),
+                    **form.cleaned_data,
+                )
+            except DomainError as exc:
+                form.add_error(None, exc.message)
+            except (OSError, smtplib.SMTPException):
+                form.add_error(None, "The invitation email could not be sent, so nothing was approved. Try again.")
+            else:
+                return self._decided(
+                    request, f"{partner.name} is a partner; {invitation.email} is invited as its owner."
+                )
+        return self._decision_page(request, application, form, "Approve")
+
+    def decline_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        self._check_decider(request)
+        application = get_object_or_404(Application, pk=pk)
+        form = DeclineForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                application_decline(application=application, operator=request.user, reason=form.cleaned_data["reason"])
+            except DomainError as exc:
+                form.add_error(None, exc.message)
+            except (OSError, smtplib.SMTPException):
+                form.add_error(None, "The email could not be sent, so nothing was declined. Try again.")
+            else:
+                return self._decided(request, f"The application of {application.company_name} is declined.")
+        return self._decision_page(request, application, form, "Decline")

@@ -37,6 +37,9 @@ class Partner(models.Model):
     website = models.URLField(blank=True)
     description = models.TextField(blank=True)
     is_active = models.BooleanField(default=True)
+    listed = models.BooleanField(
+        default=False, help_text="Shown in the public directory (/partners/ and GET /api/v1/partners)."
+    )
     webhook_secret_version = models.PositiveIntegerField(
         default=1, help_text="Raised by each rotation of the webhook signing secret, which is derived from it."
     )
@@ -216,3 +219,42 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor} {self.action} {self.target}"
+
+
+class ApplicationStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    APPROVED = "approved", "Approved"
+    DECLINED = "declined", "Declined"
+
+
+class Application(models.Model):
+    """A company's request to join the alliance, made on the public "Join the alliance" page; not a partner until an
+    operator approves it (which creates the partner and invites the contact as its owner)."""
+
+    company_name = models.CharField(max_length=200)
+    sector = models.CharField(max_length=32, choices=Sector.choices)
+    country = models.CharField(max_length=2, help_text="ISO 3166-1 alpha-2")
+    website = models.URLField(blank=True)
+    contact_name = models.CharField(max_length=200)
+    contact_email = models.EmailField(help_text="Lower case.")
+    purpose = models.TextField(help_text="What the company wants to build with the alliance.")
+    accepted_terms_at = models.DateTimeField()
+    submitted_from = models.GenericIPAddressField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=ApplicationStatus.choices, default=ApplicationStatus.PENDING)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decline_reason = models.TextField(blank=True)
+    partner = models.ForeignKey(Partner, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["contact_email", "status"], name="application_email_status"),
+            models.Index(fields=["submitted_from", "created_at"], name="application_address_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.company_name} ({self.get_status_display().lower()})"

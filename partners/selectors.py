@@ -89,8 +89,10 @@ def usage_by_day(
 
 
 def memberships_of_user(*, user) -> QuerySet[Membership]:
-    return Membership.objects.filter(user=user, partner__is_active=True).select_related("partner").order_by(
-        "partner__name"
+    return (
+        Membership.objects.filter(user=user, partner__is_active=True)
+        .select_related("partner")
+        .order_by("partner__name")
     )
 
 
@@ -120,15 +122,16 @@ def quota_usage(*, partner: Partner, month: dt.date, capabilities: Sequence[str]
         QuotaPeriod.objects.filter(quota__partner=partner, month=month).values_list("quota__capability", "used")
     )
     rows = []
+    factor = settings.ALLIANCE_TIER_FACTORS.get(partner.tier, 1)
     for name in capabilities:
         quota = quotas.get(name)
-        limit = quota.monthly_units if quota else settings.ALLIANCE_DEFAULT_MONTHLY_UNITS
+        limit = quota.monthly_units if quota else settings.ALLIANCE_DEFAULT_MONTHLY_UNITS * factor
         units = int(used.get(name, 0))
         rows.append(
             {
                 "capability": name,
                 "monthly_units": limit,
-                "rpm": quota.rpm if quota else settings.ALLIANCE_DEFAULT_RPM,
+                "rpm": quota.rpm if quota else settings.ALLIANCE_DEFAULT_RPM * factor,
                 "is_default": quota is None,
                 "used": units,
                 "remaining": max(0, limit - units),
@@ -158,3 +161,13 @@ def invitation_by_token(raw: str) -> Invitation | None:
         return None
     invitations = Invitation.objects.select_related("partner", "invited_by")
     return invitations.filter(token_hash=invitation_token_hash(raw)).first()
+
+
+def directory_partners(*, sector: str | None = None) -> QuerySet[Partner]:
+    """The public directory: active partners the operators chose to list (Partner.listed), by sector then name."""
+    partners = Partner.objects.filter(listed=True, is_active=True).order_by("sector", "name")
+    return partners.filter(sector=sector) if sector else partners
+
+
+def directory_partner(*, slug: str) -> Partner | None:
+    return directory_partners().filter(slug=slug).first()

@@ -68,3 +68,14 @@ def member_remove(*, actor: Membership, membership: Membership) -> None:
     if locked.role == Role.OWNER and _locked_owners(locked.partner_id) <= 1:
         raise PortalError("The last owner cannot be removed.", "role")
     membership_remove(membership=locked, actor=actor_for(user=actor.user))
+
+
+@transaction.atomic
+def member_leave(*, membership: Membership) -> None:
+    """The member leaves the partner by their own choice; a partner's last owner cannot (make another owner first)."""
+    locked = Membership.objects.select_for_update().get(pk=membership.pk)
+    if locked.role == Role.OWNER and _locked_owners(locked.partner_id) <= 1:
+        raise PortalError(
+            f"You are the last owner of {locked.partner.name}: make someone else owner before you leave.", "role"
+        )
+    membership_remove(membership=locked, actor=actor_for(user=locked.user))

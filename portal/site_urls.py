@@ -2,11 +2,14 @@
 
 from django.urls import include, path
 
-from portal import guide
+from portal import directory, guide, join
 
 urlpatterns = [
     path("portal/", include("portal.urls")),
     path("playground/", include("portal.playground.urls")),
     path("api/guide/", guide.api_guide, name="api-guide"),
+    path("join/", join.join, name="join"),
+    path("partners/", directory.directory, name="partners"),
+    path("partners/<slug:slug>/", directory.partner_profile, name="partner-profile"),
     path("", include("portal.gallery.urls")),
 ]

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from portal import tuning_views, views
+from portal import account, tuning_views, views
 
 app_name = "portal"
 
@@ -9,6 +9,13 @@ urlpatterns = [
     path("login/", views.LoginView.as_view(), name="login"),
     path("logout/", views.LogoutView.as_view(), name="logout"),
     path("switch/", views.switch_partner, name="switch"),
+    path("profile/", account.profile, name="profile"),
+    path("profile/memberships/<int:membership_id>/leave/", account.leave, name="leave"),
+    path("password/change/", account.PasswordChangeView.as_view(), name="password-change"),
+    path("password/reset/", account.PasswordResetView.as_view(), name="password-reset"),
+    path("password/reset/sent/", account.PasswordResetDoneView.as_view(), name="password-reset-done"),
+    path("password/reset/<uidb64>/<token>/", account.PasswordResetConfirmView.as_view(), name="password-reset-confirm"),
+    path("password/reset/done/", account.PasswordResetCompleteView.as_view(), name="password-reset-complete"),
     path("keys/", views.keys, name="keys"),
     path("keys/issue/", views.key_issue, name="key-issue"),
     path("keys/webhook-secret/rotate/", views.webhook_secret_rotate_view, name="webhook-secret-rotate"),

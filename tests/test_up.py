@@ -96,6 +96,7 @@ def site(tmp_path_factory):
     secrets_file = tmp_path / "var" / "secrets.env"
     assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
     assert "ALLIANCE_DATA_KEY=" in secrets_file.read_text() and "Generated" in log_path.read_text()
+    assert f"written as files to {tmp_path / 'var' / 'mail'}" in log_path.read_text()  # where the mail goes
 
 
 def test_gallery_page(site):

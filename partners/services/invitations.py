@@ -63,12 +63,18 @@ def invitation_create(
         partner=partner, email=email, accepted_at=None, declined_at=None, revoked_at=None, expires_at__gt=now
     ):
         _revoke(previous, actor=actor, now=now, reason="replaced")
+    return _issue(partner=partner, email=email, role=role, invited_by=inviter.user, actor=actor, now=now)
+
+
+def _issue(
+    *, partner: Partner, email: str, role: str, invited_by: AbstractBaseUser | None, actor: str, now: dt.datetime
+) -> tuple[Invitation, str]:
     raw = secrets.token_urlsafe(32)
     invitation = Invitation.objects.create(
         partner=partner,
         email=email,
         role=Role(role),
-        invited_by=inviter.user,
+        invited_by=invited_by,
         token_hash=invitation_token_hash(raw),
         expires_at=now + dt.timedelta(days=settings.ALLIANCE_INVITATION_DAYS),
     )
@@ -80,6 +86,21 @@ def invitation_create(
         data={"invitation": invitation.pk, "role": role, "expires_at": invitation.expires_at.isoformat()},
     )
     return invitation, raw
+
+
+@transaction.atomic
+def invitation_create_owner(
+    *, partner: Partner, email: str, operator: AbstractBaseUser, now: dt.datetime | None = None
+) -> tuple[Invitation, str]:
+    """An alliance operator's invitation of a new partner's first owner (an approved application's contact)."""
+    return _issue(
+        partner=partner,
+        email=_normalised_email(email),
+        role=Role.OWNER,
+        invited_by=operator,
+        actor=actor_for(user=operator),
+        now=now or timezone.now(),
+    )
 
 
 def _locked_pending(invitation: Invitation, now: dt.datetime) -> Invitation:

@@ -24,6 +24,7 @@ def partner_create(
     country: str = "",
     website: str = "",
     description: str = "",
+    listed: bool = False,
     actor: str = "system",
 ) -> Partner:
     partner = Partner.objects.create(
@@ -35,6 +36,7 @@ def partner_create(
         country=country,
         website=website,
         description=description,
+        listed=listed,
     )
     audit_record(partner=partner, actor=actor, action="partner.created", target=partner.slug)
     return partner

@@ -32,6 +32,15 @@ def next_month_start(moment: dt.datetime | None = None) -> dt.datetime:
     return dt.datetime(year, month, 1, tzinfo=dt.UTC)
 
 
+def tier_defaults(tier: str) -> dict[str, int]:
+    """A tier's default quota of each capability: the platform's defaults times the tier's factor."""
+    factor = settings.ALLIANCE_TIER_FACTORS.get(tier, 1)
+    return {
+        "monthly_units": settings.ALLIANCE_DEFAULT_MONTHLY_UNITS * factor,
+        "rpm": settings.ALLIANCE_DEFAULT_RPM * factor,
+    }
+
+
 QUOTA_CACHE_SECONDS = 5.0
 _quota_cache: dict[tuple[int, str], tuple[float, Quota]] = {}
 
@@ -52,7 +61,7 @@ def quota_for(*, partner: Partner, capability: str, cached: bool = False) -> Quo
         quota, _ = Quota.objects.get_or_create(
             partner=partner,
             capability=capability,
-            defaults={"monthly_units": settings.ALLIANCE_DEFAULT_MONTHLY_UNITS, "rpm": settings.ALLIANCE_DEFAULT_RPM},
+            defaults=tier_defaults(partner.tier),
         )
     _quota_cache[cache_key] = (time.monotonic(), quota)
     return quota

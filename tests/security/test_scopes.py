@@ -18,6 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from api.base import ANY_KEY, HANDLED_METHODS, SUBMITS_JOB, PartnerApiView, scopes_of
+from api.partners import PublicApiView
 from inference.images import store_file
 from inference.models import FilePurpose, Job
 from inference.services.webhook_delivery import webhook_deliver
@@ -32,7 +33,9 @@ from tests.web.conftest import make_member, signed_in
 pytestmark = pytest.mark.django_db
 
 API_PREFIXES = ("api/v1/", "v1/")
-VIEWS = views_under(API_PREFIXES)
+# The public directory: read-only, no key (api/partners.py); every other route acts for a key's partner.
+PUBLIC_ROUTES = {"api/v1/partners", "api/v1/partners/<slug:slug>"}
+VIEWS = [(route, view) for route, view in views_under(API_PREFIXES) if route not in PUBLIC_ROUTES]
 OPERATIONS = [
     (route, method.upper(), view.required_scopes[method.upper()])
     for route, view in VIEWS
@@ -89,7 +92,10 @@ def _call(client, method: str, path: str):
 
 
 def test_every_api_route_is_a_partner_view_that_declares_a_scope_for_each_method():
-    assert {route for route, _ in VIEWS} == set(routes_under(API_PREFIXES))
+    assert {route for route, _ in VIEWS} | PUBLIC_ROUTES == set(routes_under(API_PREFIXES))
+    for route, view in views_under(API_PREFIXES):
+        if route in PUBLIC_ROUTES:
+            assert issubclass(view, PublicApiView) and set(HANDLED_METHODS) & set(vars(view)) == {"get"}, route
     assert len(OPERATIONS) >= 30
     for route, view in VIEWS:
         assert issubclass(view, PartnerApiView), route

@@ -36,6 +36,7 @@ OWNED = {
     "portal/showcases/<int:usecase_id>/submit/": ("usecase", ["post"]),
     "playground/jobs/<str:job_id>": ("job", ["get"]),
     "playground/jobs/<str:job_id>/events": ("job", ["get"]),
+    "portal/profile/memberships/<int:membership_id>/leave/": ("membership", ["post"]),
 }
 # pages that show the signed-in member's partner only
 PAGES = {
@@ -49,6 +50,7 @@ PAGES = {
     "portal/audit/",
     "portal/showcases/",
     "playground/",
+    "portal/profile/",
 }
 # forms with no resource in the path; where the body may name another partner's resource, the named test covers it
 FORMS = {
@@ -66,6 +68,11 @@ FORMS = {
     "portal/invitations/<str:token>/decline/": "test_invitations: declines the token's invitation only, once",
     "portal/showcases/new/": "creates for the member's own partner",
     "playground/jobs": "test_playground: runs with the member's partner's playground key",
+    "portal/password/change/": "changes the signed-in person's own password",
+    "portal/password/reset/": "test_accounts: emails a link only to the address's own account, same answer",
+    "portal/password/reset/sent/": "a page with no data",
+    "portal/password/reset/<uidb64>/<token>/": "the token is the capability: test_accounts (single use)",
+    "portal/password/reset/done/": "a page with no data",
 }
 
 

@@ -13,6 +13,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
 from alliance import local_secrets
+from alliance.mail import mail_destination
 from alliance.web import web_command
 from inference.worker import worker_command
 from partners.models import ApiKey, Partner
@@ -58,6 +59,7 @@ class Command(BaseCommand):
             '-d \'{"capability": "keyword_extraction", "input": {"text": "Alliance partners tune '
             "foundation models on their own data.\"}}'\n"
         )
+        self.stdout.write(mail_destination() + ".\n")
         self._supervise(processes)
 
     def _keep_secrets(self) -> None:

@@ -19,6 +19,7 @@ class Command(BaseCommand):
                 continue
             partner_create(
                 founding_member=True,
+                listed=True,  # the founding members are in the public directory
                 tier=entry.get("tier", "founding"),
                 **{k: v for k, v in entry.items() if k != "tier"},
             )
