@@ -22,6 +22,7 @@ from alliance.errors import DomainError, NotFound
 from capabilities import CAPABILITIES, CORE_CAPABILITIES
 from inference import selectors
 from inference.images import MAX_IMAGE_BYTES
+from inference.models import Job
 from inference.representations import job_representation
 from inference.services import capability_for_submission, job_request_submit
 from inference.sse import native_events, sse_response
@@ -127,18 +128,25 @@ def run(request: HttpRequest) -> JsonResponse:
     return JsonResponse(job_representation(job), status=200 if job.is_finished else 202)
 
 
-@never_cache
-@require_GET
-def job(request: HttpRequest, job_id: str) -> JsonResponse:
+def _member_job(request: HttpRequest, job_id: str) -> Job | HttpResponse:
+    """The signed-in member's partner's job, or the error answer (401 signed out, 404 not theirs)."""
     membership = current_membership(request)
     if membership is None:
         return error_json_response(
             ApiError("Sign in to see playground jobs.", code="not_authenticated", status_code=401)
         )
     try:
-        found = selectors.job_of(partner=membership.partner, job_id=job_id)
+        return selectors.job_of(partner=membership.partner, job_id=job_id)
     except NotFound as exc:
         return error_json_response(exc)
+
+
+@never_cache
+@require_GET
+def job(request: HttpRequest, job_id: str) -> JsonResponse:
+    found = _member_job(request, job_id)
+    if isinstance(found, HttpResponse):
+        return found
     return JsonResponse(job_representation(found))
 
 
@@ -146,13 +154,7 @@ def job(request: HttpRequest, job_id: str) -> JsonResponse:
 @require_GET
 def job_events(request: HttpRequest, job_id: str) -> HttpResponse:
     """The job's events (status, token, job) as GET /api/v1/jobs/<id>/events gives them, for the signed-in member."""
-    membership = current_membership(request)
-    if membership is None:
-        return error_json_response(
-            ApiError("Sign in to see playground jobs.", code="not_authenticated", status_code=401)
-        )
-    try:
-        found = selectors.job_of(partner=membership.partner, job_id=job_id)
-    except NotFound as exc:
-        return error_json_response(exc)
+    found = _member_job(request, job_id)
+    if isinstance(found, HttpResponse):
+        return found
     return sse_response(request, found, native_events)
