@@ -6,7 +6,7 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import connection
-from django.db.models import Q, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 
 from capabilities import CAPABILITIES
 from partners.models import Membership, Partner
@@ -95,6 +95,12 @@ def try_it(usecase: UseCase) -> tuple[str, dict[str, Any]] | None:
 
 
 # ---------------------------------------------------------------- recipe runs
+
+
+def with_recorded_runs(usecases: QuerySet[UseCase]) -> QuerySet[UseCase]:
+    """The showcases with `recorded_runs` (their recorded runs and each step's job) fetched in two more queries."""
+    runs = RecipeRun.objects.filter(recorded=True).order_by("created_at").prefetch_related("steps__job")
+    return usecases.prefetch_related(Prefetch("runs", queryset=runs, to_attr="recorded_runs"))
 
 
 def recorded_runs(usecase: UseCase) -> QuerySet[RecipeRun]:

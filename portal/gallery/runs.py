@@ -8,7 +8,7 @@ from typing import Any
 from django.http import HttpRequest
 from django.urls import reverse
 
-from usecases.models import RecipeRun
+from usecases.models import RecipeRun, UseCase
 from usecases.selectors import recipe_run_representation
 
 
@@ -48,3 +48,20 @@ def run_json(request: HttpRequest, run: RecipeRun, *, own: bool) -> dict[str, An
     representation["url"] = reverse("usecase-run", args=[slug, run.pk])
     representation["can_record"] = own and not run.recorded and run.partner_id == run.usecase.partner_id
     return representation
+
+
+def card_results(usecase: UseCase, limit: int = 3) -> list[dict[str, str]]:
+    """A few text results of the showcase's first recorded run, for its gallery card: (step title, what it said)."""
+    runs = list(getattr(usecase, "recorded_runs", None) or [])
+    if not runs:
+        return []
+    found = []
+    jobs = {step.step_id: step.job for step in runs[0].steps.all()}
+    for step in runs[0].recipe["steps"]:
+        job = jobs.get(step["id"])
+        display = step_display(step["capability"], job.output if job is not None else None) or {}
+        text = display.get("label") or display.get("text") or ", ".join(display.get("tags") or [])
+        if text:
+            title = step.get("title") or step["id"]
+            found.append({"title": title, "text": text if len(text) <= 140 else text[:137] + "..."})
+    return found[:limit]

@@ -14,7 +14,7 @@ from alliance.errors import DomainError
 from partners.models import Membership, Role
 from portal.access import current_membership, role_at_least
 from portal.gallery.forms import GalleryFilterForm
-from portal.gallery.runs import run_json
+from portal.gallery.runs import card_results, run_json
 from portal.playground.keys import playground_key_for
 from usecases import recipes
 from usecases.images import served_content_type
@@ -27,6 +27,7 @@ from usecases.selectors import (
     run_for_viewer,
     try_it,
     usecase_for_viewer,
+    with_recorded_runs,
 )
 
 RUN_ROLE = Role.DEVELOPER
@@ -42,6 +43,9 @@ def gallery(request: HttpRequest) -> HttpResponse:
         partner=filters.get("partner"),
         query=filters.get("q"),
     ).prefetch_related("images")
+    usecases = list(with_recorded_runs(usecases))
+    for usecase in usecases:
+        usecase.card_results = card_results(usecase)
     featured = [] if filters else [usecase for usecase in usecases if usecase.featured]
     return render(
         request,
