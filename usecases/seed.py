@@ -166,7 +166,7 @@ SHOWCASES: list[dict] = [
                             {"role": "user", "content": "{{input.message}}"},
                         ]
                     },
-                    "params": {"max_new_tokens": 64, "temperature": 0.0},
+                    "params": {"max_new_tokens": 80, "temperature": 0.0},
                 },
                 {
                     "id": "emotion",
