@@ -80,12 +80,16 @@ def recipe_run_start(
 
 def _submit_step(run: RecipeRun, position: int, *, outputs: dict[str, Any]) -> RecipeRunStep:
     step = run.recipe["steps"][position]
+    api_key = run.api_key
+    now = timezone.now()
+    if api_key is None or api_key.revoked_at is not None or (api_key.expires_at and api_key.expires_at <= now):
+        raise Forbidden("The key this run was started with is revoked or expired.", code="key_revoked")
     try:
         data = recipes.render(step["input"], inputs=run.inputs, outputs=outputs)
     except recipes.RecipeInvalid as exc:
         raise InvalidInput(exc.message, code=exc.code, param=f"steps.{step['id']}.input") from None
     submission = job_request_submit(
-        api_key=run.api_key,
+        api_key=api_key,
         capability=step["capability"],
         data=data,
         params=step.get("params") or {},

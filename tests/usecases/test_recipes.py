@@ -284,3 +284,15 @@ def test_the_seed_carries_the_recipes(db):
 
 def test_recipe_json_stays_small():
     assert all(len(json.dumps(entry["recipe"])) < recipes.MAX_RECIPE_BYTES for entry in SHOWCASES)
+
+
+def test_a_key_revoked_mid_run_stops_the_next_step(showcase, uplus, django_capture_on_commit_callbacks):
+    from partners.services import api_key_revoke
+
+    api_key, _ = make_key(uplus)
+    run = recipe_run_start(usecase=showcase, api_key=api_key, inputs={"message": "Help."})
+    api_key_revoke(api_key=api_key, actor="test")
+    with django_capture_on_commit_callbacks(execute=True):
+        _finish(run.steps.get().job, OUTPUTS["dialogue"])
+    run.refresh_from_db()
+    assert run.status == "failed" and run.error["code"] == "key_revoked" and run.steps.count() == 1
