@@ -296,3 +296,22 @@ def test_a_key_revoked_mid_run_stops_the_next_step(showcase, uplus, django_captu
         _finish(run.steps.get().job, OUTPUTS["dialogue"])
     run.refresh_from_db()
     assert run.status == "failed" and run.error["code"] == "key_revoked" and run.steps.count() == 1
+
+
+def test_record_showcases_queues_each_seeded_showcases_recordings_once(db):
+    from django.core.management import call_command
+
+    call_command("seed_alliance", stdout=open(os.devnull, "w"))  # noqa: SIM115
+    call_command("record_showcases", stdout=open(os.devnull, "w"))  # noqa: SIM115
+    runs = RecipeRun.objects.select_related("usecase", "api_key")
+    by_showcase = {entry["partner"]: len(entry["recordings"]) for entry in SHOWCASES}
+    assert {p: runs.filter(usecase__partner__slug=p).count() for p in by_showcase} == by_showcase
+    assert all(run.record_when_done and run.partner_id == run.usecase.partner_id for run in runs)
+    assert {job.capability for job in Job.objects.all()} == {
+        "image_generation",
+        "dialogue",
+        "question_answering",
+        "text_classification",
+    }
+    call_command("record_showcases", stdout=open(os.devnull, "w"))  # noqa: SIM115
+    assert RecipeRun.objects.count() == sum(by_showcase.values())
