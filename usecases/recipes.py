@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from alliance.errors import InvalidInput
+from alliance.errors import DomainError, InvalidInput
 from capabilities import CAPABILITIES, CORE_CAPABILITIES
 
 MAX_RECIPE_BYTES = 20_000
@@ -211,13 +211,8 @@ def recipe_check(recipe: Any, *, model_check: Callable[[str, str], object]) -> d
         _require(model is None or isinstance(model, str), "`model` must be a model name.", f"{param}.model")
         try:
             model_check(capability, model)
-        except InvalidInput as exc:
+        except DomainError as exc:  # NotFound (not the partner's, or no such model), InvalidInput (another capability)
             raise RecipeInvalid(exc.message, param=f"{param}.model") from None
-        except Exception as exc:  # NotFound and the like: a domain error with a message
-            message = getattr(exc, "message", None)
-            if message is None:
-                raise
-            raise RecipeInvalid(message, param=f"{param}.model") from None
         template = step.get("input")
         _require(isinstance(template, dict) and bool(template), "`input` must be a JSON object.", f"{param}.input")
         fields = CAPABILITIES[capability].input_serializer().fields
@@ -320,7 +315,7 @@ def python_script(recipe: dict[str, Any], *, base_url: str, inputs: Mapping[str,
         if step.get("model"):
             extra += f", model={step['model']!r}"
         if step.get("params"):
-            extra += f", params={json.dumps(step['params'])}"
+            extra += f", params={_python_value(step['params'])}"
         lines += [
             "",
             f"# {step.get('title') or step['id']}: {step['capability']}",
@@ -345,7 +340,7 @@ def _python_value(value: Any) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(_python_value(item) for item in value) + "]"
     if not isinstance(value, str):
-        return json.dumps(value)
+        return repr(value)  # numbers, True / False / None as Python writes them
     whole = REFERENCE.fullmatch(value.strip())
     if whole:
         return _python_expression(parse_reference(whole.group(1), "template"))

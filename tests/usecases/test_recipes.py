@@ -114,6 +114,11 @@ def test_view_code_is_a_python_script_that_runs_the_same_steps():
     assert 'API = "https://alliance.example/api/v1/jobs"' in script
     assert script.index('run("dialogue"') < script.index('run("summarization"') < script.index('run("keyword')
     assert "{outputs['reply']['message']['content']}" in script and "inputs['message']" in script
+    assert 'params={"max_new_tokens": 80, "temperature": 0.0}' in script
+    flags = {**COUNSELLING, "steps": [{**COUNSELLING["steps"][1], "params": {"multi_label": True}}]}
+    flagged = python_script(recipe_check(flags, model_check=_any_model), base_url="http://x")
+    compile(flagged, "recipe.py", "exec")
+    assert 'params={"multi_label": True}' in flagged
 
 
 # ---------------------------------------------------------------- validation with the partner's models
