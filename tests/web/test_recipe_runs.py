@@ -11,6 +11,7 @@ from django.core.management import call_command
 from django.test import Client
 
 from inference.models import Job
+from inference.services import job_claim, job_succeed
 from partners.models import Partner
 from tests.web.conftest import make_member, signed_in
 from usecases.models import RecipeRun, UseCase
@@ -77,6 +78,9 @@ def test_the_showcases_partner_records_a_run_that_every_visitor_then_sees(seeded
     uplus = Partner.objects.get(slug="lg-uplus")
     client = signed_in(make_member(uplus, "developer"))
     run = _start(client, "I was double charged and I am angry.").json()
+    claimed = job_claim(run["steps"][0]["job_id"])
+    reply = {"message": {"role": "assistant", "content": "I am sorry; the refund is on its way."}}
+    assert job_succeed(job=claimed[0], token=claimed[1], output=reply)
     RecipeRun.objects.filter(pk=run["id"]).update(status="succeeded")
     assert client.get(run["url"]).json()["can_record"]
     recorded = client.post(run["url"] + "/record").json()
@@ -85,6 +89,12 @@ def test_the_showcases_partner_records_a_run_that_every_visitor_then_sees(seeded
     assert public["recorded"] and all(step["job_id"] is None for step in public["steps"])
     page = Client().get(f"/usecases/{SLUG}/").content.decode()
     assert 'data-testid="recorded-runs"' in page and "I was double charged and I am angry." in page
+    assert "the refund is on its way." in page
+    gallery = Client().get("/").content.decode()  # the card shows the recorded run's first results
+    assert (
+        'data-testid="card-results"' in gallery
+        and "<dt>Reply</dt><dd>I am sorry; the refund is on its way.</dd>" in gallery
+    )
 
 
 RECIPE = {
