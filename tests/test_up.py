@@ -66,7 +66,16 @@ def site(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("up")
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in EMBEDDED_ENV_DROPS}
-    env.update({"ALLIANCE_VAR_DIR": str(tmp_path / "var"), "PYTHONUNBUFFERED": "1", "ALLIANCE_METRICS_TOKEN": TOKEN})
+    # The showcases' recordings (background jobs, tests/integration/test_recipes.py) would queue ahead of the
+    # capabilities this test times.
+    env.update(
+        {
+            "ALLIANCE_VAR_DIR": str(tmp_path / "var"),
+            "PYTHONUNBUFFERED": "1",
+            "ALLIANCE_METRICS_TOKEN": TOKEN,
+            "ALLIANCE_RECORD_SHOWCASES": "0",
+        }
+    )
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     log_path = tmp_path / "up.log"
     with log_path.open("w") as log:

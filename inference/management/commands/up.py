@@ -49,6 +49,8 @@ class Command(BaseCommand):
         if not Partner.objects.exists():
             call_command("seed_alliance")
         call_command("prepare_models")
+        if os.environ.get("ALLIANCE_RECORD_SHOWCASES", "1") != "0":
+            call_command("record_showcases")  # only queues the jobs: the worker runs them once it is up
         call_command("collectstatic", interactive=False, verbosity=0)
         demo_key = self._fresh_demo_key()
         processes = self._start(host, port)
