@@ -252,14 +252,13 @@ class BatchCollectionApi(PartnerApiView):
                 raise ApiError("`requests` must be a list.", code="invalid_type", param="requests")
             records, errors = list(enumerate(body["requests"], start=1)), []
         requests, line_errors = native_requests(records)
-        if errors or line_errors:
-            raise batches.BatchInvalid(sorted(errors + line_errors, key=lambda error: error.line))
         batch = batches.batch_create(
             api_key=self.api_key,
             api=BatchApi.NATIVE,
             capability=body.get("capability"),
             endpoint=NATIVE_ENDPOINT,
             requests=requests,
+            line_errors=errors + line_errors,
             input_file=input_file,
             completion_window=body.get("completion_window") or "24h",
             metadata=metadata_of(body.get("metadata")),

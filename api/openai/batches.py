@@ -239,9 +239,7 @@ class BatchesApi(OpenAIView):
             "metadata": metadata,
         }
         try:
-            if errors:
-                raise batches.BatchInvalid(errors)
-            batch = batches.batch_create(requests=requests, **fields)
+            batch = batches.batch_create(requests=requests, line_errors=errors, **fields)
         except batches.BatchInvalid as invalid:
             batch = batches.batch_create_failed(errors=invalid.errors, **fields)
         return Response(openai_batch(batch))

@@ -155,8 +155,11 @@ def _prepare(api_key: ApiKey, capability: Capability, request: BatchRequest) -> 
     )
 
 
-def _prepare_all(api_key: ApiKey, capability: Capability, requests: list[BatchRequest]) -> list[_Prepared]:
-    if not requests:
+def _prepare_all(
+    api_key: ApiKey, capability: Capability, requests: list[BatchRequest], errors: list[LineError]
+) -> list[_Prepared]:
+    """Every request checked; any error (the reader's `errors` of lines it could not read, and these) refuses all."""
+    if not requests and not errors:
         raise BatchInvalid([LineError(line=0, code="empty_file", message="The input file has no requests.")])
     if len(requests) > settings.ALLIANCE_BATCH_MAX_REQUESTS:
         raise BatchInvalid(
@@ -169,7 +172,7 @@ def _prepare_all(api_key: ApiKey, capability: Capability, requests: list[BatchRe
                 )
             ]
         )
-    errors: list[LineError] = []
+    errors = list(errors)
     prepared: list[_Prepared] = []
     seen: set[str] = set()
     images: dict[str, list[int]] = {}
@@ -214,11 +217,13 @@ def batch_create(
     capability: str,
     endpoint: str,
     requests: list[BatchRequest],
+    line_errors: list[LineError] | None = None,
     input_file: StoredFile | None = None,
     completion_window: str = "24h",
     metadata: dict[str, str] | None = None,
 ) -> Batch:
-    """Accepts a batch whole or not at all: BatchInvalid (nothing written) when any request is invalid, LimitReached
+    """Accepts a batch whole or not at all: BatchInvalid (nothing written) when any request is invalid (or any line
+    its API could not read into a request: `line_errors`), LimitReached
     when their units exceed the remaining quota; else one transaction creates the batch, its jobs and their charges."""
     chosen = _capability_for(api_key, capability)
     window = COMPLETION_WINDOWS.get(completion_window)
@@ -228,7 +233,7 @@ def batch_create(
             code="invalid_value",
             param="completion_window",
         )
-    prepared = _prepare_all(api_key, chosen, requests)
+    prepared = _prepare_all(api_key, chosen, requests, line_errors or [])
     quota = quota_for(partner=api_key.partner, capability=chosen.name)
     now = timezone.now()
     priority = {"priority": BATCH_PRIORITY} if "priority" in _JOB_FIELDS else {}
