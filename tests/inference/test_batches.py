@@ -285,7 +285,7 @@ def test_two_batches_racing_for_the_last_units_one_is_accepted(transactional_db)
         barrier = threading.Barrier(2)
         outcomes: list[str] = []
 
-        def submit(name: str, attempt: int = attempt, barrier: threading.Barrier = barrier) -> None:
+        def submit(name: str, barrier: threading.Barrier = barrier, outcomes: list[str] = outcomes) -> None:
             requests = [
                 BatchRequest(line=i + 1, custom_id=f"{name}{i}", data={"text": TEXT_OF_10_UNITS}) for i in range(2)
             ]
