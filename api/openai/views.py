@@ -381,6 +381,7 @@ class FileContentApi(OpenAIView):
     served back (as OpenAI does not serve fine-tune files)."""
 
     required_scopes = {"GET": scopes.FILES_READ}
+    content_negotiation_class = EventStreamNegotiation  # any Accept (the SDK sends application/binary); errors JSON
 
     def get(self, request: Request, file_id: str) -> FileResponse:
         if not _is_stored_file(file_id):
