@@ -300,6 +300,7 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "inference.tasks.deliver_webhook": {"queue": "webhooks"},
     "inference.tasks.reap_stale_jobs": {"queue": "default"},
+    "inference.tasks.enqueue_batch": {"queue": "default"},
     "inference.tasks.run_tuning_job": {"queue": "tuning"},
 }
 

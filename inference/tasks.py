@@ -8,7 +8,7 @@ from celery import shared_task
 from django.conf import settings
 
 from inference import dispatch, services, streams
-from inference.services.batches import batches_expire
+from inference.services.batches import batch_jobs_enqueue, batches_expire
 from inference.services.tuning_runs import tuning_job_run, tuning_jobs_reap
 
 logger = logging.getLogger(__name__)
@@ -39,6 +39,12 @@ def reap_stale_jobs() -> dict[str, int]:  # and tuning jobs: stopped runs, queue
     if any(counts.values()):
         logger.warning("reaper: %s", counts)
     return counts
+
+
+@shared_task(name=dispatch.ENQUEUE_BATCH, acks_late=True, **_limits(dispatch.ENQUEUE_BATCH))
+def enqueue_batch(batch_id: str) -> int:
+    # Sends the messages of a batch's queued jobs, off the request that accepted it (a resend is harmless).
+    return batch_jobs_enqueue(batch_id)
 
 
 @shared_task(

@@ -9,6 +9,7 @@ from uuid import UUID
 from django.db import transaction
 from django.utils import timezone
 
+from alliance.bulk import insert_many
 from alliance.errors import LimitReached
 from partners.models import (
     ApiKey,
@@ -100,17 +101,19 @@ def usage_charge_many(
             code="quota_exceeded",
             retry_after=reset_seconds,
         )
-    UsageRecord.objects.bulk_create(
-        UsageRecord(
-            partner_id=quota.partner_id,
-            api_key=api_key,
-            capability=quota.capability,
-            job_id=job_id,
-            kind=UsageKind.CHARGE,
-            units=job_units,
-            month=month,
-        )
-        for job_id, job_units in charges
+    insert_many(
+        [
+            UsageRecord(
+                partner_id=quota.partner_id,
+                api_key=api_key,
+                capability=quota.capability,
+                job_id=job_id,
+                kind=UsageKind.CHARGE,
+                units=job_units,
+                month=month,
+            )
+            for job_id, job_units in charges
+        ]
     )
     return UnitsState(limit=quota.monthly_units, used=used, reset_seconds=reset_seconds)
 
