@@ -21,6 +21,7 @@ from alliance.api.errors import ApiError
 from alliance.api.pagination import NewestFirstCursorPagination
 from alliance.api.parsers import JsonRefused, json_loads_bounded
 from api.base import SUBMITS_JOB, PartnerApiView
+from api.openai import translate
 from inference import selectors
 from inference.models import Batch, BatchApi, BatchStatus, Job
 from inference.representations import job_representation, timestamp
@@ -162,9 +163,7 @@ def native_line(batch: Batch, job: Job) -> dict[str, Any]:
 def refreshed(batch: Batch) -> Batch:
     """The batch brought up to date (finished, with its files, once its last job has), whichever API accepted it."""
     if batch.api == BatchApi.OPENAI:
-        from api.openai.batches import openai_line
-
-        return batches.batch_refresh(batch=batch, render=openai_line)
+        return batches.batch_refresh(batch=batch, render=translate.batch_line)
     return batches.batch_refresh(batch=batch, render=native_line)
 
 

@@ -31,7 +31,7 @@ from api.batches import (
 from api.openai import translate
 from api.openai.views import OpenAIView
 from inference import selectors
-from inference.models import Batch, BatchApi, Job, JobStatus
+from inference.models import Batch, BatchApi
 from inference.services import batches
 from inference.services.batches import BatchRequest, LineError
 from partners import scopes
@@ -106,39 +106,6 @@ def openai_requests(data: bytes, endpoint: str) -> tuple[list[BatchRequest], lis
 
 
 # ---------------------------------------------------------------- output lines and the batch object
-
-
-def _response_body(job: Job) -> dict[str, Any]:
-    if job.capability == "dialogue":
-        return translate.chat_completion(job)
-    if job.capability == "text_generation":
-        return translate.text_completion(job)
-    return translate.embeddings_list(job, "float")
-
-
-def openai_line(batch: Batch, job: Job) -> dict[str, Any]:
-    line: dict[str, Any] = {"id": f"batch_req_{job.pk.hex}", "custom_id": job.custom_id, "response": None}
-    if job.status == JobStatus.SUCCEEDED:
-        line["response"] = {"status_code": 200, "request_id": str(job.pk), "body": _response_body(job)}
-        line["error"] = None
-    elif job.status == JobStatus.FAILED:
-        error = job.error or {}
-        code = 400 if error.get("code") == "invalid_input" else 500
-        body = {
-            "error": {
-                "message": error.get("message", "The model failed."),
-                "type": "invalid_request_error" if code == 400 else "server_error",
-                "param": None,
-                "code": error.get("code", "model_error"),
-            }
-        }
-        line["response"] = {"status_code": code, "request_id": str(job.pk), "body": body}
-        line["error"] = None
-    elif batch.expired_at is not None:
-        line["error"] = {"code": "batch_expired", "message": "This request was not run before the batch expired."}
-    else:
-        line["error"] = {"code": "batch_cancelled", "message": "This request was cancelled with its batch."}
-    return line
 
 
 def _seconds(value: Any) -> int | None:
