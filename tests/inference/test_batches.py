@@ -8,6 +8,7 @@ import datetime as dt
 import io
 import json
 import threading
+import uuid
 
 import pytest
 from django.db import connection
@@ -316,3 +317,37 @@ def test_two_batches_racing_for_the_last_units_one_is_accepted(transactional_db)
         assert _used(partner) == 0
         Batch.objects.all().delete()
         UsageRecord.objects.all().delete()
+
+
+def test_accepting_sends_one_message_and_a_worker_sends_one_per_job(api, django_capture_on_commit_callbacks):
+    """The request pays one broker message for the whole batch; the enqueue_batch task (on a worker) sends each
+    job's message to its model's queue."""
+    import redis
+    from django.conf import settings
+
+    from inference import dispatch
+
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    broker.flushdb()
+
+    def messages() -> list[dict]:
+        found = []
+        for key in broker.scan_iter():
+            if broker.type(key) == b"list":
+                found += [json.loads(raw)["headers"] | {"queue": key.decode()} for raw in broker.lrange(key, 0, -1)]
+        return found
+
+    with django_capture_on_commit_callbacks(execute=True):
+        batch = _create(api, 3).json()
+    [sent] = messages()
+    batch_pk = str(uuid.UUID(batch["id"].removeprefix("batch_")))
+    assert sent["task"] == dispatch.ENQUEUE_BATCH and sent["queue"] == "default" and batch_pk in sent["argsrepr"]
+    broker.flushdb()
+    assert batches.batch_jobs_enqueue(batch_pk) == 3
+    sent = messages()
+    job = Job.objects.filter(batch_id=batch_pk).first()
+    assert [m["task"] for m in sent] == [dispatch.RUN_JOB] * 3
+    assert {m["queue"] for m in sent} == {dispatch.model_queue(job.queue, job.model)}
+    assert sorted(m["argsrepr"] for m in sent) == sorted(
+        repr([str(pk)]) for pk in Job.objects.filter(batch_id=batch_pk).values_list("pk", flat=True)
+    )
