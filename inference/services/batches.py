@@ -397,13 +397,19 @@ def jobs_enqueue(jobs: list[Job]) -> None:
 def _jobs_cancel_queued(batch: Batch, now: dt.datetime) -> list[Any]:
     """queued -> canceled for the batch's jobs in one conditional UPDATE; the ids it moved, refunded in full."""
     table = Job._meta.db_table
+    prep = {name: Job._meta.get_field(name) for name in ("id", "finished_at", "batch")}
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {table} SET status = %s, finished_at = %s, claim_token = NULL "
             "WHERE batch_id = %s AND status = %s RETURNING id",
-            [JobStatus.CANCELED, now, batch.pk, JobStatus.QUEUED],
+            [
+                JobStatus.CANCELED,
+                prep["finished_at"].get_db_prep_value(now, connection),
+                prep["batch"].get_db_prep_value(batch.pk, connection),
+                JobStatus.QUEUED,
+            ],
         )
-        ids = [row[0] for row in cursor.fetchall()]
+        ids = [prep["id"].to_python(row[0]) for row in cursor.fetchall()]
     if ids:
         usage_refund_many(job_ids=ids)
         jobs_finished_announce(ids)
