@@ -31,6 +31,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count
+from django.dispatch import Signal
 from django.utils import timezone
 from rest_framework import serializers
 
@@ -61,6 +62,10 @@ BATCH_PRIORITY = 1  # Job.priority of batch jobs where that field exists (0 is i
 COMPLETION_WINDOWS = {"24h": dt.timedelta(hours=24)}
 MAX_LINE_ERRORS = 100  # line errors reported of an invalid input file
 _JOB_FIELDS = {f.name for f in Job._meta.get_fields()}
+
+# Sent when a batch's jobs are inserted (in its transaction; Job's post_save is not sent for them): sender Batch,
+# kwargs `batch` and `jobs`. The operations hooks (monitoring.signals) count and log them once it commits.
+batch_accepted = Signal()
 
 
 @dataclass
@@ -313,6 +318,7 @@ def batch_create(
         ]
         insert_many(jobs)
         usage_charge_many(quota=quota, api_key=api_key, charges=[(job.id, job.units) for job in jobs], now=now)
+        batch_accepted.send(sender=Batch, batch=batch, jobs=jobs)
         transaction.on_commit(lambda: _batch_enqueue_send(batch))
     return batch
 

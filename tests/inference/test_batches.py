@@ -351,3 +351,13 @@ def test_accepting_sends_one_message_and_a_worker_sends_one_per_job(api, django_
     assert sorted(m["argsrepr"] for m in sent) == sorted(
         repr([str(pk)]) for pk in Job.objects.filter(batch_id=batch_pk).values_list("pk", flat=True)
     )
+
+
+def test_a_batchs_jobs_are_counted_as_submitted_jobs(api, partner, django_capture_on_commit_callbacks):
+    from monitoring import metrics
+
+    counter = metrics.JOBS_SUBMITTED.labels("keyword_extraction", "all-MiniLM-L6-v2", partner.tier)
+    before = counter._value.get()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert _create(api, 4).status_code == 201
+    assert counter._value.get() == before + 4
