@@ -36,6 +36,9 @@ class Job(models.Model):
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)
     request_fingerprint = models.CharField(max_length=64, blank=True)
     webhook_url = models.URLField(max_length=2000, blank=True)
+    # A job of a batch (inference.models.batches): the batch and the request's custom_id in its input file.
+    batch = models.ForeignKey("inference.Batch", null=True, blank=True, on_delete=models.CASCADE, related_name="jobs")
+    custom_id = models.CharField(max_length=512, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     claim_token = models.UUIDField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -88,6 +91,11 @@ class WebhookDelivery(models.Model):
 class FilePurpose(models.TextChoices):
     IMAGE = "image", "Image input"
     GENERATED = "generated", "Generated output"
+    BATCH = "batch", "Batch input (JSONL)"
+    BATCH_OUTPUT = "batch_output", "Batch output or errors (JSONL)"
+
+
+PRODUCED_PURPOSES = (FilePurpose.GENERATED, FilePurpose.BATCH_OUTPUT)  # stored regardless of storage limits
 
 
 class StoredFile(models.Model):
