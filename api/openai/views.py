@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from alliance.api.errors import ApiError
 from alliance.api.parsers import JsonRefused, json_loads_bounded
 from api.base import ANY_KEY, PartnerApiView
-from api.openai import translate
+from api.openai import parameters, translate
 from api.streaming import EventStreamNegotiation, OpenAIChunks, sse_response
 from api.waiting import AwaitJob, AwaitsJobs, job_awaited
 from inference import selectors, tuning_config
@@ -26,6 +26,7 @@ from inference.services.waiting import wait_slot_take
 from partners import scopes
 
 OPENAI_STATUS = {TuningStatus.CANCELED: "cancelled"}
+EMBEDDING_DIMENSIONS = 384  # all-MiniLM-L6-v2, the only embedder
 
 
 class OpenAIView(PartnerApiView):
@@ -130,7 +131,8 @@ class ChatCompletionsApi(JobEndpoint):
 
     def post(self, request: Request) -> Any:
         body = self.body()
-        params = translate.sampling_params(body, allow_n=True)
+        parameters.check("chat.completions", body)
+        params = {**translate.sampling_params(body, allow_n=True), **translate.structured_params(body)}
         data = {"messages": translate.chat_messages(body.get("messages"))}
         if body.get("stream"):
             return self.stream_job("dialogue", data, params, body, chat=True)
@@ -145,6 +147,7 @@ class CompletionsApi(JobEndpoint):
 
     def post(self, request: Request) -> Any:
         body = self.body()
+        parameters.check("completions", body)
         prompt = body.get("prompt")
         if isinstance(prompt, list) and len(prompt) == 1:
             prompt = prompt[0]
@@ -168,6 +171,13 @@ class EmbeddingsApi(JobEndpoint):
 
     def post(self, request: Request) -> Response:
         body = self.body()
+        parameters.check("embeddings", body)
+        if body.get("dimensions") not in (None, EMBEDDING_DIMENSIONS):
+            raise ApiError(
+                f"`dimensions` must be {EMBEDDING_DIMENSIONS} (the model's size); shortening is not supported.",
+                code="unsupported_parameter",
+                param="dimensions",
+            )
         texts = body.get("input")
         texts = [texts] if isinstance(texts, str) else texts
         encoding_format = body.get("encoding_format") or "float"
@@ -187,6 +197,7 @@ class ImageGenerationsApi(JobEndpoint):
 
     def post(self, request: Request) -> Response:
         body = self.body()
+        parameters.check("images.generations", body)
         params: dict[str, Any] = {"n": body.get("n") or 1}
         if body.get("steps") is not None:  # an extension (extra_body): the work, and the charge, per image
             params["steps"] = body["steps"]
