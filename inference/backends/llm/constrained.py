@@ -114,10 +114,38 @@ def compile_constraint(
 # Decoding ------------------------------------------------------------------------------------------------------------
 
 
+_CLOSING = 1e4  # added to the allowed closing tokens' logits near the end of the budget
+_closers: dict[tuple[int, int], tuple[PreTrainedTokenizerBase, torch.Tensor]] = {}
+
+
+def _closing_tokens(tokenizer: PreTrainedTokenizerBase, vocab_size: int, stop_ids: Sequence[int]) -> torch.Tensor:
+    """The tokens that end something in JSON (their text holds a quote, "}" or "]" and opens nothing: no ",", "{"
+    or "["), and the end tokens: a bool vector over the vocabulary."""
+    key = (id(tokenizer), vocab_size)
+    with _lock:
+        entry = _closers.get(key)
+        if entry is None or entry[0] is not tokenizer:
+            closing = torch.zeros(vocab_size, dtype=torch.bool)
+            pieces = tokenizer.convert_ids_to_tokens(list(range(min(len(tokenizer), vocab_size))))
+            for token_id, piece in enumerate(pieces):
+                text = piece or ""
+                if any(c in text for c in '"}]') and not any(c in text for c in ",{["):
+                    closing[token_id] = True
+            closing[[i for i in stop_ids if i < vocab_size]] = True
+            entry = (tokenizer, closing)
+            _closers[key] = entry
+        return entry[1]
+
+
 class GrammarLogitsProcessor(LogitsProcessor):
     """Masks each constrained row's logits to what its grammar allows next; rows without a grammar (None) and rows
     whose grammar has ended are left alone. Place it before temperature and top-p (the engine does), so sampling
-    only ever sees allowed tokens."""
+    only ever sees allowed tokens.
+
+    In the last `closing_window` steps of the `budget` (max_new_tokens), a row generating JSON is steered to finish
+    it: among the tokens its grammar allows, those that close a string, an object or an array (or end the output)
+    are strongly preferred, so a small model looping inside a value still ends with JSON that parses. A row of
+    tool_choice "auto" that answers in plain text is not steered."""
 
     def __init__(
         self,
@@ -125,13 +153,17 @@ class GrammarLogitsProcessor(LogitsProcessor):
         stop_ids: Sequence[int],
         constraints: Sequence[Constraint | None],
         prompt_width: int,
+        budget: int | None = None,
     ) -> None:
         self.tokenizer = tokenizer
         self.stop_ids = list(stop_ids)
         self.constraints = list(constraints)
         self.prompt_width = prompt_width
+        self.budget = budget
+        self.closing_window = 0 if budget is None else min(16, budget // 3)
         self.matchers: list[xgr.GrammarMatcher | None] | None = None
         self.bitmask: torch.Tensor | None = None
+        self.json_rows: set[int] = {row for row, c in enumerate(self.constraints) if c is not None and not c.or_text}
 
     def _start(self, vocab_size: int) -> None:
         self.matchers = [
@@ -146,13 +178,16 @@ class GrammarLogitsProcessor(LogitsProcessor):
         if self.matchers is None:
             self._start(scores.shape[-1])
         assert self.matchers is not None and self.bitmask is not None
-        first_step = input_ids.shape[1] <= self.prompt_width
+        step = input_ids.shape[1] - self.prompt_width
+        first_step = step <= 0
         rows = []
         for row, matcher in enumerate(self.matchers):
             if matcher is None or matcher.is_terminated():
                 continue
             if not first_step:
                 token = int(input_ids[row, -1])
+                if step == 1 and self.tokenizer.decode([token]).lstrip().startswith("{"):
+                    self.json_rows.add(row)  # tool_choice auto: the row is calling a tool
                 if not matcher.accept_token(token):  # cannot happen when the mask was applied; never mask blindly
                     logger.error("row %d: token %d is outside its grammar; the row runs unconstrained", row, token)
                     self.matchers[row] = None
@@ -164,4 +199,9 @@ class GrammarLogitsProcessor(LogitsProcessor):
         if rows:
             bitmask = self.bitmask.to(scores.device)
             xgr.apply_token_bitmask_inplace(scores, bitmask, vocab_size=scores.shape[-1], indices=rows)
+            if self.budget is not None and self.budget - step <= self.closing_window:
+                closing = [row for row in rows if row in self.json_rows]
+                if closing:
+                    closers = _closing_tokens(self.tokenizer, scores.shape[-1], self.stop_ids).to(scores.device)
+                    scores[closing] += closers.to(scores.dtype) * _CLOSING
         return scores

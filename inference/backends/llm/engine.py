@@ -198,7 +198,7 @@ def _generate_batch(
     if emitter is not None:
         criteria = StoppingCriteriaList([*(criteria or []), emitter])
     config = _generation_config(lm, settings[0])
-    processors = _grammar_processors(lm, config, grammars, width) if any(grammars) else None
+    processors = _grammar_processors(lm, config, grammars, width, settings[0]) if any(grammars) else None
     with torch.inference_mode(), _seeded(settings[0].seed, lm.device):
         output = lm.model.generate(
             **encoded, generation_config=config, stopping_criteria=criteria, logits_processor=processors
@@ -248,14 +248,15 @@ def _generation_config(lm: CausalLM, sampling: Sampling) -> GenerationConfig:
 
 
 def _grammar_processors(
-    lm: CausalLM, config: GenerationConfig, grammars: Sequence[Constraint | None], width: int
+    lm: CausalLM, config: GenerationConfig, grammars: Sequence[Constraint | None], width: int, sampling: Sampling
 ) -> LogitsProcessorList:
     """The grammar mask, then temperature, top-k and top-p: transformers appends custom processors after its own
     warpers, and a mask applied after top-k/top-p could leave a row nothing to sample, so the warpers move behind
     the mask (and out of `config`). Other processors the config makes (a repetition penalty) stay before the mask."""
     from inference.backends.llm.constrained import GrammarLogitsProcessor
 
-    processors = LogitsProcessorList([GrammarLogitsProcessor(lm.tokenizer, sorted(lm.end_token_ids), grammars, width)])
+    grammar = GrammarLogitsProcessor(lm.tokenizer, sorted(lm.end_token_ids), grammars, width, sampling.max_new_tokens)
+    processors = LogitsProcessorList([grammar])
     if config.do_sample:
         if config.temperature is not None and config.temperature != 1.0:
             processors.append(TemperatureLogitsWarper(config.temperature))
