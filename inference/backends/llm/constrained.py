@@ -114,25 +114,25 @@ def compile_constraint(
 # Decoding ------------------------------------------------------------------------------------------------------------
 
 
-_CLOSING = 1e4  # added to the allowed closing tokens' logits near the end of the budget
+_CLOSE_STRING, _CLOSE_OTHER = 2e4, 1e4  # added to the allowed closing tokens' logits near the end of the budget
 _closers: dict[tuple[int, int], tuple[PreTrainedTokenizerBase, torch.Tensor]] = {}
 
 
-def _closing_tokens(tokenizer: PreTrainedTokenizerBase, vocab_size: int, stop_ids: Sequence[int]) -> torch.Tensor:
-    """The tokens that end something in JSON (their text holds a quote, "}" or "]" and opens nothing: no ",", "{"
-    or "["), and the end tokens: a bool vector over the vocabulary."""
+def _closing_bias(tokenizer: PreTrainedTokenizerBase, vocab_size: int, stop_ids: Sequence[int]) -> torch.Tensor:
+    """A bias over the vocabulary for tokens made only of closing characters: those starting with a quote (which
+    close a string, so they come first: inside a string "}" and "]" are mere text), then those of "}", "]" and
+    spaces, and the end tokens."""
     key = (id(tokenizer), vocab_size)
     with _lock:
         entry = _closers.get(key)
         if entry is None or entry[0] is not tokenizer:
-            closing = torch.zeros(vocab_size, dtype=torch.bool)
-            pieces = tokenizer.convert_ids_to_tokens(list(range(min(len(tokenizer), vocab_size))))
-            for token_id, piece in enumerate(pieces):
-                text = piece or ""
-                if any(c in text for c in '"}]') and not any(c in text for c in ",{["):
-                    closing[token_id] = True
-            closing[[i for i in stop_ids if i < vocab_size]] = True
-            entry = (tokenizer, closing)
+            bias = torch.zeros(vocab_size)
+            for token_id in range(min(len(tokenizer), vocab_size)):
+                text = tokenizer.decode([token_id]).strip()
+                if text and set(text) <= set('"}] '):
+                    bias[token_id] = _CLOSE_STRING if text.startswith('"') else _CLOSE_OTHER
+            bias[[i for i in stop_ids if i < vocab_size]] = _CLOSE_OTHER
+            entry = (tokenizer, bias)
             _closers[key] = entry
         return entry[1]
 
@@ -202,6 +202,6 @@ class GrammarLogitsProcessor(LogitsProcessor):
             if self.budget is not None and self.budget - step <= self.closing_window:
                 closing = [row for row in rows if row in self.json_rows]
                 if closing:
-                    closers = _closing_tokens(self.tokenizer, scores.shape[-1], self.stop_ids).to(scores.device)
-                    scores[closing] += closers.to(scores.dtype) * _CLOSING
+                    bias = _closing_bias(self.tokenizer, scores.shape[-1], self.stop_ids)
+                    scores[closing] += bias.to(device=scores.device, dtype=scores.dtype)
         return scores
