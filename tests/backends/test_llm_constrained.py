@@ -161,3 +161,29 @@ def test_streaming_holds_back_tool_calls_and_streams_free_rows_of_the_same_batch
         assert 1 not in pieces
     else:
         assert pieces[1] == outputs[1]["message"]["content"] and not pieces[1].startswith("{")
+
+
+# The mask itself, on a tiny random-weight Llama (whatever it prefers, the grammar decides) -------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_lm(tmp_path_factory) -> CausalLM:
+    from tests.backends.tiny_llama import save_tiny_llama
+
+    path = tmp_path_factory.mktemp("tiny-llama-constrained")
+    return load_causal_lm(save_tiny_llama(path, hidden_size=32, heads=2, max_positions=256, initializer_range=0.5))
+
+
+@pytest.mark.parametrize("sampling", [{"temperature": 0.0}, {"temperature": 1.3, "top_p": 0.5, "seed": 3}])
+def test_a_random_model_still_writes_json_that_parses_with_greedy_and_sampled_decoding(tiny_lm, sampling):
+    schema = {"type": "object", "properties": {"word": {"type": "string"}, "n": {"type": "integer"}}}
+    json_schema = {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}
+    params = [
+        {"response_format": {"type": "json_object"}, "max_new_tokens": 40, **sampling},
+        {"response_format": json_schema, "max_new_tokens": 40, **sampling},
+        {"max_new_tokens": 40, **sampling},
+    ]
+    outputs = run_dialogue(tiny_lm, [_chat("Hello")] * 3, params)
+    assert isinstance(json.loads(outputs[0]["message"]["content"]), dict)
+    jsonschema.validate(json.loads(outputs[1]["message"]["content"]), schema)
+    assert outputs[0]["finish_reason"] == outputs[1]["finish_reason"] == "stop"
