@@ -79,8 +79,9 @@ def test_json_mode_parses_and_usage_counts_the_real_prompt_tokens(client, prepar
             structured.prompt_messages(messages, plan), tokenize=False, add_generation_prompt=True
         )
         assert response.usage.prompt_tokens == len(tokenizer(rendered, add_special_tokens=False)["input_ids"])
-        generated = len(tokenizer(choice.message.content, add_special_tokens=False)["input_ids"])
-        assert abs(response.usage.completion_tokens - generated) <= 2  # re-tokenizing the text may merge a token
+        # the tokens generated, not the text re-tokenized: a grammar often takes a path of more, shorter tokens
+        retokenized = len(tokenizer(choice.message.content, add_special_tokens=False)["input_ids"])
+        assert retokenized - 2 <= response.usage.completion_tokens <= 64
 
 
 def test_json_schema_through_the_sdks_parse(client):
