@@ -33,7 +33,8 @@ class EventStreamNegotiation(BaseContentNegotiation):
 
 class OpenAIChunks:
     """OpenAI's stream for a dialogue (chat.completion.chunk) or text_generation (text_completion) job: a role chunk
-    per choice first (chat), content deltas as they come, a finish_reason chunk per choice, with
+    per choice first (chat), content deltas as they come, a tool call (delta.tool_calls, whole) where the model made
+    one, a finish_reason chunk per choice, with
     stream_options.include_usage a last chunk with no choices and the token counts, then `data: [DONE]`. A job that
     fails or is canceled ends the stream with `data: {"error": {...}}` (the SDK raises it) and no [DONE]."""
 
@@ -90,10 +91,19 @@ class OpenAIChunks:
             return [*out, data_line({"error": _stream_error(job)})]
         output = job.output or {}
         for index, choice in enumerate(output.get("choices") or [output]):
+            calls = (choice.get("message") or {}).get("tool_calls") if self.chat else None
+            if calls:  # a tool call is not streamed as content: it comes whole, before its finish_reason
+                out.append(self._chunk([_tool_calls_choice(index, calls)]))
             out.append(self._chunk([self._choice(index, None, choice.get("finish_reason", "stop"))]))
         if self.include_usage:
             out.append(self._chunk([], usage=self.usage(job)))
         return [*out, b"data: [DONE]\n\n"]
+
+
+def _tool_calls_choice(index: int, calls: list[dict[str, Any]]) -> dict[str, Any]:
+    """OpenAI's delta.tool_calls: each call with its position, id, type, name and its whole arguments string."""
+    delta = {"tool_calls": [{"index": position, **call} for position, call in enumerate(calls)]}
+    return {"index": index, "delta": delta, "finish_reason": None, "logprobs": None}
 
 
 def _restarted_error(event: JobEvent) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from capabilities import structured
 from capabilities.base import (
     Capability,
     GenerationParams,
@@ -24,25 +25,66 @@ class TextGenerationInput(StrictSerializer):
     prompt = StrictCharField(max_length=8_000)
 
 
+class CalledFunction(StrictSerializer):
+    name = StrictCharField(max_length=64)
+    arguments = StrictCharField(max_length=8_000, allow_blank=True, trim_whitespace=False)
+
+
+class ToolCall(StrictSerializer):
+    id = StrictCharField(max_length=64)
+    type = serializers.ChoiceField(choices=["function"])
+    function = CalledFunction()
+
+
 class Message(StrictSerializer):
-    role = serializers.ChoiceField(choices=["system", "user", "assistant"])
-    content = StrictCharField(max_length=8_000)
+    """A turn: system, user, assistant (content, or tool_calls it made) or tool (a call's result, by tool_call_id)."""
+
+    role = serializers.ChoiceField(choices=["system", "user", "assistant", "tool"])
+    content = StrictCharField(max_length=8_000, allow_blank=True)
+    tool_calls = serializers.ListField(child=ToolCall(), min_length=1, max_length=8, required=False)
+    tool_call_id = StrictCharField(max_length=64, required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs.get("tool_calls") and attrs["role"] != "assistant":
+            raise serializers.ValidationError({"tool_calls": ["Only assistant messages carry tool_calls."]})
+        if (attrs["role"] == "tool") != ("tool_call_id" in attrs):
+            raise serializers.ValidationError({"tool_call_id": ["Tool messages, and only they, need tool_call_id."]})
+        if not attrs["content"] and not attrs.get("tool_calls"):
+            raise serializers.ValidationError({"content": ["This field may not be blank."]})
+        return attrs
 
 
 class DialogueInput(StrictSerializer):
     messages = serializers.ListField(child=Message(), min_length=1, max_length=64)
 
-    def validate_messages(self, messages: list[dict[str, str]]) -> list[dict[str, str]]:
-        if messages[-1]["role"] != "user":
-            raise serializers.ValidationError("The last message must come from the user.")
+    def validate_messages(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if messages[-1]["role"] not in ("user", "tool"):
+            raise serializers.ValidationError("The last message must come from the user (or be a tool result).")
         if sum(len(message["content"]) for message in messages) > 32_000:
             raise serializers.ValidationError("The conversation is longer than 32,000 characters.")
         return messages
 
 
 class DialogueParams(GenerationParams):
+    """Sampling, `n`, and structured output (capabilities.structured): response_format, tools, tool_choice."""
+
     max_new_tokens = StrictIntegerField(min_value=1, max_value=512, default=128)
     n = StrictIntegerField(min_value=1, max_value=4, default=1)
+    response_format = serializers.JSONField(required=False)
+    tools = serializers.JSONField(required=False)
+    tool_choice = serializers.JSONField(required=False)
+
+    def validate_response_format(self, value: Any) -> Any:
+        return structured.validate_response_format(value)
+
+    def validate_tools(self, value: Any) -> Any:
+        return structured.validate_tools(value)
+
+    def validate_tool_choice(self, value: Any) -> Any:
+        return structured.validate_tool_choice(value)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        return structured.validate_combination(dict(attrs))
 
 
 class EmbeddingsInput(StrictSerializer):
@@ -87,6 +129,11 @@ class TextClassificationParams(StrictSerializer):
         return template
 
 
+def _tools_text(params: dict[str, Any]) -> str:
+    """What the model is told about the tools or the schema (billed as prompt text)."""
+    return structured.plan_of(params).hint or ""
+
+
 def _generation_cost(prompt_units: int, params: dict[str, Any]) -> int:
     return prompt_units + params.get("max_new_tokens", 64)
 
@@ -108,7 +155,8 @@ DIALOGUE = Capability(
     params_serializer=DialogueParams,
     default_model=LLM,
     cost=lambda data, params: (
-        params.get("n", 1) * _generation_cost(text_units(*(m["content"] for m in data["messages"])), params)
+        params.get("n", 1)
+        * _generation_cost(text_units(*(m["content"] for m in data["messages"]), _tools_text(params)), params)
     ),
     example_input={"messages": [{"role": "user", "content": "What is the capital of France?"}]},
 )

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from alliance.errors import InvalidInput
+from capabilities import structured
 from inference.registry import ModelNotAvailable, ModelSpec, get_model_spec, resolve_source
 
 if TYPE_CHECKING:
@@ -164,15 +165,16 @@ class TokenCounter:
     tokenizer: ModelTokenizer
     context_window: int
 
-    def prompt_tokens(self, capability: str, data: dict[str, Any]) -> int:
-        """The tokens of the prompt the worker will build for this input (inference.backends.llm.runners)."""
+    def prompt_tokens(self, capability: str, data: dict[str, Any], params: dict[str, Any] | None = None) -> int:
+        """The tokens of the prompt the worker will build for this input (inference.backends.llm.runners), with a
+        dialogue's tool or schema instructions and earlier tool calls rendered as the worker renders them."""
         tokenizer = self.tokenizer
         if capability == "text_generation":
             messages = [{"role": "user", "content": data["prompt"]}]
             if not tokenizer.has_chat_template:
                 return tokenizer.count(data["prompt"])
         else:
-            messages = data["messages"]
+            messages = structured.prompt_messages(data["messages"], structured.plan_of(params or {}))
             if not tokenizer.has_chat_template:
                 return tokenizer.count("".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant:")
         try:
@@ -224,7 +226,7 @@ def context_check(*, model: str, capability: str, data: dict[str, Any], params: 
     counter = token_counter(model)
     if counter is None:
         return None
-    prompt = counter.prompt_tokens(capability, data)
+    prompt = counter.prompt_tokens(capability, data, params)
     new_tokens = int(params.get("max_new_tokens", 0))
     if prompt + new_tokens > counter.context_window:
         raise InvalidInput(

@@ -10,7 +10,7 @@ from alliance.api.errors import ApiError
 from inference.images import file_path
 from inference.models import Batch, Job, JobStatus, StoredFile, TuningJob
 
-ROLE_ALIASES = {"developer": "system", "system": "system", "user": "user", "assistant": "assistant"}
+ROLE_ALIASES = {"developer": "system", "system": "system", "user": "user", "assistant": "assistant", "tool": "tool"}
 
 
 def created(job: Job | TuningJob) -> int:
@@ -27,20 +27,53 @@ def _text_of(content: Any, param: str) -> str:
     raise ApiError("Only text content is supported in messages.", code="invalid_content", param=param)
 
 
-def chat_messages(messages: Any) -> list[dict[str, str]]:
+_MESSAGE_FIELDS = {"role", "content", "name", "tool_calls", "tool_call_id", "refusal"}
+
+
+def chat_messages(messages: Any) -> list[dict[str, Any]]:
+    """OpenAI's messages as the dialogue capability's: text content, an assistant's tool_calls (content may then be
+    null) and tool results (role tool, tool_call_id). Other message fields are refused, never dropped."""
     if not isinstance(messages, list):
         raise ApiError("`messages` must be a list.", code="invalid_type", param="messages")
     converted = []
     for index, message in enumerate(messages):
         if not isinstance(message, dict) or message.get("role") not in ROLE_ALIASES:
             raise ApiError(
-                f"messages[{index}].role must be system, developer, user or assistant.",
+                f"messages[{index}].role must be system, developer, user, assistant or tool.",
                 code="invalid_role",
                 param=f"messages[{index}].role",
             )
-        content = _text_of(message.get("content"), f"messages[{index}].content")
-        converted.append({"role": ROLE_ALIASES[message["role"]], "content": content})
+        for field in sorted(set(message) - _MESSAGE_FIELDS):
+            if message[field] is not None:
+                raise ApiError(
+                    f"messages[{index}].{field} is not supported.",
+                    code="unsupported_parameter",
+                    param=f"messages[{index}].{field}",
+                )
+        if message.get("name") is not None:  # OpenAI's participant name: the model would not see it
+            raise ApiError(
+                f"messages[{index}].name is not supported.",
+                code="unsupported_parameter",
+                param=f"messages[{index}].name",
+            )
+        role = ROLE_ALIASES[message["role"]]
+        calls = message.get("tool_calls") if role == "assistant" else None
+        content = message.get("content")
+        text = "" if content is None and calls else _text_of(content, f"messages[{index}].content")
+        turn: dict[str, Any] = {"role": role, "content": text}
+        if calls is not None:
+            turn["tool_calls"] = calls
+        elif message.get("tool_calls") is not None:
+            turn["tool_calls"] = message["tool_calls"]  # on another role: refused by the capability, by name
+        if message.get("tool_call_id") is not None:
+            turn["tool_call_id"] = message["tool_call_id"]
+        converted.append(turn)
     return converted
+
+
+def structured_params(body: dict[str, Any]) -> dict[str, Any]:
+    """response_format, tools and tool_choice as the dialogue capability takes them (it validates them)."""
+    return {key: body[key] for key in ("response_format", "tools", "tool_choice") if body.get(key) is not None}
 
 
 def sampling_params(body: dict[str, Any], *, allow_n: bool) -> dict[str, Any]:
@@ -115,7 +148,7 @@ def chat_completion(job: Job) -> dict[str, Any]:
         "choices": [
             {
                 "index": index,
-                "message": {"role": "assistant", "content": choice["message"]["content"], "refusal": None},
+                "message": chat_message(choice["message"]),
                 "finish_reason": choice.get("finish_reason", "stop"),
                 "logprobs": None,
             }
@@ -123,6 +156,14 @@ def chat_completion(job: Job) -> dict[str, Any]:
         ],
         "usage": usage,
     }
+
+
+def chat_message(message: dict[str, Any]) -> dict[str, Any]:
+    """The stored assistant message in OpenAI's shape: with tool_calls, content is null."""
+    calls = message.get("tool_calls")
+    if calls:
+        return {"role": "assistant", "content": None, "refusal": None, "tool_calls": calls}
+    return {"role": "assistant", "content": message["content"], "refusal": None}
 
 
 def text_completion(job: Job) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from alliance.api.errors import ApiError
 from alliance.api.parsers import JsonRefused, json_loads_bounded
 from api.base import ANY_KEY, PartnerApiView
-from api.openai import translate
+from api.openai import parameters, translate
 from api.streaming import EventStreamNegotiation, OpenAIChunks, sse_response
 from api.waiting import AwaitJob, AwaitsJobs, job_awaited
 from inference import selectors, tuning_config
@@ -28,6 +28,7 @@ from partners import scopes
 
 OPENAI_STATUS = {TuningStatus.CANCELED: "cancelled"}
 BATCH_PURPOSES = (FilePurpose.BATCH, FilePurpose.BATCH_OUTPUT)  # the stored files /v1/files shows
+EMBEDDING_DIMENSIONS = 384  # all-MiniLM-L6-v2, the only embedder
 
 
 class OpenAIView(PartnerApiView):
@@ -132,7 +133,8 @@ class ChatCompletionsApi(JobEndpoint):
 
     def post(self, request: Request) -> Any:
         body = self.body()
-        params = translate.sampling_params(body, allow_n=True)
+        parameters.check("chat.completions", body)
+        params = {**translate.sampling_params(body, allow_n=True), **translate.structured_params(body)}
         data = {"messages": translate.chat_messages(body.get("messages"))}
         if body.get("stream"):
             return self.stream_job("dialogue", data, params, body, chat=True)
@@ -147,6 +149,7 @@ class CompletionsApi(JobEndpoint):
 
     def post(self, request: Request) -> Any:
         body = self.body()
+        parameters.check("completions", body)
         prompt = body.get("prompt")
         if isinstance(prompt, list) and len(prompt) == 1:
             prompt = prompt[0]
@@ -170,6 +173,13 @@ class EmbeddingsApi(JobEndpoint):
 
     def post(self, request: Request) -> Response:
         body = self.body()
+        parameters.check("embeddings", body)
+        if body.get("dimensions") not in (None, EMBEDDING_DIMENSIONS):
+            raise ApiError(
+                f"`dimensions` must be {EMBEDDING_DIMENSIONS} (the model's size); shortening is not supported.",
+                code="unsupported_parameter",
+                param="dimensions",
+            )
         texts = body.get("input")
         texts = [texts] if isinstance(texts, str) else texts
         encoding_format = body.get("encoding_format") or "float"
@@ -189,6 +199,7 @@ class ImageGenerationsApi(JobEndpoint):
 
     def post(self, request: Request) -> Response:
         body = self.body()
+        parameters.check("images.generations", body)
         params: dict[str, Any] = {"n": body.get("n") or 1}
         if body.get("steps") is not None:  # an extension (extra_body): the work, and the charge, per image
             params["steps"] = body["steps"]

@@ -13,20 +13,27 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
     GenerationConfig,
+    LogitsProcessorList,
     PreTrainedModel,
     PreTrainedTokenizerBase,
     StoppingCriteria,
     StoppingCriteriaList,
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
 )
 
 from inference.backends.device import resolve_device, resolve_dtype
+
+if TYPE_CHECKING:
+    from inference.backends.llm.constrained import Constraint
 
 FinishReason = Literal["stop", "length"]
 OnDelta = Callable[[int, str], None]  # (prompt index, text): the next piece of that prompt's completion
@@ -135,6 +142,7 @@ def generate(
     *,
     add_special_tokens: bool = True,
     on_delta: OnDelta | None = None,
+    grammars: Sequence[Constraint | None] | None = None,
 ) -> list[Generation]:
     """One completion per prompt, in order. Prompts with the same (max_new_tokens, temperature, top_p, seed) run as
     one left-padded batch: greedy when temperature is 0, else sampling (seeded per batch when a seed is given, so a
@@ -143,10 +151,16 @@ def generate(
     rendered by a chat template.
 
     on_delta(index, text), when given, receives each prompt's completion as it is generated, from inside the
-    batched loop (see _DeltaEmitter): the pieces of one prompt, concatenated, equal its Generation.text exactly."""
+    batched loop (see _DeltaEmitter): the pieces of one prompt, concatenated, equal its Generation.text exactly.
+
+    grammars, when given, holds one optional constraint per prompt (inference.backends.llm.constrained): a
+    constrained row only generates what its grammar allows, and shares its batch with free rows (None)."""
     settings = [Sampling.from_params(options) for options in params]
     if len(settings) != len(prompts):
         raise ValueError(f"{len(prompts)} prompts but {len(settings)} params.")
+    rows = list(grammars) if grammars is not None else [None] * len(prompts)
+    if len(rows) != len(prompts):
+        raise ValueError(f"{len(prompts)} prompts but {len(rows)} grammars.")
     groups: dict[tuple, list[int]] = {}
     for index, sampling in enumerate(settings):
         groups.setdefault(sampling.batch_key, []).append(index)
@@ -154,7 +168,12 @@ def generate(
     for indices in groups.values():
         emit = None if on_delta is None else (lambda row, text, indices=indices: on_delta(indices[row], text))
         batch = _generate_batch(
-            lm, [prompts[i] for i in indices], [settings[i] for i in indices], add_special_tokens, emit
+            lm,
+            [prompts[i] for i in indices],
+            [settings[i] for i in indices],
+            add_special_tokens,
+            emit,
+            [rows[i] for i in indices],
         )
         for index, generation in zip(indices, batch, strict=True):
             results[index] = generation
@@ -167,6 +186,7 @@ def _generate_batch(
     settings: list[Sampling],
     add_special_tokens: bool,
     on_delta: OnDelta | None = None,
+    grammars: Sequence[Constraint | None] = (),
 ) -> list[Generation]:
     encoded = lm.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=add_special_tokens)
     encoded, settings = _within_window(lm, dict(encoded), settings)
@@ -177,9 +197,11 @@ def _generate_batch(
     emitter = None if on_delta is None else _DeltaEmitter(lm, stops, width, on_delta)
     if emitter is not None:
         criteria = StoppingCriteriaList([*(criteria or []), emitter])
+    config = _generation_config(lm, settings[0])
+    processors = _grammar_processors(lm, config, grammars, width, settings[0]) if any(grammars) else None
     with torch.inference_mode(), _seeded(settings[0].seed, lm.device):
         output = lm.model.generate(
-            **encoded, generation_config=_generation_config(lm, settings[0]), stopping_criteria=criteria
+            **encoded, generation_config=config, stopping_criteria=criteria, logits_processor=processors
         )
     prompt_tokens = encoded["attention_mask"].sum(dim=1).tolist()
     generations = [
@@ -223,6 +245,27 @@ def _generation_config(lm: CausalLM, sampling: Sampling) -> GenerationConfig:
     if not config.do_sample:
         config.top_k = None
     return config
+
+
+def _grammar_processors(
+    lm: CausalLM, config: GenerationConfig, grammars: Sequence[Constraint | None], width: int, sampling: Sampling
+) -> LogitsProcessorList:
+    """The grammar mask, then temperature, top-k and top-p: transformers appends custom processors after its own
+    warpers, and a mask applied after top-k/top-p could leave a row nothing to sample, so the warpers move behind
+    the mask (and out of `config`). Other processors the config makes (a repetition penalty) stay before the mask."""
+    from inference.backends.llm.constrained import GrammarLogitsProcessor
+
+    grammar = GrammarLogitsProcessor(lm.tokenizer, sorted(lm.end_token_ids), grammars, width, sampling.max_new_tokens)
+    processors = LogitsProcessorList([grammar])
+    if config.do_sample:
+        if config.temperature is not None and config.temperature != 1.0:
+            processors.append(TemperatureLogitsWarper(config.temperature))
+        if config.top_k:
+            processors.append(TopKLogitsWarper(config.top_k))
+        if config.top_p is not None and config.top_p < 1.0:
+            processors.append(TopPLogitsWarper(config.top_p))
+        config.temperature, config.top_k, config.top_p = 1.0, None, 1.0
+    return processors
 
 
 @contextmanager

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from sentence_transformers import SentenceTransformer
 
+from capabilities import structured
 from inference.backends.llm.engine import CausalLM, Generation, OnDelta, chat_prompt, generate
 from inference.backends.llm.text import (
     embed,
@@ -52,18 +53,56 @@ def run_dialogue(
     lm: CausalLM, inputs: list[dict[str, Any]], params: list[dict[str, Any]], *, on_delta: OnDelta | None = None
 ) -> list[dict]:
     """The next assistant turn of each conversation, rendered with the model's chat template. on_delta(index, text)
-    streams each message's content (stripped, as stored) as it is generated."""
-    prompts = [chat_prompt(lm, item["messages"]) for item in inputs]
-    stripped = None if on_delta is None else _Stripped(on_delta, len(prompts))
-    generations = generate(lm, prompts, params, add_special_tokens=not lm.has_chat_template, on_delta=stripped)
-    return [
-        {
-            "message": {"role": "assistant", "content": g.text.strip()},
-            "finish_reason": g.finish_reason,
-            "tokens": _usage(g),
-        }
-        for g in generations
+    streams each message's content (stripped, as stored) as it is generated.
+
+    A job with response_format json or tools (capabilities.structured) is constrained by its grammar in the same
+    batch as free ones; a tool call comes back as message.tool_calls (content "", finish_reason "tool_calls") and
+    is not streamed as content."""
+    plans = [structured.plan_of(options) for options in params]
+    prompts = [
+        chat_prompt(lm, structured.prompt_messages(item["messages"], plan))
+        for item, plan in zip(inputs, plans, strict=True)
     ]
+    grammars = _grammars(plans)
+    stripped = None if on_delta is None else _Stripped(_ToolCallsHeld(on_delta, plans), len(prompts))
+    generations = generate(
+        lm,
+        prompts,
+        params,
+        add_special_tokens=not lm.has_chat_template,
+        on_delta=stripped,
+        grammars=grammars,
+    )
+    outputs = []
+    for generation, plan in zip(generations, plans, strict=True):
+        message, finish_reason = structured.message_of(plan, generation.text, generation.finish_reason)
+        outputs.append({"message": message, "finish_reason": finish_reason, "tokens": _usage(generation)})
+    return outputs
+
+
+def _grammars(plans: list[structured.Plan]) -> list[Any] | None:
+    """One constraint per constrained row (xgrammar is imported only when a batch has one)."""
+    if not any(plan.constrained for plan in plans):
+        return None
+    from inference.backends.llm.constrained import Constraint
+
+    return [Constraint.json_schema(p.schema, or_text=p.or_text) if p.schema is not None else None for p in plans]
+
+
+class _ToolCallsHeld:
+    """Passes on a row's stripped pieces unless the row is a tool call (its text starts with "{" where tools are
+    offered): a call is not content, it arrives whole in the job's output."""
+
+    def __init__(self, on_delta: OnDelta, plans: list[structured.Plan]) -> None:
+        self.on_delta = on_delta
+        self.plans = plans
+        self.calling: dict[int, bool] = {}
+
+    def __call__(self, row: int, text: str) -> None:
+        if row not in self.calling:  # the first piece: stripped, so it starts with the answer's first character
+            self.calling[row] = structured.is_tool_call_text(self.plans[row], text)
+        if not self.calling[row]:
+            self.on_delta(row, text)
 
 
 class _Stripped:
