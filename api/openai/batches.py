@@ -28,7 +28,7 @@ from api.batches import (
     refreshed,
     request_counts,
 )
-from api.openai import translate
+from api.openai import parameters, translate
 from api.openai.views import OpenAIView
 from inference import selectors
 from inference.models import Batch, BatchApi
@@ -45,10 +45,13 @@ LINE_FIELDS = {"custom_id", "method", "url", "body"}
 
 
 def _chat(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    return {"messages": translate.chat_messages(body.get("messages"))}, translate.sampling_params(body, allow_n=True)
+    parameters.check("chat.completions", body)  # a line is held to what the endpoint itself honours
+    params = {**translate.sampling_params(body, allow_n=True), **translate.structured_params(body)}
+    return {"messages": translate.chat_messages(body.get("messages"))}, params
 
 
 def _completion(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    parameters.check("completions", body)
     prompt = body.get("prompt")
     if isinstance(prompt, list) and len(prompt) == 1:
         prompt = prompt[0]
@@ -58,6 +61,7 @@ def _completion(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def _embeddings(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    parameters.check("embeddings", body)
     texts = body.get("input")
     if (body.get("encoding_format") or "float") != "float":
         raise ApiError("In a batch, `encoding_format` must be float.", code="invalid_value", param="encoding_format")

@@ -230,6 +230,7 @@ def _embedding_line(custom_id: str, **body) -> dict:
 def test_openai_batch_with_invalid_lines_fails_in_validation_with_line_errors(api):
     lines = [_embedding_line("a"), {**_embedding_line("b"), "url": "/v1/completions"}, _embedding_line("c")]
     lines[2]["body"]["encoding_format"] = "base64"
+    lines.append(_embedding_line("d", user_tag="x"))  # a field /v1/embeddings itself refuses
     data = ("\n".join(json.dumps(line) for line in lines) + "\n{not json\n").encode()
     uploaded = _upload(api, data)
     assert uploaded["purpose"] == "batch" and uploaded["id"].startswith("file_")
@@ -244,8 +245,10 @@ def test_openai_batch_with_invalid_lines_fails_in_validation_with_line_errors(ap
     assert [(e["line"], e["code"]) for e in batch["errors"]["data"]] == [
         (2, "mismatched_url"),
         (3, "invalid_value"),
-        (4, "invalid_json"),
+        (4, "unsupported_parameter"),
+        (5, "invalid_json"),
     ]
+    assert batch["errors"]["data"][2]["param"] == "body.user_tag"
     assert not Job.objects.exists() and not UsageRecord.objects.exists()
 
 
