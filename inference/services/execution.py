@@ -32,6 +32,7 @@ from partners.services import usage_refund
 
 logger = logging.getLogger(__name__)
 
+
 def job_claim(job_id: str, token: uuid.UUID | None = None) -> tuple[Job, uuid.UUID] | None:
     """This job, queued -> running in one conditional UPDATE; None when another delivery got there first. (A delivery
     claims the fairest job of its model instead: job_claim_next.)"""
