@@ -6,7 +6,7 @@ claims the fairest queued job of the model, and fills its batch in the same orde
 1. `priority`, lowest first (0: interactive jobs; batch jobs wait behind them);
 2. within a priority, weighted fair queuing by partner: the partner with the least recent service on this model per
    unit of weight goes next, service being the jobs of the model started in the last ALLIANCE_FAIR_WINDOW_SECONDS
-   and weight its tier's ALLIANCE_TIER_WEIGHTS. Each job handed out counts at once, so a batch of 8 with two partners
+   or running now, and weight its tier's ALLIANCE_TIER_WEIGHTS. Each job handed out counts at once, so a batch of 8 with two partners
    of weights 3 and 1 waiting, and no recent service, takes 6 and 2;
 3. within a partner, the oldest first.
 
@@ -46,7 +46,7 @@ class FairClaim:
 @dataclass
 class _Partner:
     weight: float
-    served: int  # jobs of the model started in the window, plus the ones handed out in this claim
+    served: int  # jobs of the model started in the window or running, plus the ones handed out in this claim
     running: int  # jobs running now over every model, plus the ones handed out in this claim
 
 
@@ -99,8 +99,8 @@ def jobs_claim_fair(*, model: str, token: uuid.UUID, limit: int, capability: str
         return FairClaim(claimed=0, waiting=False)
     now = timezone.now()
     since = now - dt.timedelta(seconds=settings.ALLIANCE_FAIR_WINDOW_SECONDS)
-    recent = Q(model=model, started_at__gte=since)
     running = Q(status=JobStatus.RUNNING)
+    recent = Q(model=model) & (Q(started_at__gte=since) | running)  # a long job counts while it runs
     partners = {partner_id: _Partner(tier_weight(tier), 0, 0) for partner_id, tier in tiers.items()}
     for partner_id, served, running_now in (
         Job.objects.filter(recent | running, partner_id__in=tiers)

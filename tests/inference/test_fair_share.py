@@ -4,9 +4,11 @@ delivery is a token for its model, so the delivered job need not be the one that
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 
 import pytest
+from django.utils import timezone
 
 from inference import services
 from inference.models import Job
@@ -122,3 +124,26 @@ def test_a_delivery_runs_the_fairest_job_and_a_spent_token_runs_another(settings
     assert services.job_execute(ids_a[0]) == []
     jobs = Job.objects.filter(pk__in=ids_a + ids_b)
     assert all(job.status == "succeeded" and job.attempts == 1 for job in jobs)
+
+
+def test_service_counts_the_recent_window_and_the_jobs_still_running(settings):
+    settings.ALLIANCE_FAIR_WINDOW_SECONDS = 30
+    a, api_a = _partner_api("Earlier Co")
+    b, api_b = _partner_api("Recent Co")
+    old = _submit(api_a, 2)
+    model = Job.objects.get(pk=old[0]).model
+    _claim_order(model, 2)
+    long_ago = timezone.now() - dt.timedelta(minutes=10)
+    Job.objects.filter(pk__in=old).update(status="succeeded", started_at=long_ago, finished_at=long_ago)
+    _submit(api_b, 1)
+    _claim_order(model, 1)
+    Job.objects.filter(partner=b).update(status="succeeded")
+    _submit(api_a, 2)
+    _submit(api_b, 2)
+    # A's two jobs ran ten minutes ago, outside the window; B's one just now: A goes next.
+    assert _claim_order(model, 1) == [a.pk]
+    # A job started long ago that still runs counts: A's running one against none of B's (its one ran long ago), so B
+    # goes next (without the running job A would win the tie on its lower id).
+    Job.objects.filter(partner=a, status="running").update(started_at=long_ago)
+    Job.objects.filter(partner=b, status="succeeded").update(started_at=long_ago)
+    assert _claim_order(model, 1) == [b.pk]
