@@ -6,8 +6,8 @@ claims the fairest queued job of the model, and fills its batch in the same orde
 1. `priority`, lowest first (0: interactive jobs; batch jobs wait behind them);
 2. within a priority, weighted fair queuing by partner: the partner with the least recent service on this model per
    unit of weight goes next, service being the jobs of the model started in the last ALLIANCE_FAIR_WINDOW_SECONDS
-   or running now, and weight its tier's ALLIANCE_TIER_WEIGHTS. Each job handed out counts at once, so a batch of 8 with two partners
-   of weights 3 and 1 waiting, and no recent service, takes 6 and 2;
+   or running now, and weight its tier's ALLIANCE_TIER_WEIGHTS. Each job handed out counts at once, so a batch of 8
+   with two partners of weights 3 and 1 waiting, and no recent service, takes 6 and 2;
 3. within a partner, the oldest first.
 
 A partner with ALLIANCE_PARTNER_MAX_RUNNING jobs running (over every model) gets no more until one finishes.
