@@ -164,6 +164,10 @@ def main() -> None:
         )
         print(f"A beside B: {shared:.1f} jobs/s")
         print(
+            f"(first in, first out, B would have waited behind those {queued_ahead} jobs: "
+            f"about {queued_ahead / shared:.0f} s at A's rate, an estimate, not measured)"
+        )
+        print(
             f"settings: tier weights {settings.ALLIANCE_TIER_WEIGHTS}, "
             f"window {settings.ALLIANCE_FAIR_WINDOW_SECONDS:g} s, running cap {settings.ALLIANCE_PARTNER_MAX_RUNNING}, "
             f"batch wait {settings.ALLIANCE_BATCH_WAIT_MS} ms, torch threads {threads}"
