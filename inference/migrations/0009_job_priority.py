@@ -4,28 +4,31 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('inference', '0008_job_stream_events'),
-        ('partners', '0004_application_partner_listed'),
+        ("inference", "0008_job_stream_events"),
+        ("partners", "0004_application_partner_listed"),
     ]
 
     operations = [
         migrations.RemoveIndex(
-            model_name='job',
-            name='job_queued_by_model',
+            model_name="job",
+            name="job_queued_by_model",
         ),
         migrations.AddField(
-            model_name='job',
-            name='priority',
+            model_name="job",
+            name="priority",
             field=models.PositiveSmallIntegerField(default=0),
         ),
         migrations.AddIndex(
-            model_name='job',
-            index=models.Index(condition=models.Q(('status', 'queued')), fields=['model', 'partner', 'priority', 'created_at'], name='job_queued_fair'),
+            model_name="job",
+            index=models.Index(
+                condition=models.Q(("status", "queued")),
+                fields=["model", "partner", "priority", "created_at"],
+                name="job_queued_fair",
+            ),
         ),
         migrations.AddIndex(
-            model_name='job',
-            index=models.Index(fields=['model', 'started_at'], name='job_started_by_model'),
+            model_name="job",
+            index=models.Index(fields=["model", "started_at"], name="job_started_by_model"),
         ),
     ]
