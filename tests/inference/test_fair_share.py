@@ -10,7 +10,8 @@ import uuid
 import pytest
 from django.utils import timezone
 
-from inference import services
+from alliance.celery import app
+from inference import dispatch, services
 from inference.models import Job
 from inference.services.fair_share import jobs_claim_fair
 from tests.factories import KEYWORD_TEXT, client_for, keyword_job, make_key, make_partner
@@ -148,3 +149,24 @@ def test_service_counts_the_recent_window_and_the_jobs_still_running(settings):
     Job.objects.filter(partner=a, status="running").update(started_at=long_ago)
     Job.objects.filter(partner=b, status="succeeded").update(started_at=long_ago)
     assert _claim_order(model, 1) == [b.pk]
+
+
+def _messages_waiting(queue: str) -> int:
+    with app.connection_for_read() as conn:
+        return conn.default_channel.queue_declare(queue=queue, passive=True).message_count
+
+
+def test_a_delivery_that_finds_only_capped_partners_puts_its_token_back(settings):
+    settings.ALLIANCE_PARTNER_MAX_RUNNING = 1
+    settings.ALLIANCE_PARTNER_CAP_WAIT_SECONDS = 0.1
+    _, api = _partner_api("Capped Co")
+    ids = _submit(api, 2)
+    job = Job.objects.get(pk=ids[0])
+    assert jobs_claim_fair(model=job.model, token=uuid.uuid4(), limit=1).claimed == 1
+    queue = dispatch.model_queue(job.queue, job.model)
+    with app.connection_for_write() as conn:  # the queue exists as a worker would declare it
+        conn.default_channel.queue_declare(queue=queue)
+    before = _messages_waiting(queue)
+    assert services.job_execute(ids[1]) == []
+    assert Job.objects.get(pk=ids[1]).status == "queued"
+    assert _messages_waiting(queue) == before + 1
