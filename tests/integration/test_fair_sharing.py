@@ -72,14 +72,14 @@ def test_a_flood_from_one_partner_does_not_starve_another(live_services, tmp_pat
         worker.stop()
 
     _assert_exactly_once(flood + neighbours)
-    arrived = min(job.created_at for job in Job.objects.filter(pk__in=neighbours))
     b_jobs = list(Job.objects.filter(pk__in=neighbours))
-    b_last_start = max(job.started_at for job in b_jobs)
     b_last_finish = max(job.finished_at for job in b_jobs)
     a_jobs = list(Job.objects.filter(pk__in=flood))
-    # Behind B's arrival, A's jobs got at most the batch that was being gathered then.
-    a_overtaking = [job for job in a_jobs if arrived < job.started_at <= b_last_start]
-    assert len(a_overtaking) <= MAX_BATCH, len(a_overtaking)
+    # Each of B's jobs waited only for the batch in progress when it arrived: A's jobs claimed while it waited (strictly
+    # between its arrival and its start) are none in principle; a batch's worth is the tolerance.
+    for job in b_jobs:
+        overtaking = [a for a in a_jobs if job.created_at < a.started_at < job.started_at]
+        assert len(overtaking) <= MAX_BATCH, (job.pk, len(overtaking))
     # B finished long before the flood did: most of A's jobs were still waiting (FIFO would have run them all first).
     a_after_b = [job for job in a_jobs if job.started_at > b_last_finish]
     assert len(a_after_b) >= 100, len(a_after_b)
