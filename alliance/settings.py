@@ -300,6 +300,7 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "inference.tasks.deliver_webhook": {"queue": "webhooks"},
     "inference.tasks.reap_stale_jobs": {"queue": "default"},
+    "inference.tasks.enqueue_batch": {"queue": "default"},
     "inference.tasks.run_tuning_job": {"queue": "tuning"},
 }
 
@@ -356,6 +357,8 @@ ALLIANCE_WEBHOOK_MAX_RETRIES = env_int("ALLIANCE_WEBHOOK_MAX_RETRIES", 5)
 ALLIANCE_TUNING_MAX_SECONDS = env_float("ALLIANCE_TUNING_MAX_SECONDS", 3600.0)
 ALLIANCE_TUNING_STALE_SECONDS = env_float("ALLIANCE_TUNING_STALE_SECONDS", 600.0)
 ALLIANCE_DATASET_MAX_BYTES = env_int("ALLIANCE_DATASET_MAX_BYTES", 20 * 1024 * 1024)
+# Requests in one batch (/v1/batches, /api/v1/batches); its input file may be as large as a dataset.
+ALLIANCE_BATCH_MAX_REQUESTS = env_int("ALLIANCE_BATCH_MAX_REQUESTS", 10_000)
 ALLIANCE_DATASET_MAX_ROWS = env_int("ALLIANCE_DATASET_MAX_ROWS", 50_000)
 
 # Quotas and rate limits

@@ -2,13 +2,16 @@
 
 from django.urls import path, re_path
 
-from api import account, files, jobs, partners, tuning
+from api import account, batches, files, jobs, partners, tuning
 
 urlpatterns = [
     re_path(r"^jobs/?$", jobs.JobCollectionApi.as_view(), name="jobs"),
     path("jobs/<str:job_id>", jobs.JobDetailApi.as_view(), name="job-detail"),
     path("jobs/<str:job_id>/cancel", jobs.JobCancelApi.as_view(), name="job-cancel"),
     path("jobs/<str:job_id>/events", jobs.JobEventsApi.as_view(), name="job-events"),
+    re_path(r"^batches/?$", batches.BatchCollectionApi.as_view(), name="batches"),
+    path("batches/<str:batch_id>", batches.BatchDetailApi.as_view(), name="batch-detail"),
+    path("batches/<str:batch_id>/cancel", batches.BatchCancelApi.as_view(), name="batch-cancel"),
     path("capabilities", jobs.CapabilityListApi.as_view(), name="capabilities"),
     re_path(r"^files/?$", files.FileCollectionApi.as_view(), name="files"),
     path("files/<str:file_id>", files.FileDetailApi.as_view(), name="file-detail"),

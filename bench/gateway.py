@@ -1,6 +1,7 @@
-"""Gateway overhead: a bare DRF endpoint against job submission, on one gunicorn server.
+"""Gateway overhead: a bare DRF endpoint against job submission, on one gunicorn server; and bulk submission: jobs
+accepted per second through one batch (POST /api/v1/batches) against single submissions (`bulk_vs_single`).
 
-Usage: .venv/bin/python bench/gateway.py [--quick] [--workers 2] [--threads 4] [--concurrency 8]
+Usage: .venv/bin/python bench/gateway.py [--quick] [--workers 2] [--threads 4] [--concurrency 8] [--batch-size N]
 
 Uses PostgreSQL (127.0.0.1:5432, a fresh `alliance_bench` database) and Redis (127.0.0.1:6379 db 14) when they
 answer, else SQLite and the filesystem broker in a temp dir. No Celery worker runs: submitted jobs stay queued.
@@ -23,7 +24,8 @@ from platform_env import HOST, free_port, manage, pct, platform_env, start_gunic
 
 SLUG = "lg-ai-research"
 CAPABILITY = "keyword_extraction"
-BODY = json.dumps({"capability": CAPABILITY, "input": {"text": "Alliance partners tune language models on data."}})
+INPUT = {"text": "Alliance partners tune language models on data."}
+BODY = json.dumps({"capability": CAPABILITY, "input": INPUT})
 
 
 @dataclass
@@ -87,6 +89,24 @@ def hammer(
     return total
 
 
+def batch_seconds(port: int, key: str, size: int) -> float:
+    """Seconds until one batch of `size` requests is accepted (201) on one connection: validated, its jobs inserted
+    and charged in one transaction, one broker message sent."""
+    requests = [{"custom_id": f"r{i}", "input": INPUT} for i in range(size)]
+    body = json.dumps({"capability": CAPABILITY, "requests": requests})
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
+    conn = http.client.HTTPConnection(HOST, port, timeout=300)
+    t0 = time.monotonic()
+    conn.request("POST", "/api/v1/batches", body=body, headers=headers)
+    resp = conn.getresponse()
+    payload = resp.read()
+    elapsed = time.monotonic() - t0
+    conn.close()
+    if resp.status != 201:
+        raise RuntimeError(f"batch refused: {resp.status} {payload[:300].decode(errors='replace')}")
+    return elapsed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="5 s per endpoint instead of 20 s")
@@ -96,7 +116,10 @@ def main() -> None:
     parser.add_argument("--client-procs", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds per endpoint")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--batch-size", type=int, default=0, help="requests per batch (default 1000; 500 with --quick)")
+    parser.add_argument("--batches", type=int, default=3, help="batches timed, one after another (median taken)")
     args = parser.parse_args()
+    args.batch_size = args.batch_size or (500 if args.quick else 1000)
     args.port = args.port or free_port()
     args.client_procs = max(1, min(args.client_procs, args.concurrency))
     seconds = 5.0 if args.quick else 20.0
@@ -149,6 +172,11 @@ def main() -> None:
             for err, count in res.errors.most_common(5):
                 print(f"  {name} error x{count}: {err}")
 
+        batch_seconds(args.port, key, 10)  # warm-up
+        batch_times = sorted(batch_seconds(args.port, key, args.batch_size) for _ in range(args.batches))
+        batch_median = batch_times[len(batch_times) // 2]  # seconds
+        bulk_rps = args.batch_size / batch_median
+
         single_p50 = {name: pct(sorted(res.latencies), 0.5) for name, res in unloaded.items()}
         print(
             f"one connection: bare p50 {single_p50['bare']:.2f} ms, submit p50 {single_p50['submit']:.2f} ms "
@@ -158,9 +186,16 @@ def main() -> None:
     (bare_rps, bare_p50), (submit_rps, submit_p50) = stats["bare"], stats["submit"]
     ratio = submit_rps / bare_rps if bare_rps else 0.0
     print(f"saturated: p50 overhead {submit_p50 - bare_p50:.2f} ms at {args.concurrency} connections")
+    single_rps = 1000.0 / single_p50["submit"] if single_p50["submit"] else 0.0
+    print(
+        f"bulk: one batch of {args.batch_size} accepted in {batch_median * 1000:.0f} ms (median of "
+        f"{args.batches}) on one connection = {bulk_rps:.0f} jobs/s; single submissions: {submit_rps:.1f} jobs/s "
+        f"saturated, {single_rps:.1f} jobs/s on one connection ({bulk_rps / single_rps if single_rps else 0:.1f}x)"
+    )
     print(
         f"gateway: bare_rps={bare_rps:.1f} submit_rps={submit_rps:.1f} submit_vs_bare={ratio:.3f} "
-        f"p50_overhead_ms={single_p50['submit'] - single_p50['bare']:.2f}"
+        f"p50_overhead_ms={single_p50['submit'] - single_p50['bare']:.2f} "
+        f"bulk_rps={bulk_rps:.0f} bulk_vs_single={bulk_rps / submit_rps if submit_rps else 0:.1f}"
     )
 
 

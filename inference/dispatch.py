@@ -9,6 +9,7 @@ from alliance.celery import app
 RUN_JOB = "inference.tasks.run_job"
 RUN_TUNING_JOB = "inference.tasks.run_tuning_job"
 DELIVER_WEBHOOK = "inference.tasks.deliver_webhook"
+ENQUEUE_BATCH = "inference.tasks.enqueue_batch"
 
 
 def time_limits(task: str, queue: str | None = None) -> tuple[float, float]:

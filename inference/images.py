@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import transaction
 from PIL import Image, UnidentifiedImageError
 
-from inference.models import FilePurpose, Job, StoredFile
+from inference.models import PRODUCED_PURPOSES, FilePurpose, Job, StoredFile
 from inference.storage import storage_admit
 from partners.models import Partner
 
@@ -106,7 +106,9 @@ def store_file(
     the transaction that records it (413/429 `storage_quota_exceeded`); a generated output is stored regardless,
     its job being paid for, and counts against the limits of later uploads."""
     public_id = _new_file_id()
-    extension = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp"}.get(content_type, ".bin")
+    extension = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp", "application/jsonl": ".jsonl"}.get(
+        content_type, ".bin"
+    )
     relative = Path(purpose) / str(partner.pk) / f"{public_id}{extension}"
     target = Path(settings.MEDIA_ROOT) / relative
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -114,7 +116,7 @@ def store_file(
     temporary.write_bytes(data)
     try:
         with transaction.atomic():
-            if purpose != FilePurpose.GENERATED:
+            if purpose not in PRODUCED_PURPOSES:
                 storage_admit(partner_id=partner.pk, adding_bytes=len(data))
             stored = StoredFile.objects.create(
                 public_id=public_id,

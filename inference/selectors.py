@@ -9,7 +9,17 @@ from collections.abc import Collection
 from django.db.models import QuerySet
 
 from alliance.errors import NotFound
-from inference.models import Dataset, Job, StoredFile, TunedModel, TuningEvent, TuningEventKind, TuningJob
+from inference.models import (
+    BATCH_ID_PREFIX,
+    Batch,
+    Dataset,
+    Job,
+    StoredFile,
+    TunedModel,
+    TuningEvent,
+    TuningEventKind,
+    TuningJob,
+)
 from inference.tuning_config import TASK_CAPABILITY
 from partners.models import Partner
 
@@ -59,6 +69,27 @@ def file_of(*, partner: Partner, file_id: str, generated_by: Collection[str] | N
     if stored is None:
         raise NotFound("No file with that id.", code="not_found")
     return stored
+
+
+def batches_of(*, partner: Partner, capabilities: Collection[str] | None = None) -> QuerySet[Batch]:
+    """The partner's batches; `capabilities` (what an API key may use; None: all) narrows them, as for jobs."""
+    found = Batch.objects.filter(partner=partner).select_related("input_file", "output_file", "error_file")
+    if capabilities is not None:
+        found = found.filter(capability__in=list(capabilities))
+    return found
+
+
+def batch_of(*, partner: Partner, batch_id: str, capabilities: Collection[str] | None = None) -> Batch:
+    """One batch of the partner by its public id (batch_<hex>); another partner's is not found."""
+    text = str(batch_id)
+    try:
+        key = uuid.UUID(text.removeprefix(BATCH_ID_PREFIX)) if text.startswith(BATCH_ID_PREFIX) else None
+    except ValueError:
+        key = None
+    batch = batches_of(partner=partner, capabilities=capabilities).filter(pk=key).first() if key else None
+    if batch is None:
+        raise NotFound("No batch with that id.", code="not_found")
+    return batch
 
 
 def datasets_of(*, partner: Partner) -> QuerySet[Dataset]:

@@ -8,6 +8,7 @@ from celery import shared_task
 from django.conf import settings
 
 from inference import dispatch, services, streams
+from inference.services.batches import batch_jobs_enqueue, batches_expire
 from inference.services.tuning_runs import tuning_job_run, tuning_jobs_reap
 
 logger = logging.getLogger(__name__)
@@ -29,10 +30,21 @@ def run_job(job_id: str) -> list[str]:
 
 @shared_task(name="inference.tasks.reap_stale_jobs", **_limits("inference.tasks.reap_stale_jobs"))
 def reap_stale_jobs() -> dict[str, int]:  # and tuning jobs: stopped runs, queued ones the broker lost
-    counts = {**services.jobs_reap(), **tuning_jobs_reap(), "stream_events_pruned": streams.prune()}
+    counts = {
+        **services.jobs_reap(),
+        **tuning_jobs_reap(),
+        "stream_events_pruned": streams.prune(),
+        "batches_expired": batches_expire(),
+    }
     if any(counts.values()):
         logger.warning("reaper: %s", counts)
     return counts
+
+
+@shared_task(name=dispatch.ENQUEUE_BATCH, acks_late=True, **_limits(dispatch.ENQUEUE_BATCH))
+def enqueue_batch(batch_id: str) -> int:
+    # Sends the messages of a batch's queued jobs, off the request that accepted it (a resend is harmless).
+    return batch_jobs_enqueue(batch_id)
 
 
 @shared_task(

@@ -43,6 +43,25 @@ def job_submitted(job: Any) -> None:
     )
 
 
+def batch_submitted(batch: Any, jobs: list[Any]) -> None:
+    """A batch's jobs were committed: counted as submitted jobs, logged as one line (not one a job)."""
+    partner = batch.partner
+    counts: dict[str, int] = {}
+    for job in jobs:
+        counts[job.model] = counts.get(job.model, 0) + 1
+    for model, count in counts.items():
+        metrics.JOBS_SUBMITTED.labels(*_labels(batch.capability, model, partner.tier)).inc(count)
+    logs.event(
+        "batch.queued",
+        batch_id=batch.public_id,
+        partner=partner.slug,
+        tier=partner.tier,
+        capability=batch.capability,
+        jobs=len(jobs),
+        units=batch.units,
+    )
+
+
 def request_ids(job_ids: list[str]) -> dict[str, str]:
     try:
         found = cache.get_many([_REQUEST_KEY.format(job_id) for job_id in job_ids])

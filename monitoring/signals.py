@@ -22,7 +22,8 @@ from django.db import transaction
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 
-from inference.models import Job, WebhookDelivery
+from inference.models import Batch, Job, WebhookDelivery
+from inference.services.batches import batch_accepted
 from monitoring import heartbeats, job_events, logs, metrics
 
 logger = logging.getLogger(__name__)
@@ -56,6 +57,11 @@ def _job_created(sender: type[Job], instance: Job, created: bool, **_: Any) -> N
                 logs.request_id_var.reset(token)
 
         transaction.on_commit(committed)
+
+
+@receiver(batch_accepted, sender=Batch, dispatch_uid="monitoring.batch_accepted")
+def _batch_accepted(sender: type[Batch], batch: Batch, jobs: list[Job], **_: Any) -> None:
+    transaction.on_commit(lambda: _never_raises(job_events.batch_submitted)(batch, jobs))
 
 
 @receiver(post_save, sender=WebhookDelivery, dispatch_uid="monitoring.webhook_delivery")

@@ -28,10 +28,11 @@ USAGE_READ = "usage:read"
 ADMIN = "admin"
 
 RESOURCE_SCOPES: dict[str, str] = {
-    JOBS_READ: "List and read jobs of the key's capabilities, with their outputs (generated images included).",
-    JOBS_WRITE: "Cancel jobs of the key's capabilities.",
-    FILES_READ: "List, read and download files (uploaded and generated images).",
-    FILES_WRITE: "Upload and delete files.",
+    JOBS_READ: "List and read jobs and batches of the key's capabilities, with their outputs (generated images "
+    "included).",
+    JOBS_WRITE: "Cancel jobs and batches of the key's capabilities.",
+    FILES_READ: "List, read and download files (uploaded and generated images, batch input and output files).",
+    FILES_WRITE: "Upload and delete files (images, batch input files).",
     DATASETS_READ: "List and read tuning datasets.",
     DATASETS_WRITE: "Upload and delete tuning datasets.",
     TUNING: "Estimate, start, read and cancel tuning (fine-tuning) jobs; this spends the tuning quota.",

@@ -182,6 +182,14 @@ class UseCaseForm(forms.Form):
         required=False,
         help_text='What "Try it" puts in the playground, e.g. {"text": "...", "top_k": 5}.',
     )
+    recipe = forms.CharField(
+        label="Recipe (JSON)",
+        widget=forms.Textarea(attrs={"rows": 10, "class": "mono"}),
+        required=False,
+        help_text='What "Try it" runs as real jobs, step by step: {"inputs": [{"name", "label", "example"}], '
+        '"steps": [{"id", "capability", "model"?, "input", "params"?}]}; an input\'s strings may hold '
+        "{{input.<name>}} and {{steps.<id>.output.<field>}}. Checked when saved; reviewed with the showcase.",
+    )
     image = forms.FileField(
         required=False,
         widget=forms.ClearableFileInput(attrs={"accept": "image/png,image/jpeg,image/webp"}),
@@ -209,6 +217,18 @@ class UseCaseForm(forms.Form):
             raise forms.ValidationError(str(exc)) from None
         if not isinstance(value, dict):
             raise forms.ValidationError("The example must be a JSON object.")
+        return value
+
+    def clean_recipe(self) -> dict:
+        raw = self.cleaned_data["recipe"].strip()
+        if not raw:
+            return {}
+        try:
+            value = json_loads_bounded(raw)
+        except JsonRefused as exc:
+            raise forms.ValidationError(str(exc)) from None
+        if not isinstance(value, dict):
+            raise forms.ValidationError("A recipe is a JSON object with `inputs` and `steps`.")
         return value
 
     def clean(self) -> dict:

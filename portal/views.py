@@ -60,6 +60,7 @@ from portal import forms
 from portal.access import choose_partner, may_change_key, portal_view, role_at_least
 from portal.charts import daily_chart
 from portal.members import INVITE_ANSWER, PortalError, member_invite, member_remove, member_set_role
+from usecases.recipes import RecipeInvalid
 from usecases.selectors import usecases_of
 from usecases.services import (
     UseCaseTransitionError,
@@ -566,9 +567,13 @@ def _save_showcase(request: HttpRequest, form: forms.UseCaseForm, usecase=None):
 def showcase_new(request: HttpRequest) -> HttpResponse:
     form = forms.UseCaseForm(request.POST or None, request.FILES or None, initial={"sector": request.partner.sector})
     if request.method == "POST" and form.is_valid():
-        usecase = _save_showcase(request, form)
-        messages.success(request, "Draft saved. Submit it for review when it is ready.")
-        return redirect("portal:showcase-edit", usecase.pk)
+        try:
+            usecase = _save_showcase(request, form)
+        except RecipeInvalid as exc:
+            form.add_error("recipe", f"{exc.param}: {exc.message}")
+        else:
+            messages.success(request, "Draft saved. Submit it for review when it is ready.")
+            return redirect("portal:showcase-edit", usecase.pk)
     return render(request, "portal/showcase_form.html", {"form": form}, status=400 if form.errors else 200)
 
 
@@ -579,15 +584,20 @@ def showcase_edit(request: HttpRequest, usecase_id: int) -> HttpResponse:
     initial.update(results=usecase.results, try_capability=usecase.try_capability)
     if usecase.example_input:
         initial["example_input"] = json.dumps(usecase.example_input, indent=2, ensure_ascii=False)
+    if usecase.recipe:
+        initial["recipe"] = json.dumps(usecase.recipe, indent=2, ensure_ascii=False)
     form = forms.UseCaseForm(request.POST or None, request.FILES or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
             _save_showcase(request, form, usecase)
         except UseCaseTransitionError as exc:
             messages.error(request, str(exc))
+        except RecipeInvalid as exc:
+            form.add_error("recipe", f"{exc.param}: {exc.message}")
         else:
             messages.success(request, "Saved.")
-        return redirect("portal:showcase-edit", usecase.pk)
+        if not form.errors:
+            return redirect("portal:showcase-edit", usecase.pk)
     return render(
         request,
         "portal/showcase_form.html",

@@ -89,12 +89,18 @@ def theirs(other_partner) -> dict[str, str]:
         base_model="all-MiniLM-L6-v2",
         adapter_path="adapters/x",
     )
+    batch = api.post(
+        "/api/v1/batches",
+        {"capability": "keyword_extraction", "requests": [{"custom_id": "a", "input": keyword_job()["input"]}]},
+        format="json",
+    ).json()
     return {
         "job": job["id"],
         "file": stored["id"],
         "dataset": dataset["id"],
         "tuning_job": tuning["id"],
         "tuned_model": tuned.name,
+        "batch": batch["id"],
     }
 
 

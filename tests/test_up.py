@@ -34,6 +34,9 @@ EMBEDDED_ENV_DROPS = (
 )
 
 
+TOKEN = "up-test-metrics-token"
+
+
 class Site:
     def __init__(self, port: int, key: str) -> None:
         self.base = f"http://127.0.0.1:{port}"
@@ -63,7 +66,17 @@ def site(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("up")
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in EMBEDDED_ENV_DROPS}
-    env.update({"ALLIANCE_VAR_DIR": str(tmp_path / "var"), "PYTHONUNBUFFERED": "1"})
+    # The showcases' recordings (background jobs, tests/integration/test_recipes.py) would queue ahead of the
+    # capabilities this test times.
+    env.update(
+        {
+            "ALLIANCE_VAR_DIR": str(tmp_path / "var"),
+            "PYTHONUNBUFFERED": "1",
+            "ALLIANCE_METRICS_TOKEN": TOKEN,
+            "ALLIANCE_RECORD_SHOWCASES": "0",
+        }
+    )
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     log_path = tmp_path / "up.log"
     with log_path.open("w") as log:
         up = subprocess.Popen(
@@ -195,3 +208,19 @@ def test_both_language_models_are_served(site):
         status, answer, _ = site.request("POST", "/api/v1/jobs?wait=240", body)
         job = json.loads(answer)
         assert status == 200 and job["status"] == "succeeded" and job["model"] == model, job
+
+
+def test_metrics_count_the_workers_jobs_on_the_web(site):
+    """The worker's pool processes and the web share `up`'s metrics folder: one scrape of the web shows both."""
+    site.run("keyword_extraction", {"text": "Tilda designs fashion patterns for New York Fashion Week.", "top_k": 2})
+    request = urllib.request.Request(site.base + "/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        text = response.read().decode()
+    finished, submitted = (_samples(text, name) for name in ("finished", "submitted"))
+    assert finished and submitted, text[:2000]
+    assert sum(finished) >= 1 and sum(finished) == sum(submitted)
+
+
+def _samples(text: str, counter: str) -> list[float]:
+    pattern = rf'^alliance_jobs_{counter}_total\{{[^}}]*capability="keyword_extraction"[^}}]*\}} (\S+)$'
+    return [float(value) for value in re.findall(pattern, text, re.MULTILINE)]

@@ -30,6 +30,7 @@ class UseCaseAdmin(AuditedAdmin):
     search_fields = ["title", "summary", "partner__name"]
     prepopulated_fields = {"slug": ["title"]}
     readonly_fields = [
+        "recipe",  # reviewed here as the partner wrote it (validated when saved in the portal)
         "status",
         "rejection_reason",
         "submitted_by",

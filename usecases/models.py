@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.db import models
 
@@ -25,6 +27,9 @@ class UseCase(models.Model):
     example_input = models.JSONField(default=dict, blank=True)
     try_capability = models.CharField(
         max_length=64, blank=True, help_text="The capability 'Try it' opens; empty: the first that fits the example."
+    )
+    recipe = models.JSONField(
+        default=dict, blank=True, help_text="Steps 'Try it' runs as real jobs (usecases.recipes); {} for none."
     )
     featured = models.BooleanField(default=False)
     status = models.CharField(max_length=16, choices=UseCaseStatus.choices, default=UseCaseStatus.DRAFT)
@@ -72,3 +77,52 @@ class UseCaseImage(models.Model):
 
     def __str__(self) -> str:
         return self.caption or self.image.name
+
+
+class RecipeRunStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+class RecipeRun(models.Model):
+    """One run of a showcase's recipe: its steps run as real jobs, one after another, on the partner's quota of
+    whoever ran it. A recorded run is shown to every visitor of the showcase as one of its results."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    usecase = models.ForeignKey(UseCase, on_delete=models.CASCADE, related_name="runs")
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="recipe_runs")
+    api_key = models.ForeignKey("partners.ApiKey", null=True, on_delete=models.SET_NULL, related_name="+")
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    recipe = models.JSONField(help_text="The recipe as it was when the run started.")
+    inputs = models.JSONField(default=dict)
+    status = models.CharField(max_length=16, choices=RecipeRunStatus.choices, default=RecipeRunStatus.RUNNING)
+    error = models.JSONField(null=True, blank=True)
+    recorded = models.BooleanField(default=False, help_text="Shown on the showcase page as one of its results.")
+    record_when_done = models.BooleanField(default=False, help_text="Becomes a recorded result once it succeeds.")
+    images = models.JSONField(default=dict, blank=True, help_text="Step id -> the showcase image made of its output.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["usecase", "recorded"])]
+
+    def __str__(self) -> str:
+        return f"{self.usecase.slug} run {self.pk}"
+
+
+class RecipeRunStep(models.Model):
+    run = models.ForeignKey(RecipeRun, on_delete=models.CASCADE, related_name="steps")
+    position = models.PositiveSmallIntegerField()
+    step_id = models.CharField(max_length=32)
+    job = models.OneToOneField("inference.Job", null=True, on_delete=models.SET_NULL, related_name="recipe_step")
+
+    class Meta:
+        ordering = ["position"]
+        constraints = [models.UniqueConstraint(fields=["run", "position"], name="recipe_step_once")]
+
+    def __str__(self) -> str:
+        return f"{self.run_id} step {self.position} ({self.step_id})"

@@ -1,4 +1,6 @@
-"""The founding members of the alliance and their showcases."""
+"""The founding members of the alliance and their showcases. A showcase's `recipe` is what "Try it" runs
+(usecases.recipes); its `recordings` are the inputs (over the recipe's examples) of the runs the platform records as
+its results (`manage.py record_showcases`: real jobs, run by the workers in the background)."""
 
 from __future__ import annotations
 
@@ -108,6 +110,23 @@ SHOWCASES: list[dict] = [
         "with a human designer walked the runway at New York Fashion Week.",
         "example_input": {"prompt": "golden daisies on a deep blue field"},
         "featured": True,
+        "recipe": {
+            "inputs": [{"name": "prompt", "label": "Fashion prompt", "example": "golden daisies on a deep blue field"}],
+            "steps": [
+                {
+                    "id": "pattern",
+                    "title": "Pattern",
+                    "capability": "image_generation",
+                    "input": {"prompt": "{{input.prompt}}"},
+                    "params": {"seed": 7},
+                }
+            ],
+        },
+        "recordings": [
+            {"prompt": "golden daisies on a deep blue field"},
+            {"prompt": "honeycomb with bees, amber and black"},
+            {"prompt": "monarch butterflies on cream silk"},
+        ],
     },
     {
         "title": "A counselling customer-service chatbot",
@@ -123,6 +142,57 @@ SHOWCASES: list[dict] = [
             "top_k": 5,
         },
         "featured": True,
+        "recipe": {
+            "inputs": [
+                {
+                    "name": "message",
+                    "label": "Customer message",
+                    "example": "I have called three times about my bill and nobody has fixed the double charge on my "
+                    "roaming plan. I am really frustrated.",
+                }
+            ],
+            "steps": [
+                {
+                    "id": "reply",
+                    "title": "Reply",
+                    "capability": "dialogue",
+                    "input": {
+                        "messages": [
+                            {
+                                "role": "system",
+                                "content": "You are a caring customer-service counsellor at a telecom company. "
+                                "Acknowledge how the customer feels, then say what you will do next. Two sentences.",
+                            },
+                            {"role": "user", "content": "{{input.message}}"},
+                        ]
+                    },
+                    "params": {"max_new_tokens": 80, "temperature": 0.0},
+                },
+                {
+                    "id": "emotion",
+                    "title": "Emotion",
+                    "capability": "text_classification",
+                    "input": {
+                        "text": "{{input.message}}",
+                        "labels": ["frustrated", "worried", "satisfied", "confused"],
+                    },
+                },
+                {
+                    "id": "note",
+                    "title": "Counsellor's note",
+                    "capability": "summarization",
+                    "input": {"text": "Customer: {{input.message}}\nAgent: {{steps.reply.output.message.content}}"},
+                    "params": {"max_sentences": 2},
+                },
+                {
+                    "id": "keywords",
+                    "title": "Key points",
+                    "capability": "keyword_extraction",
+                    "input": {"text": "{{input.message}}", "top_k": 5},
+                },
+            ],
+        },
+        "recordings": [{}],
     },
     {
         "title": "Deep Document Understanding of chemistry papers",
@@ -138,6 +208,38 @@ SHOWCASES: list[dict] = [
             "top_k": 5,
         },
         "featured": False,
+        "recipe": {
+            "inputs": [
+                {
+                    "name": "question",
+                    "label": "Question",
+                    "example": "How much capacity did the coated cathodes retain?",
+                },
+                {
+                    "name": "abstract",
+                    "label": "Abstract",
+                    "example": "Lithium iron phosphate (LFP) cathodes were coated with multi-walled carbon nanotubes "
+                    "by a solvent-free dry process. The coated cathodes retained 95% of their capacity after 2,000 "
+                    "cycles at room temperature, against 81% for uncoated LFP, and delivered 142 mAh/g at a 5C rate. "
+                    "Impedance spectroscopy showed the coating halved the charge-transfer resistance.",
+                },
+            ],
+            "steps": [
+                {
+                    "id": "answer",
+                    "title": "Answer",
+                    "capability": "question_answering",
+                    "input": {"question": "{{input.question}}", "context": "{{input.abstract}}"},
+                },
+                {
+                    "id": "materials",
+                    "title": "Key materials",
+                    "capability": "keyword_extraction",
+                    "input": {"text": "{{input.abstract}}", "top_k": 5},
+                },
+            ],
+        },
+        "recordings": [{}],
     },
     {
         "title": "An AI banker tuned on finance language",
@@ -152,5 +254,23 @@ SHOWCASES: list[dict] = [
             "labels": ["loans", "deposits", "cards", "fraud"],
         },
         "featured": False,
+        "recipe": {
+            "inputs": [
+                {
+                    "name": "question",
+                    "label": "Customer question",
+                    "example": "What is the early repayment fee on a fixed-rate mortgage?",
+                }
+            ],
+            "steps": [
+                {
+                    "id": "topic",
+                    "title": "Banking topic",
+                    "capability": "text_classification",
+                    "input": {"text": "{{input.question}}", "labels": ["loans", "deposits", "cards", "fraud"]},
+                }
+            ],
+        },
+        "recordings": [{}],
     },
 ]

@@ -1,14 +1,16 @@
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import connection
-from django.db.models import Q, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 
 from capabilities import CAPABILITIES
 from partners.models import Membership, Partner
-from usecases.models import UseCase, UseCaseImage, UseCaseStatus
+from usecases.models import RecipeRun, UseCase, UseCaseImage, UseCaseStatus
 
 
 def published_usecases(
@@ -90,3 +92,71 @@ def try_it(usecase: UseCase) -> tuple[str, dict[str, Any]] | None:
         if name in CAPABILITIES:
             return name, CAPABILITIES[name].example_input
     return None
+
+
+# ---------------------------------------------------------------- recipe runs
+
+
+def with_recorded_runs(usecases: QuerySet[UseCase]) -> QuerySet[UseCase]:
+    """The showcases with `recorded_runs` (their recorded runs and each step's job) fetched in two more queries."""
+    runs = RecipeRun.objects.filter(recorded=True).order_by("created_at").prefetch_related("steps__job")
+    return usecases.prefetch_related(Prefetch("runs", queryset=runs, to_attr="recorded_runs"))
+
+
+def recorded_runs(usecase: UseCase) -> QuerySet[RecipeRun]:
+    return usecase.runs.filter(recorded=True).order_by("created_at")
+
+
+def run_for_viewer(*, usecase: UseCase, run_id: str, partner: Partner | None) -> RecipeRun | None:
+    """A recorded run of the showcase (public with it), or a run of the viewer's own partner; None otherwise."""
+    try:
+        uuid.UUID(str(run_id))
+    except ValueError:
+        return None
+    runs = RecipeRun.objects.filter(pk=run_id, usecase=usecase)
+    visible = Q(recorded=True) | Q(partner=partner) if partner is not None else Q(recorded=True)
+    return runs.filter(visible).first()
+
+
+def recipe_run_representation(
+    run: RecipeRun, *, image_url: Callable[[int], str], file_url: Callable[[str], str] | None
+) -> dict[str, Any]:
+    """A run and each step's job as they stand; a generated image links to the showcase's copy (a recorded run)
+    or, for the runner's own partner (file_url given), to the stored file."""
+    jobs = {step.step_id: step.job for step in run.steps.select_related("job")}
+    steps = []
+    for step in run.recipe["steps"]:
+        job = jobs.get(step["id"])
+        output = dict(job.output) if job is not None and job.output else None
+        if output and isinstance(output.get("image"), dict):
+            image = dict(output["image"])
+            if step["id"] in run.images:
+                image["url"] = image_url(run.images[step["id"]])
+            elif file_url is not None and image.get("file_id"):
+                image["url"] = file_url(image["file_id"])
+            output["image"] = image
+        steps.append(
+            {
+                "id": step["id"],
+                "title": step.get("title") or step["id"].replace("_", " ").capitalize(),
+                "capability": step["capability"],
+                "model": job.model
+                if job is not None
+                else step.get("model") or CAPABILITIES[step["capability"]].default_model,
+                "status": job.status if job is not None else ("skipped" if run.status != "running" else "waiting"),
+                "input": job.input if job is not None else None,
+                "output": output,
+                "error": job.error if job is not None else None,
+                "job_id": str(job.pk) if job is not None and file_url is not None else None,
+            }
+        )
+    return {
+        "id": str(run.pk),
+        "status": run.status,
+        "recorded": run.recorded,
+        "inputs": run.inputs,
+        "error": run.error,
+        "steps": steps,
+        "created_at": run.created_at.isoformat(),
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+    }

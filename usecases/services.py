@@ -10,17 +10,37 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from inference.services import model_check
 from partners.models import Partner
 from partners.services import actor_for, audit_record
+from usecases import recipes
 from usecases.images import prepare_showcase_image
 from usecases.models import UseCase, UseCaseImage, UseCaseStatus
 
-EDITABLE_FIELDS = ("title", "sector", "capabilities", "summary", "story", "results", "example_input", "try_capability")
+EDITABLE_FIELDS = (
+    "title",
+    "sector",
+    "capabilities",
+    "summary",
+    "story",
+    "results",
+    "example_input",
+    "try_capability",
+    "recipe",
+)
 EDITABLE_STATUSES = (UseCaseStatus.DRAFT, UseCaseStatus.REJECTED)
 
 
 class UseCaseTransitionError(ValueError):
     """The showcase is not in a state that allows this step (someone else moved it first, or it is done)."""
+
+
+def recipe_validate(*, partner: Partner, recipe: Any) -> dict[str, Any]:
+    """The recipe checked for this partner (its capabilities, and models it may use: the registry's or its own
+    tuned ones) and normalised; RecipeInvalid (param `recipe...`) otherwise."""
+    return recipes.recipe_check(
+        recipe, model_check=lambda capability, model: model_check(partner=partner, capability=capability, model=model)
+    )
 
 
 def _unique_slug(title: str) -> str:
@@ -34,6 +54,8 @@ def _unique_slug(title: str) -> str:
 @transaction.atomic
 def usecase_create(*, partner: Partner, user: AbstractBaseUser, **fields: Any) -> UseCase:
     data = {name: fields[name] for name in EDITABLE_FIELDS if name in fields}
+    if "recipe" in data:
+        data["recipe"] = recipe_validate(partner=partner, recipe=data["recipe"])
     usecase = UseCase.objects.create(partner=partner, slug=_unique_slug(data["title"]), **data)
     audit_record(partner=partner, actor=actor_for(user=user), action="usecase.created", target=usecase.slug)
     return usecase
@@ -43,6 +65,8 @@ def usecase_create(*, partner: Partner, user: AbstractBaseUser, **fields: Any) -
 def usecase_update(*, usecase: UseCase, user: AbstractBaseUser, **fields: Any) -> UseCase:
     if usecase.status not in EDITABLE_STATUSES:
         raise UseCaseTransitionError(f"A showcase that is {usecase.get_status_display().lower()} cannot be edited.")
+    if "recipe" in fields:
+        fields = {**fields, "recipe": recipe_validate(partner=usecase.partner, recipe=fields["recipe"])}
     changed = [name for name in EDITABLE_FIELDS if name in fields and getattr(usecase, name) != fields[name]]
     for name in changed:
         setattr(usecase, name, fields[name])
@@ -57,7 +81,9 @@ def usecase_update(*, usecase: UseCase, user: AbstractBaseUser, **fields: Any) -
     return usecase
 
 
-def usecase_image_add(*, usecase: UseCase, user: AbstractBaseUser, image: File, caption: str = "") -> UseCaseImage:
+def usecase_image_add(
+    *, usecase: UseCase, user: AbstractBaseUser | None, image: File, caption: str = ""
+) -> UseCaseImage:
     """A picture for the showcase: checked (PNG/JPEG/WebP by content, bytes and pixels bounded), re-encoded without
     its metadata and stored under a random name. InvalidInput / TooLarge (param `image`) for anything else."""
     prepared = prepare_showcase_image(image)  # decoding and encoding happen outside the transaction

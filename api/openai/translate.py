@@ -8,7 +8,7 @@ from typing import Any
 
 from alliance.api.errors import ApiError
 from inference.images import file_path
-from inference.models import Job, StoredFile, TuningJob
+from inference.models import Batch, Job, JobStatus, StoredFile, TuningJob
 
 ROLE_ALIASES = {"developer": "system", "system": "system", "user": "user", "assistant": "assistant"}
 
@@ -167,3 +167,37 @@ def images_response(job: Job, response_format: str, absolute: Any) -> dict[str, 
         else:
             data.append({"url": absolute(image["url"])})
     return {"created": created(job), "data": data}
+
+
+def _response_body(job: Job) -> dict[str, Any]:
+    if job.capability == "dialogue":
+        return chat_completion(job)
+    if job.capability == "text_generation":
+        return text_completion(job)
+    return embeddings_list(job, "float")
+
+
+def batch_line(batch: Batch, job: Job) -> dict[str, Any]:
+    """One line of a /v1 batch's output file (a succeeded request) or error file (failed, cancelled, expired)."""
+    line: dict[str, Any] = {"id": f"batch_req_{job.pk.hex}", "custom_id": job.custom_id, "response": None}
+    if job.status == JobStatus.SUCCEEDED:
+        line["response"] = {"status_code": 200, "request_id": str(job.pk), "body": _response_body(job)}
+        line["error"] = None
+    elif job.status == JobStatus.FAILED:
+        error = job.error or {}
+        code = 400 if error.get("code") == "invalid_input" else 500
+        body = {
+            "error": {
+                "message": error.get("message", "The model failed."),
+                "type": "invalid_request_error" if code == 400 else "server_error",
+                "param": None,
+                "code": error.get("code", "model_error"),
+            }
+        }
+        line["response"] = {"status_code": code, "request_id": str(job.pk), "body": body}
+        line["error"] = None
+    elif batch.expired_at is not None:
+        line["error"] = {"code": "batch_expired", "message": "This request was not run before the batch expired."}
+    else:
+        line["error"] = {"code": "batch_cancelled", "message": "This request was cancelled with its batch."}
+    return line

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpResponseBase
+from django.http import FileResponse, HttpResponseBase
 from rest_framework import status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
@@ -19,13 +19,15 @@ from api.openai import translate
 from api.streaming import EventStreamNegotiation, OpenAIChunks, sse_response
 from api.waiting import AwaitJob, AwaitsJobs, job_awaited
 from inference import selectors, tuning_config
-from inference.models import Dataset, Job, JobStatus, TunedModel, TuningJob, TuningStatus
+from inference.images import FILE_ID_PREFIX, delete_stored_file, file_path, store_file
+from inference.models import Dataset, FilePurpose, Job, JobStatus, StoredFile, TunedModel, TuningJob, TuningStatus
 from inference.registry import model_specs
 from inference.services import tuning_datasets, tuning_jobs
 from inference.services.waiting import wait_slot_take
 from partners import scopes
 
 OPENAI_STATUS = {TuningStatus.CANCELED: "cancelled"}
+BATCH_PURPOSES = (FilePurpose.BATCH, FilePurpose.BATCH_OUTPUT)  # the stored files /v1/files shows
 
 
 class OpenAIView(PartnerApiView):
@@ -266,45 +268,132 @@ def _task_of(data: bytes) -> str:
     return "classification"
 
 
-class FilesApi(OpenAIView):
-    """OpenAI's files are the platform's tuning datasets."""
+def _stored_file(stored: StoredFile) -> dict[str, Any]:
+    return {
+        "id": stored.public_id,
+        "object": "file",
+        "bytes": stored.bytes,
+        "created_at": int(stored.created_at.timestamp()),
+        "filename": stored.filename,
+        "purpose": stored.purpose,
+        "status": "processed",
+        "status_details": None,
+    }
 
-    required_scopes = {"GET": scopes.DATASETS_READ, "POST": scopes.DATASETS_WRITE}
+
+def _is_stored_file(file_id: str) -> bool:
+    """Files of the platform (`file_...`: batch input and output, images) as against tuning datasets (`ds_...`)."""
+    return file_id.startswith(FILE_ID_PREFIX)
+
+
+class FilesApi(OpenAIView):
+    """OpenAI's files: purpose `fine-tune` is a tuning dataset (datasets:read / datasets:write), purpose `batch` a
+    batch's JSONL input (files:read / files:write); batches' output and error files are listed with purpose
+    `batch_output`."""
+
+    required_scopes = {
+        "GET": (scopes.DATASETS_READ, scopes.FILES_READ),
+        "POST": (scopes.DATASETS_WRITE, scopes.FILES_WRITE),
+    }
     parser_classes = [MultiPartParser]
     max_body_bytes = settings.ALLIANCE_DATASET_MAX_BYTES + 64 * 1024
 
     def get(self, request: Request) -> Response:
-        return Response(
-            {
-                "object": "list",
-                "data": [_file(d) for d in selectors.datasets_of(partner=self.partner)[:100]],
-                "has_more": False,
-            }
-        )
+        purpose = request.query_params.get("purpose")
+        files: list[dict[str, Any]] = []
+        if self.has_scope(scopes.DATASETS_READ) and purpose in (None, "fine-tune"):
+            files += [_file(d) for d in selectors.datasets_of(partner=self.partner)[:100]]
+        if self.has_scope(scopes.FILES_READ) and purpose != "fine-tune":
+            stored = StoredFile.objects.filter(partner=self.partner, purpose__in=BATCH_PURPOSES)
+            if purpose is not None:
+                stored = stored.filter(purpose=purpose)
+            files += [_stored_file(f) for f in stored[:100]]
+        files.sort(key=lambda f: f["created_at"], reverse=True)
+        return Response({"object": "list", "data": files[:100], "has_more": len(files) > 100})
 
     def post(self, request: Request) -> Response:
         self.check_request_rate(request, "write", settings.ALLIANCE_API_KEY_WRITE_RPM)  # uploads: the write bucket
         upload = request.FILES.get("file")
         if upload is None:
             raise ApiError("Send the file as multipart field `file`.", code="missing_required_parameter", param="file")
-        if request.data.get("purpose") != "fine-tune":
-            raise ApiError("Only purpose fine-tune is offered.", code="invalid_purpose", param="purpose")
+        purpose = request.data.get("purpose")
+        if purpose not in ("fine-tune", "batch"):
+            raise ApiError("Only purposes fine-tune and batch are offered.", code="invalid_purpose", param="purpose")
+        _require(self, scopes.FILES_WRITE if purpose == "batch" else scopes.DATASETS_WRITE)
         data = upload.read()
+        if purpose == "batch":
+            stored = store_file(
+                partner=self.partner,
+                data=data,
+                filename=upload.name or "batch.jsonl",
+                content_type="application/jsonl",
+                purpose=FilePurpose.BATCH,
+            )
+            return Response(_stored_file(stored))
         dataset = tuning_datasets.dataset_create(
             partner=self.partner, data=data, filename=upload.name or "", task=_task_of(data)
         )
         return Response(_file(dataset))
 
 
+def _require(view: OpenAIView, scope: str) -> None:
+    if not view.has_scope(scope):
+        raise ApiError(
+            f"This API key lacks the scope this operation needs: `{scope}`.",
+            code="insufficient_scope",
+            status_code=403,
+            details=[{"required_scopes": [scope]}],
+        )
+
+
+def _stored_of(view: OpenAIView, file_id: str) -> StoredFile:
+    stored = selectors.file_of(partner=view.partner, file_id=file_id)
+    if stored.purpose not in BATCH_PURPOSES:
+        raise ApiError("No file with that id.", code="not_found", status_code=404)
+    return stored
+
+
 class FileDetailApi(OpenAIView):
-    required_scopes = {"GET": scopes.DATASETS_READ, "DELETE": scopes.DATASETS_WRITE}
+    required_scopes = {
+        "GET": (scopes.DATASETS_READ, scopes.FILES_READ),
+        "DELETE": (scopes.DATASETS_WRITE, scopes.FILES_WRITE),
+    }
 
     def get(self, request: Request, file_id: str) -> Response:
+        if _is_stored_file(file_id):
+            _require(self, scopes.FILES_READ)
+            return Response(_stored_file(_stored_of(self, file_id)))
+        _require(self, scopes.DATASETS_READ)
         return Response(_file(selectors.dataset_of(partner=self.partner, dataset_id=file_id)))
 
     def delete(self, request: Request, file_id: str) -> Response:
-        tuning_datasets.dataset_delete(dataset=selectors.dataset_of(partner=self.partner, dataset_id=file_id))
+        if _is_stored_file(file_id):
+            _require(self, scopes.FILES_WRITE)
+            delete_stored_file(_stored_of(self, file_id))
+        else:
+            _require(self, scopes.DATASETS_WRITE)
+            tuning_datasets.dataset_delete(dataset=selectors.dataset_of(partner=self.partner, dataset_id=file_id))
         return Response({"id": file_id, "object": "file", "deleted": True})
+
+
+class FileContentApi(OpenAIView):
+    """The content of a batch's input, output or error file (client.files.content); a tuning dataset's is not
+    served back (as OpenAI does not serve fine-tune files)."""
+
+    required_scopes = {"GET": scopes.FILES_READ}
+    content_negotiation_class = EventStreamNegotiation  # any Accept (the SDK sends application/binary); errors JSON
+
+    def get(self, request: Request, file_id: str) -> FileResponse:
+        if not _is_stored_file(file_id):
+            selectors.dataset_of(partner=self.partner, dataset_id=file_id)  # another partner's: 404
+            raise ApiError("Files of purpose fine-tune cannot be downloaded.", code="invalid_purpose", param="file_id")
+        stored = _stored_of(self, file_id)
+        path = file_path(stored)
+        if not path.exists():
+            raise ApiError("The file's content is gone.", code="file_missing", status_code=404)
+        response = FileResponse(path.open("rb"), content_type=stored.content_type, filename=stored.filename)
+        response["X-Content-Type-Options"] = "nosniff"
+        return response
 
 
 def _fine_tuning_job(job: TuningJob) -> dict[str, Any]:

@@ -1,5 +1,7 @@
+from inference.models.batches import ACTIVE_BATCH_STATUSES, BATCH_ID_PREFIX, Batch, BatchApi, BatchStatus
 from inference.models.jobs import (
     FINISHED_STATUSES,
+    PRODUCED_PURPOSES,
     FilePurpose,
     Job,
     JobStatus,
@@ -19,7 +21,13 @@ from inference.models.tuning import (
 )
 
 __all__ = [
+    "ACTIVE_BATCH_STATUSES",
+    "BATCH_ID_PREFIX",
     "FINISHED_STATUSES",
+    "PRODUCED_PURPOSES",
+    "Batch",
+    "BatchApi",
+    "BatchStatus",
     "Dataset",
     "DatasetTask",
     "DatasetTokenCount",

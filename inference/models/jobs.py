@@ -40,6 +40,9 @@ class Job(models.Model):
     # the default; batch jobs take a higher number). Within a priority, partners share by tier weight
     # (inference.services.fair_share).
     priority = models.PositiveSmallIntegerField(default=0)
+    # A job of a batch (inference.models.batches): the batch and the request's custom_id in its input file.
+    batch = models.ForeignKey("inference.Batch", null=True, blank=True, on_delete=models.CASCADE, related_name="jobs")
+    custom_id = models.CharField(max_length=512, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     claim_token = models.UUIDField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -93,6 +96,11 @@ class WebhookDelivery(models.Model):
 class FilePurpose(models.TextChoices):
     IMAGE = "image", "Image input"
     GENERATED = "generated", "Generated output"
+    BATCH = "batch", "Batch input (JSONL)"
+    BATCH_OUTPUT = "batch_output", "Batch output or errors (JSONL)"
+
+
+PRODUCED_PURPOSES = (FilePurpose.GENERATED, FilePurpose.BATCH_OUTPUT)  # stored regardless of storage limits
 
 
 class StoredFile(models.Model):

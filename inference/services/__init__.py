@@ -16,6 +16,7 @@ from inference.services.submission import (
     job_enqueue,
     job_request_submit,
     job_submit,
+    model_check,
 )
 from inference.services.webhook_delivery import webhook_deliver
 
@@ -33,5 +34,6 @@ __all__ = [
     "jobs_claim_batch",
     "jobs_reap",
     "jobs_succeed",
+    "model_check",
     "webhook_deliver",
 ]

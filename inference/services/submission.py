@@ -130,6 +130,13 @@ def _model_for(partner: Partner, capability: Capability, requested: Any) -> Mode
     return ModelChoice(name=requested, queue=spec.queue, tuned=False, base=requested)
 
 
+def model_check(*, partner: Partner, capability: str, model: Any) -> str:
+    """The model name a job of this partner would run on (the capability's default when none is given): a registry
+    model that serves the capability or the partner's own tuned model for it. NotFound (another partner's tuned
+    model, an unknown name) / InvalidInput (a model for another capability), param `model`."""
+    return _model_for(partner, capability_for_submission(capability), model).name
+
+
 def _existing_for_key(api_key: ApiKey, idempotency_key: str, fingerprint: str) -> Job | None:
     job = Job.objects.filter(partner_id=api_key.partner_id, idempotency_key=idempotency_key).first()
     if job is not None and job.request_fingerprint != fingerprint:

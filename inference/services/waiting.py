@@ -33,6 +33,7 @@ from asgiref.sync import AsyncToSync, sync_to_async
 from django.conf import settings
 from django.db import connections, transaction
 
+from inference import signals
 from inference.models import Job
 from partners import ratelimit
 from partners.models import ApiKey
@@ -53,10 +54,21 @@ SUBSCRIBE_WAIT_SECONDS = 2.0
 def jobs_finished_announce(job_ids: Iterable[Any]) -> None:
     """Announces that these jobs finished, once the current transaction commits (immediately outside one). Without
     Redis nothing is sent: the embedded mode's waiters poll."""
-    ids = ",".join(str(job_id) for job_id in job_ids)
+    job_ids = [str(job_id) for job_id in job_ids]
+    if job_ids:
+        transaction.on_commit(lambda: _signal_finished(job_ids))
+    ids = ",".join(job_ids)
     if ids and settings.REDIS_URL:
         url = settings.REDIS_URL
         transaction.on_commit(lambda: _publish(url, ids))
+
+
+def _signal_finished(job_ids: list[str]) -> None:
+    """inference.signals.jobs_finished for the apps above (a showcase recipe's next step): a receiver's failure is
+    logged, never the job's."""
+    for receiver, result in signals.jobs_finished.send_robust(sender=None, job_ids=job_ids):
+        if isinstance(result, Exception):
+            logger.error("a jobs_finished receiver (%s) failed", receiver, exc_info=result)
 
 
 @lru_cache(maxsize=4)

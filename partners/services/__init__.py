@@ -29,7 +29,7 @@ from partners.services.quotas import (
     tier_defaults,
 )
 from partners.services.tiers import partner_set_tier
-from partners.services.usage import usage_charge, usage_refund
+from partners.services.usage import usage_charge, usage_charge_many, usage_refund, usage_refund_many
 
 __all__ = [
     "UnitsState",
@@ -62,5 +62,7 @@ __all__ = [
     "quota_set",
     "tier_defaults",
     "usage_charge",
+    "usage_charge_many",
     "usage_refund",
+    "usage_refund_many",
 ]

@@ -9,6 +9,7 @@ from uuid import UUID
 from django.db import transaction
 from django.utils import timezone
 
+from alliance.bulk import insert_many
 from alliance.errors import LimitReached
 from partners.models import (
     ApiKey,
@@ -81,3 +82,60 @@ def usage_settle(*, job_id: UUID, used_units: int) -> int | None:
     if quota is not None:
         quota_release(quota_id=quota.pk, units=refund, month=charge.month)
     return refund
+
+
+def usage_charge_many(
+    *, quota: Quota, api_key: ApiKey | None, charges: list[tuple[UUID, int]], now: dt.datetime | None = None
+) -> UnitsState:
+    """Charges many jobs of one capability at once (a batch): one conditional UPDATE of the quota for their sum and
+    one INSERT of their ledger rows, so each job is charged exactly once. All or none: past the remaining quota it
+    raises LimitReached and charges nothing. Must run inside the transaction that creates the jobs."""
+    month = month_start(now)
+    units = sum(job_units for _, job_units in charges)
+    used = quota_consume(quota=quota, units=units, month=month)
+    reset_seconds = (next_month_start(now) - (now or timezone.now())).total_seconds()
+    if used is None:
+        raise LimitReached(
+            f"Monthly quota for {quota.capability} exhausted: these {len(charges)} jobs need {units} units "
+            f"and the limit is {quota.monthly_units}.",
+            code="quota_exceeded",
+            retry_after=reset_seconds,
+        )
+    insert_many(
+        [
+            UsageRecord(
+                partner_id=quota.partner_id,
+                api_key=api_key,
+                capability=quota.capability,
+                job_id=job_id,
+                kind=UsageKind.CHARGE,
+                units=job_units,
+                month=month,
+            )
+            for job_id, job_units in charges
+        ]
+    )
+    return UnitsState(limit=quota.monthly_units, used=used, reset_seconds=reset_seconds)
+
+
+@transaction.atomic
+def usage_refund_many(*, job_ids: list[UUID]) -> int:
+    """Refunds in full the charges of jobs that never ran (a batch's queued jobs when it is cancelled or expires):
+    one INSERT of their refund rows and one quota release per capability and month. The caller refunds only the jobs
+    its own conditional UPDATE moved out of `queued`, so none of them can be refunded twice (the ledger's unique
+    (job, kind) would refuse it and roll the whole refund back). Answers the units refunded."""
+    charges = list(
+        UsageRecord.objects.filter(job_id__in=job_ids, kind=UsageKind.CHARGE).values(
+            "job_id", "partner_id", "api_key_id", "capability", "units", "month"
+        )
+    )
+    UsageRecord.objects.bulk_create(UsageRecord(**charge, kind=UsageKind.REFUND) for charge in charges)
+    released: dict[tuple[int, str, dt.date], int] = {}
+    for charge in charges:
+        group = (charge["partner_id"], charge["capability"], charge["month"])
+        released[group] = released.get(group, 0) + charge["units"]
+    for (partner_id, capability, month), units in released.items():
+        quota = Quota.objects.filter(partner_id=partner_id, capability=capability).first()
+        if quota is not None and units:
+            quota_release(quota_id=quota.pk, units=units, month=month)
+    return sum(released.values())

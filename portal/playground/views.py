@@ -23,10 +23,13 @@ from capabilities import CAPABILITIES, CORE_CAPABILITIES
 from inference import selectors
 from inference.images import MAX_IMAGE_BYTES
 from inference.models import Job
+from inference.registry import model_specs
 from inference.representations import job_representation
+from inference.selectors import tuned_models_of
 from inference.services import capability_for_submission, job_request_submit
 from inference.sse import native_events, sse_response
-from partners.models import Role
+from inference.tuning_config import TASK_CAPABILITY
+from partners.models import Membership, Role
 from portal.access import current_membership, role_at_least
 from portal.catalogue import catalogue
 from portal.playground.keys import playground_key_for
@@ -55,12 +58,33 @@ def _preset(request: HttpRequest) -> dict[str, Any]:
     return {"capability": name, "input": CAPABILITIES[name].example_input, "usecase": None}
 
 
+def model_options(membership: Membership | None) -> list[dict[str, Any]]:
+    """The models the playground offers: each capability's registry models (its default first) and, for a member,
+    their own partner's tuned models, never another partner's."""
+    options = []
+    specs = model_specs()
+    for name in PLAYGROUND_CAPABILITIES:
+        default = CAPABILITIES[name].default_model
+        names = [
+            default,
+            *sorted(spec for spec, model in specs.items() if name in model.capabilities and spec != default),
+        ]
+        options += [{"capability": name, "name": model, "tuned": False, "default": model == default} for model in names]
+    if membership is not None:
+        for tuned in tuned_models_of(partner=membership.partner).order_by("-created_at"):
+            capability = TASK_CAPABILITY.get(tuned.task)
+            if capability in PLAYGROUND_CAPABILITIES:
+                options.append({"capability": capability, "name": tuned.name, "tuned": True, "default": False})
+    return options
+
+
 @require_GET
 def index(request: HttpRequest) -> HttpResponse:
     membership = current_membership(request)
     can_run = membership is not None and role_at_least(membership.role, RUN_ROLE)
     preset = _preset(request)
     context = {
+        "models": model_options(membership),
         "capabilities": catalogue(),
         "preset": preset,
         "membership": membership,
@@ -121,6 +145,7 @@ def run(request: HttpRequest) -> JsonResponse:
             capability=capability.name,
             data=data,
             params=_json_field(request, "params"),
+            model=request.POST.get("model") or None,  # a registry model, or the partner's own tuned model
         )
     except (ApiError, DomainError) as exc:
         return error_json_response(exc)

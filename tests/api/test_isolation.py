@@ -26,6 +26,11 @@ OWNED = {
     "api/v1/tuning-jobs/<str:job_id>/cancel": ("tuning_job", ["post"]),
     "v1/models/<path:model>": ("tuned_model", ["get"]),
     "v1/files/<str:file_id>": ("dataset", ["get", "delete"]),
+    "v1/files/<str:file_id>/content": ("dataset", ["get"]),
+    "api/v1/batches/<str:batch_id>": ("batch", ["get"]),
+    "api/v1/batches/<str:batch_id>/cancel": ("batch", ["post"]),
+    "v1/batches/<str:batch_id>": ("batch", ["get"]),
+    "v1/batches/<str:batch_id>/cancel": ("batch", ["post"]),
     "v1/fine_tuning/jobs/<str:job_id>": ("tuning_job", ["get"]),
     "v1/fine_tuning/jobs/<str:job_id>/events": ("tuning_job", ["get"]),
     "v1/fine_tuning/jobs/<str:job_id>/cancel": ("tuning_job", ["post"]),
@@ -43,6 +48,8 @@ LISTS = {
     "v1/models",
     "v1/files",
     "v1/fine_tuning/jobs",
+    "api/v1/batches",
+    "v1/batches",
 }
 # routes that only create; a reference to another partner's resource in their body is tested where named
 CREATE_ONLY = {
@@ -94,3 +101,4 @@ def test_trying_another_partners_resources_changes_none_of_them(api, theirs, oth
     assert other_partner.datasets.filter(public_id=theirs["dataset"]).exists()
     assert other_partner.files.filter(public_id=theirs["file"]).exists()
     assert other_partner.jobs.get(pk=theirs["job"]).status == "queued"
+    assert other_partner.batches.get().status == "in_progress"

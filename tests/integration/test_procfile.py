@@ -44,6 +44,9 @@ FAMILY_QUEUES = {
 }
 
 
+METRICS_FOLDER = "export PROMETHEUS_MULTIPROC_DIR=${PROMETHEUS_MULTIPROC_DIR:-$(mktemp -d)} && "
+
+
 def procfile() -> dict[str, str]:
     lines = (ROOT / "Procfile").read_text().splitlines()
     entries = [line.split(":", 1) for line in lines if line.strip() and not line.startswith("#")]
@@ -54,12 +57,13 @@ def test_the_procfile_has_one_worker_per_family_beat_web_and_release():
     processes = procfile()
     assert set(processes) == {"release", "web", "beat", *WORKERS}
     for name, queues in FAMILY_QUEUES.items():
-        argv = shlex.split(processes[name])
+        assert processes[name].startswith(METRICS_FOLDER), name  # each start, a new multiprocess metrics folder
+        argv = shlex.split(processes[name].split("&&")[-1])
         assert argv[:5] == ["exec", "celery", "-A", "alliance", "worker"]
         assert argv[argv.index("-Q") + 1] == queues
     served = {queue for queues in FAMILY_QUEUES.values() for queue in queues.split(",")}
     assert served == set(settings.ALLIANCE_QUEUES)
-    assert "${PORT:-8000}" in processes["web"]
+    assert "${PORT:-8000}" in processes["web"] and processes["web"].startswith(METRICS_FOLDER)
     web = shlex.split(processes["web"].split("&&")[-1])
     served = web_command(bind="0.0.0.0:${PORT:-8000}", workers=0)  # what `up` and the tests run, by this interpreter
     assert web[:2] == ["exec", "gunicorn"] and web[2:-1] == served[3:-1], web  # ASGI, uvicorn workers
@@ -70,7 +74,7 @@ def test_docker_compose_runs_the_procfile_lines():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
     for name, command in procfile().items():
-        assert services[name]["command"] == ["sh", "-c", command.replace("${", "$${")], name
+        assert services[name]["command"] == ["sh", "-c", command.replace("$", "$$")], name
     for name in ("web", *WORKERS):
         assert services[name]["depends_on"]["release"] == {"condition": "service_completed_successfully"}
         assert "healthcheck" in services[name], name
@@ -149,6 +153,7 @@ class Deployment:
         self.secret = secrets.token_urlsafe(50)
         self.data_key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
         self.signing_key = secrets.token_urlsafe(50)
+        self.metrics_token = secrets.token_urlsafe(32)
         self.processes: dict[str, PlatformProcess] = {}
 
     def env(self, home: Path) -> dict[str, str]:
@@ -171,6 +176,7 @@ class Deployment:
             ALLIANCE_JOB_REAPER_INTERVAL_SECONDS="2",
             PORT=str(self.port),
             WEB_CONCURRENCY="2",
+            ALLIANCE_METRICS_TOKEN=self.metrics_token,
         )
         return env
 
@@ -212,6 +218,14 @@ class Deployment:
             process.stop()
 
 
+def _submitted_total(site: Site, token: str) -> float:
+    status, content, _ = site.request("GET", "/metrics", Authorization=f"Bearer {token}")
+    assert status == 200, (status, content[:300])
+    samples = re.findall(r"^alliance_jobs_submitted_total\{[^}]*\} (\S+)$", content.decode(), re.MULTILINE)
+    assert samples, content.decode()[:2000]
+    return sum(float(value) for value in samples)
+
+
 def _jpeg_of_a_cat() -> bytes:
     from skimage import data as photos
 
@@ -237,6 +251,8 @@ def test_the_procfile_processes_serve_every_capability_tuning_and_images(live_se
         assert "Tilda, the AI fashion artist" in gallery  # the release's seed, served by the web
         site = Site(deployment.port, key)
         _run_everything(site, gallery, web_static_root=tmp_path / "web" / "var" / "static")
+        # Both gunicorn workers answered submissions; one scrape sums them (the line's multiprocess folder).
+        assert _submitted_total(site, deployment.metrics_token) == Job.objects.count()
         deployment.processes["beat"].wait_for_log("Sending due task reap-stale-jobs")
         deployment.processes["worker-embeddings"].wait_for_log("inference.tasks.reap_stale_jobs")
     finally:

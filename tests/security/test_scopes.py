@@ -69,18 +69,40 @@ def ours(partner) -> dict[str, str]:
     dataset = api.post("/api/v1/datasets", {"file": _dataset_file(), "task": "classification"}, format="multipart")
     dataset_id = dataset.json()["id"]
     tuning = api.post("/api/v1/tuning-jobs", {"dataset": dataset_id, "task": "classification"}, format="json").json()
-    return {"job": job["id"], "file": stored["id"], "dataset": dataset_id, "tuning_job": tuning["id"]}
+    line = {
+        "custom_id": "a",
+        "method": "POST",
+        "url": "/v1/embeddings",
+        "body": {"model": "all-MiniLM-L6-v2", "input": "x"},
+    }
+    upload = io.BytesIO(json.dumps(line).encode())
+    upload.name = "batch.jsonl"
+    batch_file = api.post("/v1/files", {"file": upload, "purpose": "batch"}, format="multipart").json()
+    batch = api.post(
+        "/api/v1/batches",
+        {"capability": "keyword_extraction", "requests": [{"custom_id": "a", "input": keyword_job()["input"]}]},
+        format="json",
+    ).json()
+    return {
+        "job": job["id"],
+        "file": stored["id"],
+        "dataset": dataset_id,
+        "tuning_job": tuning["id"],
+        "batch_file": batch_file["id"],
+        "batch": batch["id"],
+    }
 
 
-def _path(route: str, ids: dict[str, str]) -> str:
-    """The route with the partner's own resources in its parameters."""
+def _path(route: str, ids: dict[str, str], scope: str | None = None) -> str:
+    """The route with the partner's own resources in its parameters (for /v1/files, the kind of file `scope`
+    reaches: a batch file with files:*, a tuning dataset with datasets:*)."""
     if route.startswith("v1/files/"):
-        kind = "dataset"  # OpenAI's files are tuning datasets
+        kind = "batch_file" if scope in ("files:read", "files:write") or route.endswith("/content") else "dataset"
     elif "tuning-jobs/" in route or "fine_tuning/jobs/" in route:
         kind = "tuning_job"
     else:
         parameter = re.search(r"<\w+:(\w+)>", route)
-        kind = {"job_id": "job", "file_id": "file", "dataset_id": "dataset"}.get(
+        kind = {"job_id": "job", "file_id": "file", "dataset_id": "dataset", "batch_id": "batch"}.get(
             parameter.group(1) if parameter else ""
         )
     value = ids.get(kind, "all-MiniLM-L6-v2")
@@ -112,7 +134,10 @@ def test_the_declared_scopes_are_the_documented_ones():
     assert declared["api/v1/jobs/<str:job_id>/cancel"] == {"POST": "jobs:write"}
     assert declared["api/v1/files"] == {"GET": "files:read", "POST": "files:write"}
     assert declared["api/v1/files/<str:file_id>/content"] == {"GET": ("files:read", "jobs:read")}
-    assert declared["v1/files"] == {"GET": "datasets:read", "POST": "datasets:write"}
+    assert declared["v1/files"] == {"GET": ("datasets:read", "files:read"), "POST": ("datasets:write", "files:write")}
+    assert declared["v1/files/<str:file_id>/content"] == {"GET": "files:read"}
+    assert declared["v1/batches"] == declared["api/v1/batches"] == {"GET": "jobs:read", "POST": SUBMITS_JOB}
+    assert declared["v1/batches/<str:batch_id>/cancel"] == {"POST": "jobs:write"}
     assert declared["api/v1/tuning-jobs/estimate"] == {"POST": "tuning"}
     assert declared["v1/fine_tuning/jobs"] == {"GET": "tuning", "POST": "tuning"}
     assert declared["api/v1/usage"] == {"GET": "usage:read"}
@@ -151,7 +176,7 @@ def test_an_operation_refuses_a_key_without_its_scope_and_accepts_one_with_it(pa
 
     for scope in needed:  # each scope of an any-of rule suffices; jobs are seen through the key's capabilities
         _, holder = make_key(partner, scopes=[scope, *CAPABILITY_SCOPES])
-        accepted = _call(client_for(holder), method, path)
+        accepted = _call(client_for(holder), method, _path(route, ours, scope))
         assert accepted.status_code not in (401, 403), (method, path, scope, accepted.status_code)
         if method == "GET" and not (scope == "jobs:read" and route.endswith("/content")):
             assert accepted.status_code == 200, (method, path, scope, accepted.status_code, accepted.content[:200])

@@ -104,3 +104,39 @@ def test_the_api_docs_list_endpoints_and_every_capability(client):
 
 def test_anonymous_playground_poll_is_refused(client, partner):
     assert Client().get("/playground/jobs/00000000-0000-0000-0000-000000000000").status_code == 401
+
+
+def _tuned_classifier(owner, name: str):
+    from inference.models import TunedModel, TuningJob
+
+    tuning = TuningJob.objects.create(
+        partner=owner, task="classification", base_model="all-MiniLM-L6-v2", method="lora", status="succeeded"
+    )
+    return TunedModel.objects.create(
+        partner=owner,
+        name=name,
+        tuning_job=tuning,
+        base_model="all-MiniLM-L6-v2",
+        task="classification",
+        adapter_path="x",
+        labels=["loans", "cards"],
+    )
+
+
+def test_the_playground_runs_the_partners_own_tuned_models_and_only_theirs(developer, partner):
+    from tests.factories import make_partner
+
+    own = _tuned_classifier(partner, "ft:all-MiniLM-L6-v2:woori-bank:own")
+    other = _tuned_classifier(make_partner("Google"), "ft:all-MiniLM-L6-v2:google:theirs")
+    client = signed_in(developer)
+    page = client.get("/playground/").content.decode()
+    assert f'value="{own.name}" data-for="text_classification" data-tuned' in page and other.name not in page
+    text = json.dumps({"text": "How do I repay my mortgage early?"})  # no labels: the tuned model knows its own
+    response = client.post("/playground/jobs", {"capability": "text_classification", "input": text, "model": own.name})
+    assert response.status_code == 202, response.json()
+    assert Job.objects.get().model == own.name
+    theirs = client.post("/playground/jobs", {"capability": "text_classification", "input": text, "model": other.name})
+    assert theirs.status_code == 404 and theirs.json()["error"]["code"] == "model_not_found"
+    base = client.post("/playground/jobs", {"capability": "text_classification", "input": text})
+    assert base.status_code == 400 and base.json()["error"]["param"] == "input.labels"
+    assert Job.objects.count() == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -48,6 +49,8 @@ class Command(BaseCommand):
         if not Partner.objects.exists():
             call_command("seed_alliance")
         call_command("prepare_models")
+        if os.environ.get("ALLIANCE_RECORD_SHOWCASES", "1") != "0":
+            call_command("record_showcases")  # only queues the jobs: the worker runs them once it is up
         call_command("collectstatic", interactive=False, verbosity=0)
         demo_key = self._fresh_demo_key()
         processes = self._start(host, port)
@@ -89,6 +92,11 @@ class Command(BaseCommand):
     def _start(self, host: str, port: int) -> list[subprocess.Popen]:
         env = {**os.environ, "DJANGO_SETTINGS_MODULE": "alliance.settings"}
         env.setdefault("ALLIANCE_SECURE", "0")  # `up` serves plain HTTP on this machine: cookies without Secure
+        if not env.get("PROMETHEUS_MULTIPROC_DIR"):  # one folder, emptied at each start: /metrics sums web and worker
+            metrics = settings.ALLIANCE_VAR_DIR / "metrics"
+            shutil.rmtree(metrics, ignore_errors=True)
+            metrics.mkdir(parents=True)
+            env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics)
         worker = worker_command(
             beat=True,
             concurrency=settings.CELERY_WORKER_CONCURRENCY,

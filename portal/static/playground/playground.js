@@ -85,9 +85,24 @@
 
   // ------------------------------------------------------------ view code
   function origin() { return window.location.origin; }
+  var modelSelect = form.querySelector("[data-model]");
+  function chosenModel() { return modelSelect ? modelSelect.value : ""; }
+  function showModels(name) {  // only the models that serve this capability; its default first
+    if (!modelSelect) return;
+    var first = null;
+    Array.prototype.forEach.call(modelSelect.options, function (option) {
+      var fits = option.getAttribute("data-for") === name;
+      option.hidden = !fits;
+      option.disabled = !fits;
+      if (fits && first === null) first = option;
+    });
+    var selected = modelSelect.options[modelSelect.selectedIndex];
+    if (first && (!selected || selected.disabled)) modelSelect.value = first.value;
+  }
   function codeFor(name) {
     var body = collect(name);
     var payload = { capability: name, input: body.input };
+    if (chosenModel()) payload.model = chosenModel();
     if (Object.keys(body.params).length) payload.params = body.params;
     var url = origin() + "/api/v1/jobs?wait=30";
     if (name === "image_captioning") {
@@ -120,6 +135,7 @@
       box.querySelectorAll("input, select, textarea, button").forEach(function (el) { el.disabled = !active; });
       form.querySelector('[data-description="' + c.name + '"]').hidden = !active;
     });
+    showModels(name);
     refreshCode();
   }
 
@@ -290,6 +306,7 @@
     data.append("capability", name);
     data.append("input", JSON.stringify(body.input));
     data.append("params", JSON.stringify(body.params));
+    if (chosenModel()) data.append("model", chosenModel());
     var file = panel(name).querySelector("[data-image]");
     if (file && file.files.length) data.append("image", file.files[0]);
     else if (name === "image_captioning") { showError({ error: { message: "Choose an image first.", param: "image" } }); return; }

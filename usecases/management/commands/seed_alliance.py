@@ -5,11 +5,14 @@ from django.utils.text import slugify
 from partners.models import Partner
 from partners.services import partner_create
 from usecases.models import UseCase, UseCaseStatus
+from usecases.runs import recipe_validate
 from usecases.seed import FOUNDING_PARTNERS, SHOWCASES
+
+NOT_FIELDS = ("partner", "recordings", "recipe")
 
 
 class Command(BaseCommand):
-    help = "Loads the founding partners and showcases of the alliance. Idempotent."
+    help = "Loads the founding partners and showcases (with their recipes) of the alliance. Idempotent."
 
     @transaction.atomic
     def handle(self, *args: object, **options: object) -> None:
@@ -27,13 +30,17 @@ class Command(BaseCommand):
         showcases = 0
         for entry in SHOWCASES:
             partner = Partner.objects.get(slug=entry["partner"])
-            _, made = UseCase.objects.get_or_create(
+            recipe = recipe_validate(partner=partner, recipe=entry.get("recipe", {}))
+            usecase, made = UseCase.objects.get_or_create(
                 slug=slugify(entry["title"]),
                 defaults={
-                    **{k: v for k, v in entry.items() if k != "partner"},
+                    **{k: v for k, v in entry.items() if k not in NOT_FIELDS},
                     "partner": partner,
+                    "recipe": recipe,
                     "status": UseCaseStatus.PUBLISHED,
                 },
             )
+            if not made and recipe and not usecase.recipe:  # a showcase seeded before recipes existed
+                UseCase.objects.filter(pk=usecase.pk).update(recipe=recipe)
             showcases += made
         self.stdout.write(f"seed_alliance: {created} partners and {showcases} showcases added")
