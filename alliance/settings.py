@@ -480,3 +480,21 @@ for _entry in filter(None, os.environ.get("ALLIANCE_TIER_FACTORS", "").replace("
     if _tier not in ALLIANCE_TIER_FACTORS or not _factor.isdigit() or int(_factor) < 1:
         raise ImproperlyConfigured(f"ALLIANCE_TIER_FACTORS: {_entry!r} is not <tier>=<whole factor of at least 1>.")
     ALLIANCE_TIER_FACTORS[_tier] = int(_factor)
+# Fair sharing of workers (inference.services.fair_share): when several partners' jobs wait for the same model, the
+# next job a worker claims (and each one it adds to a batch) is the lowest `priority` first, then the partner with the
+# fewest jobs of that model started in the last ALLIANCE_FAIR_WINDOW_SECONDS (or still running) divided by its tier's
+# weight, then the oldest. With two partners waiting, a founding partner (3) gets three jobs for a standard partner's
+# one; a partner that was idle goes first until its share catches up, which the window bounds.
+# ALLIANCE_TIER_WEIGHTS overrides some, e.g. "founding=4,standard=1".
+ALLIANCE_TIER_WEIGHTS: dict[str, int] = {"lab": 4, "founding": 3, "strategic": 2, "standard": 1}
+for _entry in filter(None, os.environ.get("ALLIANCE_TIER_WEIGHTS", "").replace(" ", "").split(",")):
+    _tier, _, _weight = _entry.partition("=")
+    if _tier not in ALLIANCE_TIER_WEIGHTS or not _weight.isdigit() or int(_weight) < 1:
+        raise ImproperlyConfigured(f"ALLIANCE_TIER_WEIGHTS: {_entry!r} is not <tier>=<whole weight of at least 1>.")
+    ALLIANCE_TIER_WEIGHTS[_tier] = int(_weight)
+ALLIANCE_FAIR_WINDOW_SECONDS = env_float("ALLIANCE_FAIR_WINDOW_SECONDS", 30.0)
+# At most this many of one partner's jobs run at once, over all models and workers (0: no cap). A delivery that finds
+# only capped partners' jobs waiting waits up to ALLIANCE_PARTNER_CAP_WAIT_SECONDS for a slot, then puts its message
+# back on the broker.
+ALLIANCE_PARTNER_MAX_RUNNING = env_int("ALLIANCE_PARTNER_MAX_RUNNING", 64)
+ALLIANCE_PARTNER_CAP_WAIT_SECONDS = env_float("ALLIANCE_PARTNER_CAP_WAIT_SECONDS", 1.0)

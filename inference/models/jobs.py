@@ -36,6 +36,10 @@ class Job(models.Model):
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)
     request_fingerprint = models.CharField(max_length=64, blank=True)
     webhook_url = models.URLField(max_length=2000, blank=True)
+    # Served first: a lower number runs before a higher one of the same model, whatever the partner (0: interactive,
+    # the default; batch jobs take a higher number). Within a priority, partners share by tier weight
+    # (inference.services.fair_share).
+    priority = models.PositiveSmallIntegerField(default=0)
     # A job of a batch (inference.models.batches): the batch and the request's custom_id in its input file.
     batch = models.ForeignKey("inference.Batch", null=True, blank=True, on_delete=models.CASCADE, related_name="jobs")
     custom_id = models.CharField(max_length=512, blank=True)
@@ -64,10 +68,11 @@ class Job(models.Model):
                 name="job_active_heartbeat",
             ),
             models.Index(
-                fields=["model", "capability", "created_at"],
+                fields=["model", "partner", "priority", "created_at"],
                 condition=Q(status="queued"),
-                name="job_queued_by_model",
+                name="job_queued_fair",
             ),
+            models.Index(fields=["model", "started_at"], name="job_started_by_model"),
             models.Index(fields=["claim_token"], condition=Q(status="running"), name="job_running_by_claim"),
         ]
 

@@ -8,7 +8,6 @@ import logging
 import threading
 import time
 import uuid
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from inference.errors import JobInputError
 from inference.images import file_path, store_file
 from inference.models import FilePurpose, Job, JobStatus, StoredFile, TunedModel
 from inference.registry import ModelNotAvailable, get_model_spec
+from inference.services.fair_share import jobs_claim_fair
 from inference.services.submission import job_enqueue, job_route_model
 from inference.services.waiting import jobs_finished_announce
 from inference.tuning_config import TUNED_PREFIX
@@ -32,19 +32,10 @@ from partners.services import usage_refund
 
 logger = logging.getLogger(__name__)
 
-_RECENTLY_DONE_LIMIT = 4096
-_recently_done: OrderedDict[str, None] = OrderedDict()
-
-
-def _remember_done(job_ids: list[str]) -> None:
-    for job_id in job_ids:
-        _recently_done[job_id] = None
-    while len(_recently_done) > _RECENTLY_DONE_LIMIT:
-        _recently_done.popitem(last=False)
-
 
 def job_claim(job_id: str, token: uuid.UUID | None = None) -> tuple[Job, uuid.UUID] | None:
-    """queued -> running in one conditional UPDATE; None when another delivery got there first."""
+    """This job, queued -> running in one conditional UPDATE; None when another delivery got there first. (A delivery
+    claims the fairest job of its model instead: job_claim_next.)"""
     token = token or uuid.uuid4()
     now = timezone.now()
     claimed = Job.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(
@@ -61,8 +52,33 @@ def max_batch_size(model: str) -> int:
     return max(1, settings.ALLIANCE_MAX_BATCH or get_model_spec(model).batch_size)
 
 
+def job_claim_next(*, model: str, token: uuid.UUID, resend: Job) -> Job | None:
+    """The fairest queued job of `model` (inference.services.fair_share), queued -> running under `token`; None when
+    none of the model's jobs is queued any more (this delivery's token is spent).
+
+    When jobs are queued but every one belongs to a partner at its running cap, waits up to
+    ALLIANCE_PARTNER_CAP_WAIT_SECONDS for a slot, then sends the token again (a message for `resend`'s model) and
+    returns None: the queued jobs keep a message each."""
+    deadline = time.monotonic() + settings.ALLIANCE_PARTNER_CAP_WAIT_SECONDS
+    while True:
+        claim = jobs_claim_fair(model=model, token=token, limit=1)
+        if claim.claimed:
+            job = Job.objects.filter(claim_token=token, status=JobStatus.RUNNING).first()
+            if job is not None:
+                return job
+            continue  # canceled between its claim and this read: the token claims another
+        if not claim.waiting:
+            return None
+        if time.monotonic() >= deadline:
+            logger.info("model %s: every queued job's partner is at its running cap; the delivery waits again", model)
+            job_enqueue(resend)
+            return None
+        time.sleep(0.02)
+
+
 def jobs_claim_batch(*, first: Job, token: uuid.UUID, limit: int, wait_seconds: float) -> list[Job]:
-    """Claims up to `limit` more queued jobs of the same model and capability under the same token.
+    """Claims up to `limit` more queued jobs of the same model and capability under the same token, in fair order
+    (inference.services.fair_share).
 
     Waits at most `wait_seconds` for more to arrive. The conditional UPDATE makes a job claimed by another
     worker in the meantime simply drop out of this batch.
@@ -70,24 +86,13 @@ def jobs_claim_batch(*, first: Job, token: uuid.UUID, limit: int, wait_seconds: 
     deadline = time.monotonic() + wait_seconds
     claimed = 0
     while claimed < limit:
-        candidates = list(
-            Job.objects.filter(status=JobStatus.QUEUED, model=first.model, capability=first.capability)
-            .order_by("created_at")
-            .values_list("pk", flat=True)[: limit - claimed]
-        )
-        if candidates:
-            now = timezone.now()
-            claimed += Job.objects.filter(pk__in=candidates, status=JobStatus.QUEUED).update(
-                status=JobStatus.RUNNING,
-                claim_token=token,
-                started_at=now,
-                heartbeat_at=now,
-                attempts=F("attempts") + 1,
-            )
-        elif time.monotonic() >= deadline:
+        claim = jobs_claim_fair(model=first.model, capability=first.capability, token=token, limit=limit - claimed)
+        claimed += claim.claimed
+        if claim.claimed:
+            continue
+        if time.monotonic() >= deadline:
             break
-        else:
-            time.sleep(0.002)
+        time.sleep(0.002)
     if not claimed:
         return []
     return list(Job.objects.filter(claim_token=token, status=JobStatus.RUNNING).exclude(pk=first.pk))
@@ -123,19 +128,21 @@ class JobHeartbeat:
 
 
 def job_execute(job_id: str) -> list[Job]:
-    """Runs one delivery: the job and whatever of its kind is queued with it. A duplicate delivery does nothing.
+    """Runs one delivery: the delivered message is a token to run one job of its job's model, so it claims the
+    fairest queued job of that model (inference.services.fair_share), which need not be the delivered one, and
+    batches whatever of its kind is queued with it in the same order. A delivery that finds nothing of its model
+    queued does nothing.
 
     At the task's soft time limit (ALLIANCE_TASK_TIME_LIMITS of the job's family) every job of the batch still
     running fails with code "time_limit" and is refunded."""
-    if job_id in _recently_done:
+    delivered = Job.objects.filter(pk=job_id).only("pk", "model", "partner_id", "queue", "status").first()
+    if delivered is None or _rerouted(delivered):
         return []
-    if _rerouted(job_id):
+    first = job_claim_next(model=delivered.model, token=uuid.uuid4(), resend=delivered)
+    if first is None:
+        logger.debug("job %s: nothing of model %s claimable; delivery ignored", job_id, delivered.model)
         return []
-    claimed = job_claim(job_id)
-    if claimed is None:
-        logger.debug("job %s: not queued any more; delivery ignored", job_id)
-        return []
-    first, token = claimed
+    token = first.claim_token
     batch = [first]
     try:
         limit = max_batch_size(first.model) - 1
@@ -150,24 +157,21 @@ def job_execute(job_id: str) -> list[Job]:
             _run(batch, token)
     except SoftTimeLimitExceeded:
         jobs_time_out(token=token, queue=first.queue)
-    _remember_done([str(job.pk) for job in batch])
     return batch
 
 
-def _rerouted(job_id: str) -> bool:
-    """A worker restricted by ALLIANCE_WORKER_MODELS that got a queued job of a model it does not host through its
-    family's queue (a message sent before model queues, or by hand) leaves the job queued and sends it on to the
-    model's queue, where a worker that hosts the model takes it."""
+def _rerouted(delivered: Job) -> bool:
+    """A worker restricted by ALLIANCE_WORKER_MODELS that got a delivery for a model it does not host through its
+    family's queue (a message sent before model queues, or by hand) leaves the jobs queued and sends the token on to
+    the model's queue, where a worker that hosts the model takes it."""
     if not settings.ALLIANCE_WORKER_MODELS:
         return False
-    job = Job.objects.filter(pk=job_id, status=JobStatus.QUEUED).only("pk", "model", "partner_id", "queue").first()
-    if job is None:
-        return False
-    route = job_route_model(job)
+    route = job_route_model(delivered)
     if worker.hosts(route):
         return False
-    logger.info("job %s: model %s is not hosted here; sent on to its model's queue", job_id, route)
-    job_enqueue(job)
+    if Job.objects.filter(status=JobStatus.QUEUED, model=delivered.model).exists():
+        logger.info("job %s: model %s is not hosted here; sent on to its model's queue", delivered.pk, route)
+        job_enqueue(delivered)
     return True
 
 
