@@ -16,6 +16,7 @@ from usecases.images import prepare_showcase_image
 from usecases.models import UseCase, UseCaseImage, UseCaseStatus
 
 EDITABLE_FIELDS = ("title", "sector", "capabilities", "summary", "story", "results", "example_input", "try_capability")
+EDITABLE_FIELDS += ("title_ko", "summary_ko", "story_ko")  # the Korean texts (UseCase.in_language)
 EDITABLE_STATUSES = (UseCaseStatus.DRAFT, UseCaseStatus.REJECTED)
 
 
@@ -34,7 +35,9 @@ def _unique_slug(title: str) -> str:
 @transaction.atomic
 def usecase_create(*, partner: Partner, user: AbstractBaseUser, **fields: Any) -> UseCase:
     data = {name: fields[name] for name in EDITABLE_FIELDS if name in fields}
-    usecase = UseCase.objects.create(partner=partner, slug=_unique_slug(data["title"]), **data)
+    usecase = UseCase.objects.create(
+        partner=partner, slug=_unique_slug(data.get("title") or data.get("title_ko", "")), **data
+    )
     audit_record(partner=partner, actor=actor_for(user=user), action="usecase.created", target=usecase.slug)
     return usecase
 
