@@ -9,7 +9,7 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation import gettext_lazy
 
 from partners.models import Invitation, Membership, Role
 from partners.services import actor_for, invitation_create, membership_remove, membership_set_role
@@ -22,7 +22,7 @@ class PortalError(ValueError):
 
 
 # What an admin is told after inviting someone, whatever the address: whether an account has it is not said.
-INVITE_ANSWER = _lazy("An invitation to {email} to join as {role} is sent; its link is valid for {days} days.")
+INVITE_ANSWER = gettext_lazy("An invitation to {email} to join as {role} is sent; its link is valid for {days} days.")
 
 
 @transaction.atomic

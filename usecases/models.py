@@ -3,15 +3,16 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.utils.translation import get_language
+from django.utils.translation import gettext_lazy as _
 
 from partners.models import Partner, Sector
 
 
 class UseCaseStatus(models.TextChoices):
-    DRAFT = "draft", "Draft"
-    IN_REVIEW = "in_review", "In review"
-    PUBLISHED = "published", "Published"
-    REJECTED = "rejected", "Rejected"
+    DRAFT = "draft", _("Draft")
+    IN_REVIEW = "in_review", _("In review")
+    PUBLISHED = "published", _("Published")
+    REJECTED = "rejected", _("Rejected")
 
 
 class UseCase(models.Model):
