@@ -119,7 +119,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "alliance.static_files.StaticFilesMiddleware",  # WhiteNoise, async-capable (ASGI)
     "django.contrib.sessions.middleware.SessionMiddleware",
-    # The language: the switch's cookie, else Accept-Language, else English; the API always English (alliance/locale.py).
+    # The language: the switch's cookie, else Accept-Language, else English; the API in English (alliance/locale.py).
     "alliance.locale.SiteLocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
