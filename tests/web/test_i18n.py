@@ -16,6 +16,7 @@ from django.utils import translation
 from django.utils.translation.template import templatize
 
 from partners.models import Partner
+from tests.web.conftest import signed_in
 from usecases.models import UseCase, UseCaseStatus
 
 KOREAN = {"HTTP_ACCEPT_LANGUAGE": "ko-KR,ko;q=0.9,en;q=0.5"}
@@ -194,3 +195,54 @@ def test_the_korean_catalogue_is_compiled_for_django():
         assert translation.ngettext("%(counter)s showcase", "%(counter)s showcases", 3) % {"counter": 3} == (
             "쇼케이스 3개"
         )
+
+
+@pytest.mark.parametrize(
+    ("path", "korean"),
+    [
+        ("/portal/", "최근 작업"),
+        ("/portal/keys/", "키 발급"),
+        ("/portal/usage/", "이번 달 할당량 대비 사용량"),
+        ("/portal/jobs/", "아직 작업이 없습니다."),
+        ("/portal/datasets/", "데이터 업로드"),
+        ("/portal/tuning/", "튜닝 시작"),
+        ("/portal/members/", "구성원 초대"),
+        ("/portal/showcases/", "새 쇼케이스"),
+        ("/portal/showcases/new/", "제목(한국어)"),
+        ("/portal/audit/", "감사 로그"),
+        ("/portal/profile/", "소속 파트너"),
+        ("/playground/", "코드 보기"),
+        ("/join/", "얼라이언스 가입"),
+    ],
+)
+def test_a_korean_owner_sees_the_portal_in_korean(owner, path, korean):
+    client = signed_in(owner)
+    response = client.get(path, **KOREAN)
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert korean in page
+    if path.startswith("/portal/") and path != "/portal/profile/":
+        assert "소유자" in page  # the member's role in the portal's header, a translated choice label
+
+
+def test_a_showcase_saved_from_the_portal_keeps_both_languages(developer):
+    client = signed_in(developer)
+    response = client.post(
+        "/portal/showcases/new/",
+        {
+            "title_ko": "대출 도우미",
+            "summary_ko": "대출 질문에 답합니다.",
+            "sector": "finance",
+            "capabilities": ["dialogue"],
+        },
+        **KOREAN,
+    )
+    assert response.status_code == 302
+    usecase = UseCase.objects.get(title_ko="대출 도우미")
+    assert (usecase.title, usecase.summary, usecase.summary_ko) == ("", "", "대출 질문에 답합니다.")
+    page = client.get(response["Location"], **KOREAN).content.decode()
+    assert "초안을 저장했습니다." in page  # the view's message, in the member's language
+
+    refused = client.post("/portal/showcases/new/", {"sector": "finance", "capabilities": ["dialogue"]}, **KOREAN)
+    assert refused.status_code == 400
+    assert "영어나 한국어(또는 둘 다)로 작성해 주십시오." in refused.content.decode()
