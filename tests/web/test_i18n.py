@@ -246,3 +246,12 @@ def test_a_showcase_saved_from_the_portal_keeps_both_languages(developer):
     refused = client.post("/portal/showcases/new/", {"sector": "finance", "capabilities": ["dialogue"]}, **KOREAN)
     assert refused.status_code == 400
     assert "영어나 한국어(또는 둘 다)로 작성해 주십시오." in refused.content.decode()
+
+
+def test_seeding_again_adds_the_korean_texts_a_showcase_lacks_and_keeps_edited_ones(seeded):
+    UseCase.objects.filter(slug="tilda-the-ai-fashion-artist").update(title_ko="", summary_ko="", story_ko="")
+    UseCase.objects.filter(slug="an-ai-banker-tuned-on-finance-language").update(title_ko="우리 AI 은행원")
+    call_command("seed_alliance", stdout=io.StringIO())
+    tilda = UseCase.objects.get(slug="tilda-the-ai-fashion-artist")
+    assert tilda.title_ko == "패션 디자인 AI 아티스트, 틸다" and tilda.story_ko.startswith("틸다는")
+    assert UseCase.objects.get(slug="an-ai-banker-tuned-on-finance-language").title_ko == "우리 AI 은행원"
