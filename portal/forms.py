@@ -14,10 +14,11 @@ from inference import tuning_config
 from inference.models import DatasetTask, JobStatus
 from partners.models import Role, Sector
 from partners.scopes import CAPABILITY_SCOPES, RESOURCE_SCOPES
+from portal.catalogue import LABELS
 from usecases.images import check_showcase_image
 
 CAPABILITY_CHOICES = [(name, name) for name in CAPABILITY_NAMES]
-CAPABILITY_LABELS = [(name, name.replace("_", " ").capitalize()) for name in CAPABILITY_NAMES]
+CAPABILITY_LABELS = [(name, LABELS.get(name, name)) for name in CAPABILITY_NAMES]
 
 
 SCOPE_GROUPS = (

@@ -5,6 +5,7 @@ translates every message the code and templates mark (checked with Babel, no get
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import pytest
@@ -146,6 +147,7 @@ KEYWORDS = {
     "_": None,
     "gettext": None,
     "gettext_lazy": None,
+    "gettext_noop": None,
     "ngettext": (1, 2),
     "ngettext_lazy": (1, 2),
     "pgettext": ((1, "c"), 2),
@@ -187,6 +189,18 @@ def test_the_korean_catalogue_translates_every_marked_message_and_nothing_else()
     assert untranslated == []
     assert [m.id for m in entries.values() if m.fuzzy] == []
     assert catalogue.plural_forms == "nplurals=1; plural=0;"
+
+
+def test_every_capability_has_a_korean_name_and_description():
+    from capabilities import CAPABILITIES
+    from portal.catalogue import catalogue
+
+    with translation.override("ko"):
+        entries = catalogue(tuple(CAPABILITIES))
+    for entry in entries:
+        capability = CAPABILITIES[entry["name"]]
+        assert entry["description"] != capability.description, f"{entry['name']}: no Korean description"
+        assert re.search("[가-힣]", entry["label"]), entry["label"]
 
 
 def test_the_korean_catalogue_is_compiled_for_django():
