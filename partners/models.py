@@ -6,25 +6,26 @@ import hashlib
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from partners.scopes import capability_scopes
 
 
 class Sector(models.TextChoices):
-    IT = "it", "IT"
-    FINANCE = "finance", "Finance"
-    EDUCATION = "education", "Education"
-    MEDICAL = "medical", "Medical"
-    MANUFACTURING = "manufacturing", "Manufacturing"
-    TELECOM = "telecom", "Telecom"
-    CONTENT = "content", "Content"
+    IT = "it", _("IT")
+    FINANCE = "finance", _("Finance")
+    EDUCATION = "education", _("Education")
+    MEDICAL = "medical", _("Medical")
+    MANUFACTURING = "manufacturing", _("Manufacturing")
+    TELECOM = "telecom", _("Telecom")
+    CONTENT = "content", _("Content")
 
 
 class Tier(models.TextChoices):
-    LAB = "lab", "Lab"
-    FOUNDING = "founding", "Founding"
-    STRATEGIC = "strategic", "Strategic"
-    STANDARD = "standard", "Standard"
+    LAB = "lab", _("Lab")
+    FOUNDING = "founding", _("Founding")
+    STRATEGIC = "strategic", _("Strategic")
+    STANDARD = "standard", _("Standard")
 
 
 class Partner(models.Model):
@@ -53,10 +54,10 @@ class Partner(models.Model):
 
 
 class Role(models.TextChoices):
-    OWNER = "owner", "Owner"
-    ADMIN = "admin", "Admin"
-    DEVELOPER = "developer", "Developer"
-    VIEWER = "viewer", "Viewer"
+    OWNER = "owner", _("Owner")
+    ADMIN = "admin", _("Admin")
+    DEVELOPER = "developer", _("Developer")
+    VIEWER = "viewer", _("Viewer")
 
 
 class Membership(models.Model):

@@ -13,6 +13,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils.translation import gettext as _
 
 from partners.models import ApiKey, Membership, Role
 from partners.selectors import memberships_of_user
@@ -82,7 +83,7 @@ def portal_view(min_role: str = Role.VIEWER) -> Callable:
             if membership is None:
                 return render(request, "portal/no_partner.html", status=403)
             if not role_at_least(membership.role, min_role):
-                raise PermissionDenied(f"This needs the {min_role} role or higher.")
+                raise PermissionDenied(_("This needs the %(role)s role or higher.") % {"role": min_role})
             request.membership = membership
             request.partner = membership.partner
             request.can = Can(membership.role)

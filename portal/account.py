@@ -9,6 +9,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from partners import ratelimit
@@ -32,7 +33,7 @@ class PasswordResetView(auth_views.PasswordResetView):
     def form_valid(self, form):  # type: ignore[no-untyped-def]
         window = ratelimit.hit(f"password-reset:{self.request.META.get('REMOTE_ADDR', '')}", RESETS_PER_MINUTE)
         if not window.allowed:
-            form.add_error(None, "Too many reset requests from your address; try again in a minute.")
+            form.add_error(None, _("Too many reset requests from your address; try again in a minute."))
             response = self.form_invalid(form)
             response.status_code = 429
             response["Retry-After"] = str(max(1, int(window.reset_seconds)))
@@ -58,7 +59,7 @@ class PasswordChangeView(auth_views.PasswordChangeView):
     success_url = reverse_lazy("portal:profile")
 
     def form_valid(self, form):  # type: ignore[no-untyped-def]
-        messages.success(self.request, "Your password is changed.")
+        messages.success(self.request, _("Your password is changed."))
         return super().form_valid(form)
 
 
@@ -81,5 +82,5 @@ def leave(request: HttpRequest, membership_id: int) -> HttpResponse:
     else:
         if request.session.get(SESSION_PARTNER) == membership.partner_id:
             request.session.pop(SESSION_PARTNER)
-        messages.success(request, f"You have left {membership.partner.name}.")
+        messages.success(request, _("You have left %(partner)s.") % {"partner": membership.partner.name})
     return redirect("portal:profile")

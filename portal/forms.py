@@ -5,6 +5,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
 
 from alliance.api.parsers import JsonRefused, json_loads_bounded
 from alliance.errors import DomainError
@@ -13,35 +14,39 @@ from inference import tuning_config
 from inference.models import DatasetTask, JobStatus
 from partners.models import Role, Sector
 from partners.scopes import CAPABILITY_SCOPES, RESOURCE_SCOPES
+from portal.catalogue import LABELS
 from usecases.images import check_showcase_image
 
 CAPABILITY_CHOICES = [(name, name) for name in CAPABILITY_NAMES]
-CAPABILITY_LABELS = [(name, name.replace("_", " ").capitalize()) for name in CAPABILITY_NAMES]
+CAPABILITY_LABELS = [(name, LABELS.get(name, name)) for name in CAPABILITY_NAMES]
 
 
 SCOPE_GROUPS = (
-    ("Capabilities", [(name, name) for name in CAPABILITY_SCOPES]),
-    ("Resources", [(scope, f"{scope}: {meaning}") for scope, meaning in RESOURCE_SCOPES.items()]),
+    (_("Capabilities"), [(name, name) for name in CAPABILITY_SCOPES]),
+    (_("Resources"), [(scope, f"{scope}: {meaning}") for scope, meaning in RESOURCE_SCOPES.items()]),
 )
 
 
 class ApiKeyIssueForm(forms.Form):
-    name = forms.CharField(max_length=100, help_text="What the key is for, e.g. 'production chatbot'.")
+    name = forms.CharField(
+        label=_("Name"), max_length=100, help_text=_("What the key is for, e.g. 'production chatbot'.")
+    )
     scopes = forms.MultipleChoiceField(
+        label=_("Scopes"),
         choices=SCOPE_GROUPS,
         required=False,
         widget=forms.CheckboxSelectMultiple,
-        help_text=(
+        help_text=_(
             "None ticked: the key may do everything. Otherwise exactly what is ticked: the capabilities it may "
             "call, and the resources it may read or change (jobs:read shows only jobs of its capabilities)."
         ),
     )
     expires_in_days = forms.IntegerField(
-        label="Expires in (days)",
+        label=_("Expires in (days)"),
         min_value=1,
         max_value=3650,
         required=False,
-        help_text="Empty: the key does not expire.",
+        help_text=_("Empty: the key does not expire."),
     )
 
     def scope_groups(self) -> list[tuple[str, list]]:
@@ -52,44 +57,49 @@ class ApiKeyIssueForm(forms.Form):
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].strip()
         if name.startswith("playground:"):
-            raise forms.ValidationError("Names starting with 'playground:' are reserved for the playground.")
+            raise forms.ValidationError(_("Names starting with 'playground:' are reserved for the playground."))
         return name
 
 
 class ApiKeyRotateForm(forms.Form):
     grace_hours = forms.IntegerField(
-        label="Old secret valid for (hours)", min_value=0, max_value=168, initial=24, required=False
+        label=_("Old secret valid for (hours)"), min_value=0, max_value=168, initial=24, required=False
     )
 
 
 class JobFilterForm(forms.Form):
-    status = forms.ChoiceField(choices=[("", "Any status"), *JobStatus.choices], required=False)
-    capability = forms.ChoiceField(choices=[("", "Any capability"), *CAPABILITY_CHOICES], required=False)
+    status = forms.ChoiceField(label=_("Status"), choices=[("", _("Any status")), *JobStatus.choices], required=False)
+    capability = forms.ChoiceField(
+        label=_("Capability"), choices=[("", _("Any capability")), *CAPABILITY_CHOICES], required=False
+    )
 
 
 class UsageFilterForm(forms.Form):
-    capability = forms.ChoiceField(choices=[("", "All capabilities"), *CAPABILITY_CHOICES], required=False)
+    capability = forms.ChoiceField(
+        label=_("Capability"), choices=[("", _("All capabilities")), *CAPABILITY_CHOICES], required=False
+    )
 
 
 class InviteForm(forms.Form):
     email = forms.EmailField(
-        help_text="We email a link; the person joins when they accept it (signing up there if they are new)."
+        label=_("Email"),
+        help_text=_("We email a link; the person joins when they accept it (signing up there if they are new)."),
     )
-    role = forms.ChoiceField(choices=Role.choices, initial=Role.VIEWER)
+    role = forms.ChoiceField(label=_("Role"), choices=Role.choices, initial=Role.VIEWER)
 
 
 class InvitationSignUpForm(forms.Form):
     """A new account from an invitation: its email is the invited address, not a field."""
 
-    username = forms.CharField(max_length=150, help_text="Letters, digits and @/./+/-/_ only.")
+    username = forms.CharField(label=_("Username"), max_length=150, help_text=_("Letters, digits and @/./+/-/_ only."))
     password1 = forms.CharField(
-        label="Password",
+        label=_("Password"),
         strip=False,
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
-        help_text="At least 8 characters, not a common password.",
+        help_text=_("At least 8 characters, not a common password."),
     )
     password2 = forms.CharField(
-        label="Password again", strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"})
+        label=_("Password again"), strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"})
     )
 
     def __init__(self, *args, email: str, **kwargs) -> None:
@@ -108,7 +118,7 @@ class InvitationSignUpForm(forms.Form):
         data = super().clean()
         first, second = data.get("password1"), data.get("password2")
         if first and second and first != second:
-            self.add_error("password2", "The two passwords differ.")
+            self.add_error("password2", _("The two passwords differ."))
         elif first and "username" in data:
             try:
                 validate_password(first, get_user_model()(username=data["username"], email=self.email))
@@ -118,41 +128,53 @@ class InvitationSignUpForm(forms.Form):
 
 
 class RoleForm(forms.Form):
-    role = forms.ChoiceField(choices=Role.choices)
+    role = forms.ChoiceField(label=_("Role"), choices=Role.choices)
 
 
 class DatasetUploadForm(forms.Form):
     file = forms.FileField(
-        label="Data file",
-        help_text="JSONL or CSV. Classification: text, label. Generation: prompt, completion. Chat: JSONL messages.",
+        label=_("Data file"),
+        help_text=_("JSONL or CSV. Classification: text, label. Generation: prompt, completion. Chat: JSONL messages."),
     )
-    task = forms.ChoiceField(choices=DatasetTask.choices, initial=DatasetTask.CLASSIFICATION)
+    task = forms.ChoiceField(label=_("Task"), choices=DatasetTask.choices, initial=DatasetTask.CLASSIFICATION)
 
     def clean_file(self):
         upload = self.cleaned_data["file"]
         if upload.size > settings.ALLIANCE_DATASET_MAX_BYTES:
             raise forms.ValidationError(
-                f"The file is {upload.size} bytes; the limit is {settings.ALLIANCE_DATASET_MAX_BYTES}."
+                _("The file is %(size)s bytes; the limit is %(limit)s.")
+                % {"size": upload.size, "limit": settings.ALLIANCE_DATASET_MAX_BYTES}
             )
         return upload
 
 
 class TuningStartForm(forms.Form):
-    dataset = forms.ChoiceField(choices=())
+    dataset = forms.ChoiceField(label=_("Dataset"), choices=())
     method = forms.ChoiceField(
+        label=_("Method"),
         choices=[(name, name) for name in tuning_config.METHODS],
         initial="default",
-        help_text="default: the task's recommended recipe; or a parameter-efficient method (LoRA, IA3, prompt or "
-        "p-tuning).",
+        help_text=_(
+            "default: the task's recommended recipe; or a parameter-efficient method (LoRA, IA3, prompt or p-tuning)."
+        ),
     )
     epochs = forms.IntegerField(
-        min_value=1, max_value=20, required=False, help_text="Empty: the task's default number of epochs."
+        label=_("Epochs"),
+        min_value=1,
+        max_value=20,
+        required=False,
+        help_text=_("Empty: the task's default number of epochs."),
     )
 
     def __init__(self, *args, datasets=(), **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["dataset"].choices = [
-            (d.public_id, f"{d.filename} · {d.task} · {d.stats.get('rows', 0)} rows ({d.public_id})") for d in datasets
+            (
+                d.public_id,
+                _("%(file)s · %(task)s · %(rows)s rows (%(id)s)")
+                % {"file": d.filename, "task": d.task, "rows": d.stats.get("rows", 0), "id": d.public_id},
+            )
+            for d in datasets
         ]
 
     def hyperparameters(self) -> dict:
@@ -161,26 +183,43 @@ class TuningStartForm(forms.Form):
 
 
 class UseCaseForm(forms.Form):
-    """What a partner writes about a showcase; the review fields are the operators' alone."""
+    """What a partner writes about a showcase; the review fields are the operators' alone. The texts come in
+    English and Korean; one language is enough (the gallery falls back to the other)."""
 
-    title = forms.CharField(max_length=200)
-    sector = forms.ChoiceField(choices=Sector.choices)
+    title = forms.CharField(label=_("Title (English)"), max_length=200, required=False)
+    title_ko = forms.CharField(label=_("Title (Korean)"), max_length=200, required=False)
+    sector = forms.ChoiceField(label=_("Sector"), choices=Sector.choices)
     capabilities = forms.MultipleChoiceField(
-        choices=CAPABILITY_LABELS, widget=forms.CheckboxSelectMultiple, help_text="The capabilities it uses."
+        label=_("Capabilities"),
+        choices=CAPABILITY_LABELS,
+        widget=forms.CheckboxSelectMultiple,
+        help_text=_("The capabilities it uses."),
     )
-    summary = forms.CharField(max_length=300, help_text="One or two sentences for the gallery card.")
-    story = forms.CharField(widget=forms.Textarea(attrs={"rows": 6}), required=False)
-    results = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False, help_text="One result a line.")
+    summary = forms.CharField(
+        label=_("Summary (English)"),
+        max_length=300,
+        required=False,
+        help_text=_("One or two sentences for the gallery card."),
+    )
+    summary_ko = forms.CharField(label=_("Summary (Korean)"), max_length=300, required=False)
+    story = forms.CharField(label=_("Story (English)"), widget=forms.Textarea(attrs={"rows": 6}), required=False)
+    story_ko = forms.CharField(label=_("Story (Korean)"), widget=forms.Textarea(attrs={"rows": 6}), required=False)
+    results = forms.CharField(
+        label=_("Results"),
+        widget=forms.Textarea(attrs={"rows": 3}),
+        required=False,
+        help_text=_("One result a line."),
+    )
     try_capability = forms.ChoiceField(
-        label="'Try it' capability",
-        choices=[("", "The first that fits the example"), *CAPABILITY_LABELS],
+        label=_("'Try it' capability"),
+        choices=[("", _("The first that fits the example")), *CAPABILITY_LABELS],
         required=False,
     )
     example_input = forms.CharField(
-        label="Example input (JSON)",
+        label=_("Example input (JSON)"),
         widget=forms.Textarea(attrs={"rows": 4, "class": "mono"}),
         required=False,
-        help_text='What "Try it" puts in the playground, e.g. {"text": "...", "top_k": 5}.',
+        help_text=_('What "Try it" puts in the playground, e.g. {"text": "...", "top_k": 5}.'),
     )
     recipe = forms.CharField(
         label="Recipe (JSON)",
@@ -191,12 +230,15 @@ class UseCaseForm(forms.Form):
         "{{input.<name>}} and {{steps.<id>.output.<field>}}. Checked when saved; reviewed with the showcase.",
     )
     image = forms.FileField(
+        label=_("Image"),
         required=False,
         widget=forms.ClearableFileInput(attrs={"accept": "image/png,image/jpeg,image/webp"}),
-        help_text="Optional: a picture of the result. PNG, JPEG or WebP, up to 8 MB and 16 megapixels; it is stored "
-        "re-encoded, without its metadata.",
+        help_text=_(
+            "Optional: a picture of the result. PNG, JPEG or WebP, up to 8 MB and 16 megapixels; it is stored "
+            "re-encoded, without its metadata."
+        ),
     )
-    image_caption = forms.CharField(max_length=200, required=False)
+    image_caption = forms.CharField(label=_("Image caption"), max_length=200, required=False)
 
     def clean_image(self):
         upload = self.cleaned_data.get("image")
@@ -216,7 +258,7 @@ class UseCaseForm(forms.Form):
         except JsonRefused as exc:
             raise forms.ValidationError(str(exc)) from None
         if not isinstance(value, dict):
-            raise forms.ValidationError("The example must be a JSON object.")
+            raise forms.ValidationError(_("The example must be a JSON object."))
         return value
 
     def clean_recipe(self) -> dict:
@@ -233,7 +275,12 @@ class UseCaseForm(forms.Form):
 
     def clean(self) -> dict:
         data = super().clean()
+        for english, korean in (("title", "title_ko"), ("summary", "summary_ko")):
+            if not data.get(english) and not data.get(korean) and english not in self.errors:
+                self.add_error(english, _("Write it in English or in Korean (or both)."))
         chosen, example = data.get("try_capability"), data.get("example_input")
         if chosen and example and not CAPABILITIES[chosen].input_serializer(data=example).is_valid():
-            self.add_error("example_input", f"This example is not a valid input for {chosen}.")
+            self.add_error(
+                "example_input", _("This example is not a valid input for %(capability)s.") % {"capability": chosen}
+            )
         return data

@@ -6,6 +6,7 @@ import json
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET
 
 from capabilities import CAPABILITY_NAMES
@@ -15,20 +16,20 @@ API_ENDPOINTS = [
     (
         "POST",
         "/api/v1/jobs[?wait=S]",
-        "Submit a job: capability, input, params, model, webhook_url. Idempotency-Key header.",
+        _("Submit a job: capability, input, params, model, webhook_url. Idempotency-Key header."),
     ),
-    ("GET", "/api/v1/jobs", "Your jobs, newest first: status, capability, created_after, created_before, limit."),
-    ("GET", "/api/v1/jobs/<id>", "One job."),
-    ("POST", "/api/v1/jobs/<id>/cancel", "Cancel a queued job (refunded) or a running one (its charge stays)."),
-    ("GET", "/api/v1/capabilities", "The eight capabilities, their models and examples."),
-    ("POST", "/api/v1/files", "Upload an image (multipart `file`); answers its id for `image` inputs."),
+    ("GET", "/api/v1/jobs", _("Your jobs, newest first: status, capability, created_after, created_before, limit.")),
+    ("GET", "/api/v1/jobs/<id>", _("One job.")),
+    ("POST", "/api/v1/jobs/<id>/cancel", _("Cancel a queued job (refunded) or a running one (its charge stays).")),
+    ("GET", "/api/v1/capabilities", _("The eight capabilities, their models and examples.")),
+    ("POST", "/api/v1/files", _("Upload an image (multipart `file`); answers its id for `image` inputs.")),
     (
         "GET",
         "/api/v1/files/<id>[/content]",
-        "A file's metadata or its bytes (generated images too). DELETE removes it.",
+        _("A file's metadata or its bytes (generated images too). DELETE removes it."),
     ),
-    ("GET", "/api/v1/usage", "Net units and jobs per capability and day, and this month's quotas."),
-    ("GET", "/api/v1/me", "The key's partner and scopes; the webhook signing secret with the admin scope."),
+    ("GET", "/api/v1/usage", _("Net units and jobs per capability and day, and this month's quotas.")),
+    ("GET", "/api/v1/me", _("The key's partner and scopes; the webhook signing secret with the admin scope.")),
 ]
 
 

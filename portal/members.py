@@ -8,6 +8,8 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
 from django.template.loader import render_to_string
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from partners.models import Invitation, Membership, Role
 from partners.services import actor_for, invitation_create, membership_remove, membership_set_role
@@ -20,7 +22,7 @@ class PortalError(ValueError):
 
 
 # What an admin is told after inviting someone, whatever the address: whether an account has it is not said.
-INVITE_ANSWER = "An invitation to {email} to join as {role} is sent; its link is valid for {days} days."
+INVITE_ANSWER = gettext_lazy("An invitation to {email} to join as {role} is sent; its link is valid for {days} days.")
 
 
 @transaction.atomic
@@ -32,7 +34,8 @@ def member_invite(*, actor: Membership, email: str, role: str, link_for: Callabl
     context = {"invitation": invitation, "inviter": inviter, "link": link_for(token)}
     body = render_to_string("portal/invitation_email.txt", {**context, "days": settings.ALLIANCE_INVITATION_DAYS})
     send_mail(
-        f"{inviter} invites you to {actor.partner.name} on the AI alliance platform",
+        _("%(inviter)s invites you to %(partner)s on the AI alliance platform")
+        % {"inviter": inviter, "partner": actor.partner.name},
         body,
         None,
         [invitation.email],
@@ -47,7 +50,7 @@ def _locked_owners(partner_id: int) -> int:
 
 def _check_owner_rules(*, actor: Membership, target_role: str | None, new_role: str | None) -> None:
     if Role.OWNER in (target_role, new_role) and actor.role != Role.OWNER:
-        raise PortalError("Only an owner can grant, change or remove the owner role.", "role")
+        raise PortalError(_("Only an owner can grant, change or remove the owner role."), "role")
 
 
 @transaction.atomic
@@ -55,7 +58,7 @@ def member_set_role(*, actor: Membership, membership: Membership, role: str) -> 
     _check_owner_rules(actor=actor, target_role=membership.role, new_role=role)
     locked = Membership.objects.select_for_update().get(pk=membership.pk)
     if locked.role == Role.OWNER and role != Role.OWNER and _locked_owners(locked.partner_id) <= 1:
-        raise PortalError("A partner keeps at least one owner: make someone else owner first.", "role")
+        raise PortalError(_("A partner keeps at least one owner: make someone else owner first."), "role")
     if locked.role == role:
         return locked
     return membership_set_role(membership=locked, role=role, actor=actor_for(user=actor.user))
@@ -66,7 +69,7 @@ def member_remove(*, actor: Membership, membership: Membership) -> None:
     _check_owner_rules(actor=actor, target_role=membership.role, new_role=None)
     locked = Membership.objects.select_for_update().get(pk=membership.pk)
     if locked.role == Role.OWNER and _locked_owners(locked.partner_id) <= 1:
-        raise PortalError("The last owner cannot be removed.", "role")
+        raise PortalError(_("The last owner cannot be removed."), "role")
     membership_remove(membership=locked, actor=actor_for(user=actor.user))
 
 
@@ -76,6 +79,8 @@ def member_leave(*, membership: Membership) -> None:
     locked = Membership.objects.select_for_update().get(pk=membership.pk)
     if locked.role == Role.OWNER and _locked_owners(locked.partner_id) <= 1:
         raise PortalError(
-            f"You are the last owner of {locked.partner.name}: make someone else owner before you leave.", "role"
+            _("You are the last owner of %(partner)s: make someone else owner before you leave.")
+            % {"partner": locked.partner.name},
+            "role",
         )
     membership_remove(membership=locked, actor=actor_for(user=locked.user))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
@@ -71,7 +72,11 @@ def dataset_upload(request: HttpRequest) -> HttpResponse:
 def dataset_delete(request: HttpRequest, dataset_id: str) -> HttpResponse:
     dataset = _dataset_of(request, dataset_id)
     tuning_datasets.dataset_delete(dataset=dataset)
-    messages.success(request, f"Dataset {dataset.filename} ({dataset_id}) is deleted, with its encrypted file.")
+    messages.success(
+        request,
+        _("Dataset %(file)s (%(id)s) is deleted, with its encrypted file.")
+        % {"file": dataset.filename, "id": dataset_id},
+    )
     return redirect("portal:datasets")
 
 
@@ -134,7 +139,11 @@ def tuning_start(request: HttpRequest) -> HttpResponse:
     except DomainError as exc:
         form.add_error(None, exc.message)
         return _tuning_page(request, form=form, status=status_for(exc))
-    messages.success(request, f"Tuning started on {dataset.filename}; {job.units:,} units are charged.")
+    messages.success(
+        request,
+        _("Tuning started on %(file)s; %(units)s units are charged.")
+        % {"file": dataset.filename, "units": f"{job.units:,}"},
+    )
     return redirect("portal:tuning-detail", job.pk)
 
 
@@ -168,5 +177,5 @@ def tuning_cancel(request: HttpRequest, job_id: str) -> HttpResponse:
     except DomainError as exc:
         messages.error(request, exc.message)
     else:
-        messages.success(request, "Tuning canceled; its units are refunded.")
+        messages.success(request, _("Tuning canceled; its units are refunded."))
     return redirect("portal:tuning-detail", job.pk)

@@ -23,6 +23,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -125,7 +126,11 @@ def switch_partner(request: HttpRequest) -> HttpResponse:
     membership = choose_partner(request, request.POST.get("partner", ""))
     if membership is None:
         raise Http404("You are not a member of that partner.")
-    messages.info(request, f"Now working as {membership.partner.name} ({membership.get_role_display().lower()}).")
+    messages.info(
+        request,
+        _("Now working as %(partner)s (%(role)s).")
+        % {"partner": membership.partner.name, "role": membership.get_role_display().lower()},
+    )
     target = request.POST.get("next") or reverse("portal:home")
     if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
         target = reverse("portal:home")
@@ -211,7 +216,7 @@ def _key_to_change(request: HttpRequest, public_id: str):
     if api_key is None:
         raise Http404("No such key.")
     if not may_change_key(request.membership, api_key):
-        raise PermissionDenied("Only an admin or owner may rotate or revoke a key that someone else created.")
+        raise PermissionDenied(_("Only an admin or owner may rotate or revoke a key that someone else created."))
     return api_key
 
 
@@ -237,7 +242,11 @@ def key_rotate(request: HttpRequest, public_id: str) -> HttpResponse:
 def key_revoke(request: HttpRequest, public_id: str) -> HttpResponse:
     api_key = _key_to_change(request, public_id)
     api_key_revoke(api_key=api_key, actor=_actor(request))
-    messages.success(request, f"Key {api_key.public_id} ({api_key.name}) is revoked; it can never be used again.")
+    messages.success(
+        request,
+        _("Key %(id)s (%(name)s) is revoked; it can never be used again.")
+        % {"id": api_key.public_id, "name": api_key.name},
+    )
     return redirect("portal:keys")
 
 
@@ -246,7 +255,9 @@ def key_revoke(request: HttpRequest, public_id: str) -> HttpResponse:
 @portal_view(min_role=Role.ADMIN)
 def webhook_secret_rotate_view(request: HttpRequest) -> HttpResponse:
     webhook_secret_rotate(partner=request.partner, actor=_actor(request))
-    messages.success(request, "The webhook signing secret is rotated: webhooks are signed with the new one from now.")
+    messages.success(
+        request, _("The webhook signing secret is rotated: webhooks are signed with the new one from now.")
+    )
     return redirect("portal:keys")
 
 
@@ -379,11 +390,13 @@ def member_invite_view(request: HttpRequest) -> HttpResponse:
         form.add_error(exc.param if exc.param in form.fields else None, exc.message)
         return _members_page(request, form=form, status=403 if isinstance(exc, Forbidden) else 400)
     except (OSError, smtplib.SMTPException):
-        form.add_error(None, "The email could not be sent, so no invitation was made. Try again later.")
+        form.add_error(None, _("The email could not be sent, so no invitation was made. Try again later."))
         return _members_page(request, form=form, status=503)
     # The same answer whether or not an account has that address: nothing here looked.
     days = settings.ALLIANCE_INVITATION_DAYS
-    messages.success(request, INVITE_ANSWER.format(email=invitation.email, role=Role(role).label.lower(), days=days))
+    messages.success(
+        request, str(INVITE_ANSWER).format(email=invitation.email, role=Role(role).label.lower(), days=days)
+    )
     return redirect("portal:members")
 
 
@@ -400,7 +413,10 @@ def invitation_revoke_view(request: HttpRequest, invitation_id: int) -> HttpResp
     except DomainError as exc:
         messages.error(request, exc.message)
     else:
-        messages.success(request, f"The invitation to {invitation.email} is revoked; its link no longer works.")
+        messages.success(
+            request,
+            _("The invitation to %(email)s is revoked; its link no longer works.") % {"email": invitation.email},
+        )
     return redirect("portal:members")
 
 
@@ -415,12 +431,12 @@ def _invitation_refused(request: HttpRequest, code: str, message: str, status: i
 def _pending_invitation(request: HttpRequest, token: str) -> Invitation | HttpResponse:
     invitation = invitation_by_token(token)
     if invitation is None:
-        return _invitation_refused(request, "not_found", "There is no invitation with this link.", 404)
+        return _invitation_refused(request, "not_found", _("There is no invitation with this link."), 404)
     state = invitation.state(timezone.now())
     if state != "pending":
         return _invitation_refused(request, *INVITATION_REFUSALS[state], 410)
     if not invitation.partner.is_active:
-        return _invitation_refused(request, "partner_inactive", "This invitation can no longer be accepted.", 410)
+        return _invitation_refused(request, "partner_inactive", _("This invitation can no longer be accepted."), 410)
     return invitation
 
 
@@ -434,7 +450,10 @@ _GONE_CODES = {"invitation_used", "invitation_revoked", "invitation_expired", "p
 def _joined(request: HttpRequest, membership: Membership) -> HttpResponse:
     choose_partner(request, membership.partner.slug)
     role = membership.get_role_display().lower()
-    messages.success(request, f"Welcome to {membership.partner.name}: you are a member as {role}.")
+    messages.success(
+        request,
+        _("Welcome to %(partner)s: you are a member as %(role)s.") % {"partner": membership.partner.name, "role": role},
+    )
     return redirect("portal:home")
 
 
@@ -501,14 +520,18 @@ def member_role(request: HttpRequest, membership_id: int) -> HttpResponse:
     membership = _member_of(request, membership_id)
     form = forms.RoleForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Choose a valid role.")
+        messages.error(request, _("Choose a valid role."))
         return redirect("portal:members")
     try:
         member_set_role(actor=request.membership, membership=membership, role=form.cleaned_data["role"])
     except PortalError as exc:
         messages.error(request, str(exc))
     else:
-        messages.success(request, f"{membership.user.get_username()} is now {form.cleaned_data['role']}.")
+        messages.success(
+            request,
+            _("%(user)s is now %(role)s.")
+            % {"user": membership.user.get_username(), "role": form.cleaned_data["role"]},
+        )
     return redirect("portal:members")
 
 
@@ -521,7 +544,11 @@ def member_remove_view(request: HttpRequest, membership_id: int) -> HttpResponse
     except PortalError as exc:
         messages.error(request, str(exc))
         return redirect("portal:members")
-    messages.success(request, f"{membership.user.get_username()} no longer belongs to {request.partner.name}.")
+    messages.success(
+        request,
+        _("%(user)s no longer belongs to %(partner)s.")
+        % {"user": membership.user.get_username(), "partner": request.partner.name},
+    )
     if membership.user_id == request.user.id:
         return redirect("portal:home")
     return redirect("portal:members")
@@ -559,7 +586,7 @@ def _save_showcase(request: HttpRequest, form: forms.UseCaseForm, usecase=None):
         try:
             usecase_image_add(usecase=usecase, user=request.user, image=image, caption=caption)
         except DomainError as exc:
-            messages.error(request, f"The text is saved; the picture is not: {exc.message}")
+            messages.error(request, _("The text is saved; the picture is not: %(reason)s") % {"reason": exc.message})
     return usecase
 
 
@@ -572,7 +599,7 @@ def showcase_new(request: HttpRequest) -> HttpResponse:
         except RecipeInvalid as exc:
             form.add_error("recipe", f"{exc.param}: {exc.message}")
         else:
-            messages.success(request, "Draft saved. Submit it for review when it is ready.")
+            messages.success(request, _("Draft saved. Submit it for review when it is ready."))
             return redirect("portal:showcase-edit", usecase.pk)
     return render(request, "portal/showcase_form.html", {"form": form}, status=400 if form.errors else 200)
 
@@ -580,7 +607,8 @@ def showcase_new(request: HttpRequest) -> HttpResponse:
 @portal_view(min_role=Role.DEVELOPER)
 def showcase_edit(request: HttpRequest, usecase_id: int) -> HttpResponse:
     usecase = _showcase_of(request, usecase_id)
-    initial = {name: getattr(usecase, name) for name in ("title", "sector", "capabilities", "summary", "story")}
+    texts = ("title", "title_ko", "summary", "summary_ko", "story", "story_ko")
+    initial = {name: getattr(usecase, name) for name in ("sector", "capabilities", *texts)}
     initial.update(results=usecase.results, try_capability=usecase.try_capability)
     if usecase.example_input:
         initial["example_input"] = json.dumps(usecase.example_input, indent=2, ensure_ascii=False)
@@ -595,7 +623,7 @@ def showcase_edit(request: HttpRequest, usecase_id: int) -> HttpResponse:
         except RecipeInvalid as exc:
             form.add_error("recipe", f"{exc.param}: {exc.message}")
         else:
-            messages.success(request, "Saved.")
+            messages.success(request, _("Saved."))
         if not form.errors:
             return redirect("portal:showcase-edit", usecase.pk)
     return render(
@@ -615,5 +643,5 @@ def showcase_submit(request: HttpRequest, usecase_id: int) -> HttpResponse:
     except UseCaseTransitionError as exc:
         messages.error(request, str(exc))
     else:
-        messages.success(request, "Submitted: an alliance operator will review it before it is public.")
+        messages.success(request, _("Submitted: an alliance operator will review it before it is public."))
     return redirect("portal:showcases")

@@ -27,7 +27,7 @@ class UseCaseImageInline(admin.TabularInline):
 class UseCaseAdmin(AuditedAdmin):
     list_display = ["title", "partner", "sector", "status", "featured", "submitted_at", "reviewed_at"]
     list_filter = ["status", "sector", "featured"]
-    search_fields = ["title", "summary", "partner__name"]
+    search_fields = ["title", "title_ko", "summary", "summary_ko", "partner__name"]
     prepopulated_fields = {"slug": ["title"]}
     readonly_fields = [
         "recipe",  # reviewed here as the partner wrote it (validated when saved in the portal)

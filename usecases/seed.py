@@ -108,6 +108,10 @@ SHOWCASES: list[dict] = [
         "summary": "An AI artist that designs fashion patterns from a few words, shown at New York Fashion Week.",
         "story": "Tilda turns a designer's words into seamless patterns for fabric. The collection it drew "
         "with a human designer walked the runway at New York Fashion Week.",
+        "title_ko": "패션 디자인 AI 아티스트, 틸다",
+        "summary_ko": "몇 마디 말로 패션 패턴을 디자인하는 AI 아티스트로, 뉴욕 패션위크에서 선보였습니다.",
+        "story_ko": "틸다는 디자이너의 말을 원단에 쓸 수 있는 이음매 없는 패턴으로 바꿉니다. 인간 디자이너와 함께 그린 "
+        "컬렉션이 뉴욕 패션위크 런웨이에 올랐습니다.",
         "example_input": {"prompt": "golden daisies on a deep blue field"},
         "featured": True,
         "recipe": {
@@ -136,6 +140,10 @@ SHOWCASES: list[dict] = [
         "summary": "Understands the emotion in a customer's words and summarises each call like a counsellor.",
         "story": "The chatbot reads how a caller feels as well as what they ask, answers in kind, and leaves the "
         "agent a counsellor's summary of the call with its key points.",
+        "title_ko": "고객의 마음을 읽는 상담 챗봇",
+        "summary_ko": "고객의 말에 담긴 감정을 이해하고, 통화마다 상담사처럼 요약합니다.",
+        "story_ko": "챗봇은 고객이 무엇을 묻는지뿐 아니라 어떤 기분인지도 읽고 그에 맞게 답합니다. 통화가 끝나면 "
+        "상담원에게 핵심 내용을 담은 상담 요약을 남깁니다.",
         "example_input": {
             "text": "I have called three times about my bill and nobody has fixed the double charge "
             "on my roaming plan. I am really frustrated.",
@@ -202,6 +210,10 @@ SHOWCASES: list[dict] = [
         "summary": "Reads chemistry papers with a publisher: finds the key materials, answers questions, summarises.",
         "story": "DDU reads papers the way a chemist does: it pulls out materials, conditions and results, so a "
         "researcher can ask a question across thousands of papers.",
+        "title_ko": "화학 논문 심층 문서 이해(DDU)",
+        "summary_ko": "출판사와 함께 화학 논문을 읽고 핵심 소재를 찾아내며, 질문에 답하고 내용을 요약합니다.",
+        "story_ko": "DDU는 화학자처럼 논문을 읽습니다. 소재, 조건, 결과를 뽑아내어 연구자가 수천 편의 논문에 걸쳐 "
+        "질문할 수 있게 합니다.",
         "example_input": {
             "text": "Lithium iron phosphate cathodes coated with carbon nanotubes retained 95% of "
             "their capacity after 2,000 cycles at room temperature.",
@@ -249,6 +261,10 @@ SHOWCASES: list[dict] = [
         "summary": "A banking assistant tuned on the bank's own finance language, with its data kept private.",
         "story": "Tuned with the platform's parameter-efficient method on the bank's own documents, the AI banker "
         "answers customers in the bank's terms; the data never leaves the bank's tenancy.",
+        "title_ko": "금융 언어로 튜닝한 AI 은행원",
+        "summary_ko": "은행 고유의 금융 언어로 튜닝한 뱅킹 어시스턴트이며, 데이터는 비공개로 보호됩니다.",
+        "story_ko": "플랫폼의 파라미터 효율적 튜닝으로 은행 자체 문서를 학습한 AI 은행원은 은행의 용어로 고객에게 "
+        "답합니다. 데이터는 은행의 테넌시 밖으로 나가지 않습니다.",
         "example_input": {
             "text": "What is the early repayment fee on a fixed-rate mortgage?",
             "labels": ["loans", "deposits", "cards", "fraud"],

@@ -30,6 +30,9 @@ def published_usecases(
             Q(title__icontains=query)
             | Q(summary__icontains=query)
             | Q(story__icontains=query)
+            | Q(title_ko__icontains=query)
+            | Q(summary_ko__icontains=query)
+            | Q(story_ko__icontains=query)
             | Q(partner__name__icontains=query)
         )
     if capability:

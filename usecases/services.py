@@ -28,6 +28,7 @@ EDITABLE_FIELDS = (
     "try_capability",
     "recipe",
 )
+EDITABLE_FIELDS += ("title_ko", "summary_ko", "story_ko")  # the Korean texts (UseCase.in_language)
 EDITABLE_STATUSES = (UseCaseStatus.DRAFT, UseCaseStatus.REJECTED)
 
 
@@ -56,7 +57,9 @@ def usecase_create(*, partner: Partner, user: AbstractBaseUser, **fields: Any) -
     data = {name: fields[name] for name in EDITABLE_FIELDS if name in fields}
     if "recipe" in data:
         data["recipe"] = recipe_validate(partner=partner, recipe=data["recipe"])
-    usecase = UseCase.objects.create(partner=partner, slug=_unique_slug(data["title"]), **data)
+    usecase = UseCase.objects.create(
+        partner=partner, slug=_unique_slug(data.get("title") or data.get("title_ko", "")), **data
+    )
     audit_record(partner=partner, actor=actor_for(user=user), action="usecase.created", target=usecase.slug)
     return usecase
 

@@ -103,6 +103,17 @@ def test_browse_filter_open_a_showcase_and_try_it(transactional_db, page, shots)
     assert page.get_by_test_id("sign-in-to-run").is_visible()
     assert '"capability": "image_generation"' in page.locator("[data-code]").inner_text()
 
+    # The language switch in the footer: choosing Korean reloads the page in Korean, and the choice stays.
+    page.goto("/")
+    with page.expect_navigation():
+        page.get_by_label("Language").select_option("ko")
+    assert page.locator("html").get_attribute("lang") == "ko"
+    assert page.get_by_role("heading", name="추천").is_visible()
+    assert page.get_by_role("link", name="패션 디자인 AI 아티스트, 틸다").first.is_visible()
+    shots(page, "gallery-ko")
+    page.get_by_role("link", name="파트너", exact=True).click()
+    assert page.get_by_role("heading", name="얼라이언스 파트너").is_visible()
+
 
 def test_sign_in_issue_a_key_and_see_it_once(transactional_db, page, shots):
     partner = Partner.objects.create(name="Woori Bank", slug="woori-bank", sector="finance")

@@ -43,4 +43,7 @@ class Command(BaseCommand):
             if not made and recipe and not usecase.recipe:  # a showcase seeded before recipes existed
                 UseCase.objects.filter(pk=usecase.pk).update(recipe=recipe)
             showcases += made
+            if not made:  # a database seeded before the Korean texts existed gets them, once
+                korean = {name: entry[name] for name in ("title_ko", "summary_ko", "story_ko") if name in entry}
+                UseCase.objects.filter(slug=slugify(entry["title"]), title_ko="").update(**korean)
         self.stdout.write(f"seed_alliance: {created} partners and {showcases} showcases added")
