@@ -1,7 +1,8 @@
 """Answer quality of every language model in the registry, side by side in one run, through the runners the workers
 run (inference.backends.run_batch, in process, in each model's batch size).
 
-Usage: .venv/bin/python bench/quality.py [--quick] [--split test|validation] [--models a,b] [--threads 1] [--log answers.jsonl]
+Usage: .venv/bin/python bench/quality.py [--quick] [--split test|validation] [--models a,b] [--threads 1]
+       [--log answers.jsonl]
 
 Data (held out; prompts are tuned only on --split validation, never on the reported test split):
 - Quoref extractive QA and XSum summarization from the `bigbench==1.0.0` sdist, downloaded once with
@@ -18,8 +19,8 @@ punctuation); summarization ROUGE-L F1 (LCS of lower-cased word tokens, one refe
 articles whose summary is abstractive (first try or retry) rather than the extractive fallback; Korean dialogue:
 mean share of Hangul letters, echo rate, loop rate, and ko_ok = the share of replies that are mostly Hangul and
 neither echo nor loop (text.hangul_share, is_echo, is_looping); latency: p50 seconds per job (a batch's wall time
-over its size) and completion tokens/s in dialogue. --quick uses 24 Quoref questions, all Korean QA, 6 XSum
-articles and 10 Korean messages.
+over its size) and completion tokens/s in dialogue. --quick uses 12 Quoref questions, 12 Korean questions, 4 XSum
+articles and 6 Korean messages (64 new tokens a reply).
 
 Defaults are chosen per capability by these figures: question answering by qa_f1, summarization by rougeL x
 guard_pass, dialogue and text generation by ko_ok; a model within 0.02 of the best (0.05 for ko_ok) that is faster
@@ -33,7 +34,6 @@ import argparse
 import hashlib
 import json
 import os
-import random
 import re
 import string
 import subprocess
@@ -52,7 +52,10 @@ QUOREF_TASK = (
 )
 XSUM_TASK = "bigbench-1.0.0/bigbench/benchmark_tasks/gem/xsum/task.json"
 SEED = 2026
-SIZES = {"full": {"quoref": 200, "xsum": 100, "ko_dialogue": 30}, "quick": {"quoref": 24, "xsum": 6, "ko_dialogue": 10}}
+SIZES = {
+    "full": {"quoref": 200, "ko_qa": 34, "xsum": 100, "ko_dialogue": 30},
+    "quick": {"quoref": 12, "ko_qa": 12, "xsum": 4, "ko_dialogue": 6},
+}
 VALIDATION = {"quoref": 100, "xsum": 30}
 
 
@@ -210,7 +213,7 @@ def measure(model: str, data: dict, sizes: dict, log) -> dict:
     log({"model": model, "quoref": [[q["question"], q["answers"], a["answer"]] for q, a in zip(questions, answers,
         strict=True)]})  # fmt: skip
 
-    korean = _bench_data("ko_qa.json")["items"]
+    korean = _bench_data("ko_qa.json")["items"][: sizes["ko_qa"]]
     answers = timer.run("question_answering", model, [{"question": q["question"], "context": q["context"]} for q in
                         korean], [{}] * len(korean), batch)  # fmt: skip
     figures["ko_qa_em"] = _mean(exact_match(a["answer"], q["answers"]) for a, q in zip(answers, korean, strict=True))
@@ -230,7 +233,7 @@ def measure(model: str, data: dict, sizes: dict, log) -> dict:
     messages = _bench_data("ko_dialogue.json")["messages"][: sizes["ko_dialogue"]]
     began, jobs_before = time.perf_counter(), len(timer.per_job)
     replies = timer.run("dialogue", model, [{"messages": [{"role": "user", "content": m}]} for m in messages],
-                        [{"max_new_tokens": 96, "temperature": 0.7, "seed": 7}] * len(messages), batch)  # fmt: skip
+                        [{"max_new_tokens": 64, "temperature": 0.7, "seed": 7}] * len(messages), batch)  # fmt: skip
     seconds = time.perf_counter() - began
     assert len(timer.per_job) - jobs_before == len(messages)
     texts = [r["message"]["content"] for r in replies]

@@ -248,10 +248,21 @@ _QA_SYSTEM = (
     "You answer questions about a context by copying the shortest exact phrase from the context that answers the "
     "question. Reply with that phrase only, in the language of the context, without explanation."
 )
+
+
+def _qa_turn(context: str, question: str) -> str:
+    """The context, then the question (on the validation slice, asking the question before the context as well
+    did no better)."""
+    return f"Context: {context}\nQuestion: {question}"
+
+
 # One worked example (not from any benchmark): the answer is named through a pronoun, as in most real questions.
 _QA_EXAMPLE = (
-    "Context: The bakery on Elm Street was opened by Anna Kowalski in 1998. Her nephew Tom worked there as a boy. "
-    "She sold it to him in 2015, and he still runs it.\nQuestion: Who bought the bakery in 2015?",
+    _qa_turn(
+        "The bakery on Elm Street was opened by Anna Kowalski in 1998. Her nephew Tom worked there as a boy. "
+        "She sold it to him in 2015, and he still runs it.",
+        "Who bought the bakery in 2015?",
+    ),
     "Tom",
 )
 QA_CONTEXT_BUDGET = 1_536  # context tokens one prompt may hold: a context that fits is read whole, in order
@@ -281,7 +292,7 @@ def run_question_answering(
                 {"role": "system", "content": _QA_SYSTEM},
                 {"role": "user", "content": _QA_EXAMPLE[0]},
                 {"role": "assistant", "content": _QA_EXAMPLE[1]},
-                {"role": "user", "content": f"Context: {reading}\nQuestion: {item['question']}"},
+                {"role": "user", "content": _qa_turn(reading, item["question"])},
             ],
         )
         for item, reading in zip(inputs, readings, strict=True)
