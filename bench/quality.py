@@ -289,7 +289,7 @@ def main() -> None:
 
     django.setup()
     from inference.backends.device import configure_torch
-    from inference.registry import MODELS
+    from inference.registry import model_specs
 
     configure_torch()
     sizes = dict(SIZES["quick" if args.quick else "full"])
@@ -297,7 +297,8 @@ def main() -> None:
     data = {name: subsets[name][args.split] for name in ("quoref", "xsum")}
     if args.split == "validation":
         sizes = {**sizes, "quoref": min(sizes["quoref"] * 2, len(data["quoref"]))}
-    models = args.models.split(",") if args.models else [spec.name for spec in MODELS if spec.family == "llm"]
+    llms = [spec.name for spec in model_specs().values() if spec.family == "llm"]
+    models = args.models.split(",") if args.models else llms
     log_file = args.log.open("w") if args.log else None
 
     def log(record: dict) -> None:
