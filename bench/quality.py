@@ -82,6 +82,10 @@ def _task(member: str) -> list[dict]:
         return json.load(handle)["examples"]
 
 
+def _first(target: str | list[str]) -> str:
+    return target if isinstance(target, str) else target[0]
+
+
 def _order(key: str) -> str:
     return hashlib.sha256(f"{SEED}:{key}".encode()).hexdigest()
 
@@ -102,7 +106,7 @@ def datasets() -> dict[str, dict[str, list[dict]]]:
         questions = passages[context]
         chosen.append(questions[int(_order(context + "q"), 16) % len(questions)])
     articles = [
-        {"text": example["input"].strip(), "reference": example["target"][0].strip()}
+        {"text": example["input"].strip(), "reference": _first(example["target"]).strip()}
         for example in _task(XSUM_TASK)
         if len(example["input"].split()) <= 500
     ]
