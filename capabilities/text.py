@@ -16,7 +16,7 @@ from capabilities.base import (
     StrictSerializer,
     text_units,
 )
-from capabilities.default_models import EMBEDDER, LLM
+from capabilities.default_models import EMBEDDER, QWEN
 
 MAX_DOCUMENT_CHARS = 20_000
 
@@ -140,10 +140,10 @@ def _generation_cost(prompt_units: int, params: dict[str, Any]) -> int:
 
 TEXT_GENERATION = Capability(
     name="text_generation",
-    description="Continues or answers a prompt with the language model (SmolLM2-135M-Instruct by default).",
+    description="Continues or answers a prompt with the language model (Qwen2.5-Coder-0.5B-Instruct by default).",
     input_serializer=TextGenerationInput,
     params_serializer=GenerationParams,
-    default_model=LLM,
+    default_model=QWEN,
     cost=lambda data, params: _generation_cost(text_units(data["prompt"]), params),
     example_input={"prompt": "Write a one-line slogan for an AI fashion artist."},
 )
@@ -153,7 +153,7 @@ DIALOGUE = Capability(
     description="The next assistant turn of a conversation, with the model's chat template.",
     input_serializer=DialogueInput,
     params_serializer=DialogueParams,
-    default_model=LLM,
+    default_model=QWEN,
     cost=lambda data, params: (
         params.get("n", 1)
         * _generation_cost(text_units(*(m["content"] for m in data["messages"]), _tools_text(params)), params)
@@ -166,7 +166,7 @@ SUMMARIZATION = Capability(
     description="An abstractive summary guarded against invented facts, or an extractive one.",
     input_serializer=SummarizationInput,
     params_serializer=SummarizationParams,
-    default_model=LLM,
+    default_model=QWEN,
     cost=lambda data, params: text_units(data["text"]) + 128,
     example_input={
         "text": "The customer called about a double charge on the roaming plan. The agent confirmed the error, "
@@ -176,10 +176,10 @@ SUMMARIZATION = Capability(
 
 QUESTION_ANSWERING = Capability(
     name="question_answering",
-    description="Answers a question from a context: evidence found with MiniLM, answer quoted by the LLM.",
+    description="Answers a question with a span of its context, read by the LLM; evidence windows found with MiniLM.",
     input_serializer=QuestionAnsweringInput,
     params_serializer=QuestionAnsweringParams,
-    default_model=LLM,
+    default_model=QWEN,
     cost=lambda data, params: text_units(data["question"], data["context"]) + params.get("max_new_tokens", 48),
     example_input={
         "question": "When did Tilda appear at New York Fashion Week?",

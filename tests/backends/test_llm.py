@@ -207,6 +207,6 @@ def test_question_answering_quotes_the_context(smollm2, minilm):
     results = run_question_answering(smollm2, minilm, [{"question": q, "context": TILDA} for q in questions], [{}, {}])
     assert [r["answer"] for r in results] == ["February 2022", "LG AI Research"]
     for result in results:
-        assert result["evidence"] in split_sentences(TILDA)
+        assert result["evidence"] in TILDA  # a window of up to three sentences of the context
         assert result["answer"] in result["evidence"]
         assert 0.0 <= result["score"] <= 1.0

@@ -154,6 +154,7 @@ def test_native_events_follow_a_running_job(worker, live_server, raw_key, partne
         method="POST",
         body={
             "capability": "text_generation",
+            "model": CHAT_MODEL,
             "input": {"prompt": "Write a poem about Seoul."},
             "params": {"max_new_tokens": 48, "temperature": 0},
         },

@@ -32,21 +32,35 @@ def _refusal(response, param: str) -> dict:
 
 
 def test_a_prompt_and_max_new_tokens_past_the_window_are_refused_before_any_charge(api):
-    body = {"capability": "text_generation", "input": {"prompt": DIGITS}, "params": {"max_new_tokens": 512}}
+    body = {
+        "capability": "text_generation",
+        "model": LLM,
+        "input": {"prompt": DIGITS},
+        "params": {"max_new_tokens": 512},
+    }
     error = _refusal(api.post("/api/v1/jobs", body, format="json"), "input.prompt")
     assert "8192" in error["message"]
     assert not Job.objects.exists() and not UsageRecord.objects.exists()
 
 
 def test_the_same_prompt_with_room_for_its_answer_is_accepted(api):
-    body = {"capability": "text_generation", "input": {"prompt": DIGITS}, "params": {"max_new_tokens": 64}}
+    body = {
+        "capability": "text_generation",
+        "model": LLM,
+        "input": {"prompt": DIGITS},
+        "params": {"max_new_tokens": 64},
+    }
     response = api.post("/api/v1/jobs", body, format="json")
     assert response.status_code == 202, response.json()
 
 
 def test_a_conversation_past_the_window_is_refused_naming_the_messages(api):
     messages = [{"role": "user", "content": DIGITS}, {"role": "assistant", "content": "ok"}] * 2
-    body = {"capability": "dialogue", "input": {"messages": [*messages, {"role": "user", "content": "and?"}]}}
+    body = {
+        "capability": "dialogue",
+        "model": LLM,
+        "input": {"messages": [*messages, {"role": "user", "content": "and?"}]},
+    }
     _refusal(api.post("/api/v1/jobs", body, format="json"), "input.messages")
     assert not Job.objects.exists()
 
@@ -94,7 +108,12 @@ def small_window(settings, tmp_path):
 
 def test_the_registry_context_window_overrides_the_model_config(api, small_window):
     prompt = "The alliance partners tune models on their own data. " * 20  # about 200 tokens
-    body = {"capability": "text_generation", "input": {"prompt": prompt}, "params": {"max_new_tokens": 128}}
+    body = {
+        "capability": "text_generation",
+        "model": LLM,
+        "input": {"prompt": prompt},
+        "params": {"max_new_tokens": 128},
+    }
     error = _refusal(api.post("/api/v1/jobs", body, format="json"), "input.prompt")
     assert f"{small_window} tokens" in error["message"]
     body["params"]["max_new_tokens"] = 16

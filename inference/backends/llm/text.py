@@ -196,7 +196,25 @@ def quote_answer(generated: str, question: str, context: str, evidence: Sequence
     """A span of the context for the generated answer: the answer itself when the context contains it, else the
     span of the evidence sentences (best first) with the best token overlap with the answer, narrowed to a date,
     number or name when the question asks for one. The span always occurs in the context."""
-    answer = tidy_answer(generated)
+    span = _quote(tidy_answer(generated), question, context, evidence)
+    part = _name_part(span.text, question)
+    return span if part == span.text else Span(part, span.sentence, span.agreement)
+
+
+def _name_part(answer: str, question: str) -> str:
+    """The first or last word of a multi-word name when the question asks for the first or last name."""
+    folded = question.casefold()
+    words = [m for m in _WORD.finditer(answer) if m.group()[0].isupper()]
+    if len(words) < 2 or len(_TOKEN.findall(answer)) > 4:
+        return answer
+    if "first name" in folded or "given name" in folded:
+        return words[0].group()
+    if "last name" in folded or "surname" in folded or "family name" in folded:
+        return words[-1].group()
+    return answer
+
+
+def _quote(answer: str, question: str, context: str, evidence: Sequence[str]) -> Span:
     question_words = _content_words(question)
     key = _content_words(answer) - question_words
     located = context.casefold().find(answer.casefold()) if answer and key else -1
@@ -313,3 +331,42 @@ def _sentence_containing(context: str, position: int) -> str:
             return sentence
         offset += len(sentence)
     return context.strip()
+
+
+# Replies: language, echo and loops -----------------------------------------------------------------------------------
+
+_HANGUL = re.compile(r"[\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f]")
+_LETTER = re.compile(r"[^\W\d_]")
+_LOOP = re.compile(r"(.{1,24}?)\1{3,}", re.DOTALL)
+
+
+def hangul_share(text: str) -> float:
+    """The share of the text's letters that are Hangul (0 for a text without letters)."""
+    letters = _LETTER.findall(text)
+    return sum(bool(_HANGUL.match(letter)) for letter in letters) / len(letters) if letters else 0.0
+
+
+def is_korean(text: str) -> bool:
+    return hangul_share(text) >= 0.5
+
+
+def _char_ngrams(text: str, n: int = 3) -> set[str]:
+    folded = "".join(text.casefold().split())
+    return {folded[i : i + n] for i in range(max(0, len(folded) - n + 1))}
+
+
+def is_echo(reply: str, message: str) -> bool:
+    """The reply merely repeats the user's message: at least 70% of its character trigrams come from the message
+    and it adds fewer than 12 characters of its own."""
+    said, heard = _char_ngrams(reply), _char_ngrams(message)
+    if not said or not heard:
+        return False
+    new = len(said - heard)
+    return len(said & heard) / len(said) >= 0.7 and new < 12
+
+
+def is_looping(text: str) -> bool:
+    """The text loops: a piece of up to 24 characters with a letter in it repeated four or more times in a row
+    (8 characters at least), or mostly repeated words or sentences (is_repetitive)."""
+    loops = (m for m in _LOOP.finditer(text) if _LETTER.search(m.group(1)) and len(m.group()) >= 8)
+    return next(loops, None) is not None or is_repetitive(text)
