@@ -246,7 +246,14 @@ def adapter_pool() -> Any:
 
 
 def run_tuned_batch(
-    *, task: str, base_model: str, adapter_dir: Path, adapter_id: str, inputs: list[dict], params: list[dict]
+    *,
+    task: str,
+    base_model: str,
+    adapter_dir: Path,
+    adapter_id: str,
+    inputs: list[dict],
+    params: list[dict],
+    on_delta: Callable[[int, str], None] | None = None,
 ) -> list[dict]:
     base_path = prepare(get_model_spec(base_model))
     if not adapter_dir.exists():
@@ -254,7 +261,7 @@ def run_tuned_batch(
     pool = adapter_pool()
     if task == "classification":
         return pool.classify(base_path, adapter_dir, adapter_id, inputs, params)
-    return pool.generate(base_path, adapter_dir, adapter_id, inputs, params, chat=task == "chat")
+    return pool.generate(base_path, adapter_dir, adapter_id, inputs, params, chat=task == "chat", on_delta=on_delta)
 
 
 def run_job_model(capability: str, model: str, data: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
