@@ -315,13 +315,14 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--rows", type=int, default=None)
     parser.add_argument("--seeds", type=int, default=None)
+    parser.add_argument("--test-rows", type=int, default=None)
     parser.add_argument("--threads", type=int, default=2, help="threads in all, shared by the workers")
     parser.add_argument("--workers", type=int, default=2, help="training runs side by side")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rows = args.rows or (256 if args.quick else 2000)
     seeds = list(range(args.seeds or (1 if args.quick else 3)))
-    test_rows = 300 if args.quick else 1000
+    test_rows = args.test_rows or (300 if args.quick else 1000)
     sweeps = {m: [QUICK_RATES[m]] for m in SWEEPS} if args.quick else SWEEPS
     swept_epochs = 2 if args.quick else SWEPT_EPOCHS
     mode = "QUICK (reduced: fewer rows, one seed, no learning-rate sweep)" if args.quick else "full"

@@ -307,14 +307,16 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rouge-rows", type=int, default=None)
+    parser.add_argument("--rows", type=int, default=None, help="training rows (default 400, quick 96)")
+    parser.add_argument("--test-rows", type=int, default=None, help="test rows (default 120, quick 24)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if not (DATA / "finance_notes_train.jsonl").exists():
         write_data()
     train_rows, test_rows = read("train"), read("test")
     epochs = 2 if args.quick else None
-    if args.quick:
-        train_rows, test_rows = train_rows[:96], test_rows[:24]
+    train_rows = train_rows[: args.rows or (96 if args.quick else 400)]
+    test_rows = test_rows[: args.test_rows or (24 if args.quick else 120)]
     rouge_rows = test_rows[: args.rouge_rows or (8 if args.quick else 40)]
     models_dir = Path(os.environ.get("ALLIANCE_MODELS_DIR", ROOT / "var" / "models"))
     base = prepare_smollm2(models_dir / "smollm2-135m-instruct")
