@@ -352,7 +352,8 @@ def main() -> None:
         for method in sweeps
     }  # fmt: skip
     print("\nvalidation sweeps (mean over seeds):")
-    table([(f"{r.name}", r) for r in points.values()], max(r.trainable for r in points.values()))
+    p_trainable = next(row.trainable for (method, _, _), row in points.items() if method == "p_tuning")
+    table([(row.name, row) for row in points.values()], p_trainable)
     print(f"chosen on validation: {chosen}", flush=True)
 
     # 2. Train each method at its chosen point (the others at their defaults) and report on the test rows.
