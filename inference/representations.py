@@ -48,6 +48,28 @@ def dataset_representation(dataset: Dataset) -> dict[str, Any]:
     }
 
 
+def tuning_checkpoint(job: TuningJob) -> dict[str, Any] | None:
+    """The epoch whose adapter a finished generation or chat job saved (the best by validation loss with early
+    stopping, else the last), with its losses and the step it ended at; None before the job succeeded."""
+    metrics = (job.result or {}).get("metrics") or {}
+    chosen = metrics.get("chosen_epoch")
+    if not chosen:
+        return None
+    by_epoch = {row.get("epoch"): row for row in metrics.get("by_epoch") or []}
+    planned = ((job.result or {}).get("details") or {}).get("hyperparameters", {}).get("epochs")
+    total = (job.progress or {}).get("total_steps")
+    step = round(total / int(planned) * int(chosen)) if total and planned else None
+    row = by_epoch.get(chosen, {})
+    return {
+        "epoch": chosen,
+        "step": step,
+        "train_loss": row.get("train_loss"),
+        "validation_loss": row.get("validation_loss"),
+        "epochs_run": metrics.get("epochs_run"),
+        "stopped_early": metrics.get("stopped_early"),
+    }
+
+
 def tuning_job_representation(job: TuningJob) -> dict[str, Any]:
     tuned = TunedModel.objects.filter(tuning_job=job).values_list("name", flat=True).first()
     result = job.result or {}
@@ -65,6 +87,7 @@ def tuning_job_representation(job: TuningJob) -> dict[str, Any]:
         "total_parameters": result.get("total_parameters"),
         "metrics": result.get("metrics"),
         "details": result.get("details"),
+        "checkpoint": tuning_checkpoint(job),
         "model": tuned,
         "error": job.error,
         "usage": {"units": job.units},

@@ -34,6 +34,7 @@ class Hyperparameters(StrictSerializer):
     r = StrictIntegerField(min_value=1, max_value=64, required=False)
     num_virtual_tokens = StrictIntegerField(min_value=1, max_value=100, required=False)
     validation_fraction = StrictFloatField(min_value=0.05, max_value=0.5, required=False)
+    early_stopping_patience = StrictIntegerField(min_value=1, max_value=20, required=False)
 
 
 class TuningRequest(StrictSerializer):
@@ -46,6 +47,10 @@ class TuningRequest(StrictSerializer):
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         allowed = BASE_MODELS[attrs["task"]]
         attrs.setdefault("base_model", allowed[0])
+        if attrs["task"] == "classification" and "early_stopping_patience" in attrs.get("hyperparameters", {}):
+            raise serializers.ValidationError(
+                {"hyperparameters": ["`early_stopping_patience` applies to generation and chat tuning only."]}
+            )
         if attrs["base_model"] not in allowed:
             raise serializers.ValidationError(
                 {"base_model": [f"For {attrs['task']}, the base model must be one of: {', '.join(allowed)}."]}

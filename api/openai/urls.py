@@ -19,4 +19,5 @@ urlpatterns = [
     path("fine_tuning/jobs/<str:job_id>", views.FineTuningJobDetailApi.as_view()),
     path("fine_tuning/jobs/<str:job_id>/events", views.FineTuningJobEventsApi.as_view()),
     path("fine_tuning/jobs/<str:job_id>/cancel", views.FineTuningJobCancelApi.as_view()),
+    path("fine_tuning/jobs/<str:job_id>/checkpoints", views.FineTuningJobCheckpointsApi.as_view()),
 ]

@@ -22,6 +22,7 @@ from inference import selectors, tuning_config
 from inference.images import FILE_ID_PREFIX, delete_stored_file, file_path, store_file
 from inference.models import Dataset, FilePurpose, Job, JobStatus, StoredFile, TunedModel, TuningJob, TuningStatus
 from inference.registry import model_specs
+from inference.representations import tuning_checkpoint
 from inference.services import tuning_datasets, tuning_jobs
 from inference.services.waiting import wait_slot_take
 from partners import scopes
@@ -500,6 +501,36 @@ class FineTuningJobEventsApi(OpenAIView):
             for event in selectors.tuning_events_of(job=job).order_by("-created_at", "-id")
         ]
         return Response({"object": "list", "data": events, "has_more": False})
+
+
+class FineTuningJobCheckpointsApi(OpenAIView):
+    """The checkpoint a finished job kept (one: the chosen epoch's adapter), in the OpenAI checkpoint shape."""
+
+    required_scopes = {"GET": scopes.TUNING}
+
+    def get(self, request: Request, job_id: str) -> Response:
+        job = selectors.tuning_job_of(partner=self.partner, job_id=job_id)
+        checkpoint = tuning_checkpoint(job)
+        tuned = TunedModel.objects.filter(tuning_job=job).values_list("name", flat=True).first()
+        data = []
+        if checkpoint is not None and tuned is not None:
+            data.append(
+                {
+                    "object": "fine_tuning.job.checkpoint",
+                    "id": f"ftckpt-{job.pk.hex[:12]}-{checkpoint['epoch']}",
+                    "created_at": int(job.finished_at.timestamp()) if job.finished_at else translate.created(job),
+                    "fine_tuned_model_checkpoint": tuned,
+                    "fine_tuning_job_id": str(job.pk),
+                    "step_number": checkpoint["step"] or 0,
+                    "metrics": {
+                        "step": checkpoint["step"],
+                        "train_loss": checkpoint["train_loss"],
+                        "valid_loss": checkpoint["validation_loss"],
+                        "full_valid_loss": checkpoint["validation_loss"],
+                    },
+                }
+            )
+        return Response({"object": "list", "data": data, "has_more": False})
 
 
 class FineTuningJobCancelApi(OpenAIView):

@@ -246,15 +246,25 @@ def adapter_pool() -> Any:
 
 
 def run_tuned_batch(
-    *, task: str, base_model: str, adapter_dir: Path, adapter_id: str, inputs: list[dict], params: list[dict]
+    *,
+    task: str,
+    base_model: str,
+    adapter_dir: Path,
+    adapter_id: str,
+    inputs: list[dict],
+    params: list[dict],
+    on_delta: JobDelta | None = None,
 ) -> list[dict]:
+    """A batch of jobs on a partner's adapter swapped into its shared base model; generation and chat stream each
+    job's text through on_delta(job index, 0, text) as run_batch does."""
     base_path = prepare(get_model_spec(base_model))
     if not adapter_dir.exists():
         raise ModelNotAvailable(f"The adapter of {adapter_id} is missing from this worker's MEDIA_ROOT.")
     pool = adapter_pool()
     if task == "classification":
         return pool.classify(base_path, adapter_dir, adapter_id, inputs, params)
-    return pool.generate(base_path, adapter_dir, adapter_id, inputs, params, chat=task == "chat")
+    row_delta = None if on_delta is None else (lambda row, text: on_delta(row, 0, text))
+    return pool.generate(base_path, adapter_dir, adapter_id, inputs, params, chat=task == "chat", on_delta=row_delta)
 
 
 def run_job_model(capability: str, model: str, data: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:

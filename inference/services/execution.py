@@ -228,8 +228,8 @@ def _run(batch: list[Job], token: uuid.UUID, *, stream: bool = True) -> None:
 def _run_model(
     first: Job, inputs: list[dict[str, Any]], params: list[dict[str, Any]], on_delta: Any = None
 ) -> list[dict[str, Any]]:
-    """A registry model, or a partner's adapter swapped into its shared base model for this batch (not streamed:
-    a follower gets its text whole at the end)."""
+    """A registry model, or a partner's adapter swapped into its shared base model for this batch; either streams
+    its text through on_delta when given."""
     from inference.backends import run_batch, run_tuned_batch
 
     if not first.model.startswith(TUNED_PREFIX):
@@ -244,6 +244,7 @@ def _run_model(
         adapter_id=tuned.name,
         inputs=inputs,
         params=params,
+        on_delta=on_delta,
     )
 
 

@@ -71,7 +71,8 @@ def tuning_estimate(
     rows' tokens with the base model's tokenizer (each truncated to max_length), times the epochs the run will use.
     Where that tokenizer is not readable here, characters / 4 stands in (`token_count`: "characters")."""
     base_model = base_model or tuning_config.BASE_MODELS[dataset.task][0]
-    resolved = {**default_hyperparameters(dataset.task, method), **hyperparameters}
+    rows = dataset.stats.get("rows") if isinstance(dataset.stats, dict) else None
+    resolved = {**default_hyperparameters(dataset.task, method, rows=rows), **hyperparameters}
     groups = dataset_token_groups(dataset=dataset, base_model=base_model)
     if groups is None:
         figures = tuning_config.estimate(dataset.task, dataset.stats, {"epochs": resolved["epochs"], **hyperparameters})

@@ -132,7 +132,8 @@ def tuning_job_run(job_id: str) -> TuningJob | None:
         if job.dataset is None:
             raise NotFound("The dataset was deleted before training started.", code="dataset_deleted")
         parsed = dataset_parsed(job.dataset)
-        hyperparameters = {**trainer.default_hyperparameters(job.task, job.method), **job.hyperparameters}
+        defaults = trainer.default_hyperparameters(job.task, job.method, rows=len(parsed.rows))
+        hyperparameters = {**defaults, **job.hyperparameters}
         train_rows, validation_rows = split_rows(
             job.task, parsed.rows, hyperparameters.get("validation_fraction", 0.1), hyperparameters.get("seed", 0)
         )
@@ -156,6 +157,7 @@ def tuning_job_run(job_id: str) -> TuningJob | None:
                 ),
                 on_progress=recorder,
                 should_stop=recorder.should_stop,
+                on_epoch=lambda report: _epoch_event(job, recorder, report),
             )
         finally:
             recorder.flush()
@@ -173,7 +175,28 @@ def tuning_job_run(job_id: str) -> TuningJob | None:
     except Exception as exc:
         logger.exception("tuning job %s failed", job.pk)
         return _tuning_fail(job, "training_error", f"Training failed: {type(exc).__name__}: {str(exc)[:200]}")
-    return _tuning_succeed(job, result, adapter_relative, trained_tokens=recorder.planned_tokens)
+    trained = None if recorder.planned_tokens is None else recorder.trained_tokens  # less when stopped early
+    return _tuning_succeed(job, result, adapter_relative, trained_tokens=trained)
+
+
+def _epoch_event(job: TuningJob, recorder: TuningProgressRecorder, report: Any) -> None:
+    """One message per finished epoch with its training and validation loss (the steps' points written first)."""
+    recorder.flush()
+    valid = "n/a" if report.validation_loss is None else f"{report.validation_loss:.4f}"
+    train = "n/a" if report.train_loss is None else f"{report.train_loss:.4f}"
+    message = f"Epoch {report.epoch}/{report.epochs}: training loss {train}, validation loss {valid}"
+    if report.stopping:
+        message += f"; stopping early, keeping epoch {report.best_epoch}"
+    tuning_event_add(
+        job=job,
+        message=message,
+        epoch=report.epoch,
+        train_loss=report.train_loss,
+        valid_loss=report.validation_loss,
+        full_valid_loss=report.validation_loss,
+        best_epoch=report.best_epoch,
+        stopping=report.stopping,
+    )
 
 
 def _planned_tokens(task: str, base_model_path: Path, train_rows: list[dict[str, Any]], h: dict[str, Any]) -> int:

@@ -156,6 +156,16 @@ def test_a_tuning_job_is_charged_its_estimate_and_refunded_when_canceled(api, pa
             "invalid",
         ),
         ({"dataset": "ds_x", "task": "classification", "base_model": "smollm2-135m-instruct"}, "base_model", "invalid"),
+        (  # early stopping is for generation and chat; never silently ignored
+            {"dataset": "ds_x", "task": "classification", "hyperparameters": {"early_stopping_patience": 2}},
+            "hyperparameters",
+            "invalid",
+        ),
+        (
+            {"dataset": "ds_x", "task": "chat", "hyperparameters": {"early_stopping_patience": 0}},
+            "hyperparameters.early_stopping_patience",
+            "min_value",
+        ),
     ],
 )
 def test_bad_tuning_requests_are_refused(api, body, param, code):

@@ -12,6 +12,7 @@ from inference.backends.tuning.recipes import default_hyperparameters, resolve_h
 from inference.backends.tuning.types import (
     METHODS,
     TASKS,
+    EpochReport,
     TrainingInputError,
     TrainingProgress,
     TrainingRequest,
@@ -26,8 +27,10 @@ def train(
     request: TrainingRequest,
     on_progress: Callable[[TrainingProgress], None],
     should_stop: Callable[[], bool],
+    on_epoch: Callable[[EpochReport], None] | None = None,
 ) -> TrainingResult:
-    """Tunes one adapter. Calls on_progress after every step and should_stop before every step.
+    """Tunes one adapter. Calls on_progress after every step, should_stop before every step and (generation and
+    chat) on_epoch after every epoch with its training and validation loss.
 
     Raises TrainingInputError for a request it cannot train, TrainingStopped when should_stop() turns true and
     TrainingTimedOut past request.max_seconds; output_dir is written only when training finishes."""
@@ -39,7 +42,7 @@ def train(
         return train_classifier(request, hyperparameters, on_progress, should_stop)
     from inference.backends.tuning.generation import train_generator
 
-    return train_generator(request, hyperparameters, on_progress, should_stop)
+    return train_generator(request, hyperparameters, on_progress, should_stop, on_epoch)
 
 
 def __getattr__(name: str) -> object:
@@ -54,6 +57,7 @@ __all__ = [
     "METHODS",
     "TASKS",
     "AdapterPool",
+    "EpochReport",
     "TrainingInputError",
     "TrainingProgress",
     "TrainingRequest",

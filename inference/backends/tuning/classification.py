@@ -149,7 +149,7 @@ def train_classifier(
         validation = (Encoded(tokenizer, val_texts, int(h["max_length"])), val_targets)
     by_epoch: list[dict] = []
 
-    def on_epoch_end(epoch: int) -> None:
+    def on_epoch_end(epoch: int, train_loss: float) -> None:
         if validation is not None and h.get("eval_each_epoch"):
             by_epoch.append({"epoch": epoch, **evaluate(model, *validation)})
 

@@ -76,10 +76,11 @@ def train_loop(
     settings: LoopSettings,
     on_progress: Callable[[TrainingProgress], None],
     should_stop: Callable[[], bool],
-    on_epoch_end: Callable[[int], None] | None = None,
+    on_epoch_end: Callable[[int, float], bool | None] | None = None,
 ) -> list[float]:
     """Trains the parameters of `model` that require grad on rows of the given token lengths; returns the mean
-    training loss of each epoch.
+    training loss of each epoch. on_epoch_end(epoch, its mean training loss) runs in eval mode without gradients
+    after each epoch; a true answer ends training there (early stopping).
 
     Raises TrainingStopped when should_stop() is true before a step and TrainingTimedOut past max_seconds."""
     started = time.monotonic()
@@ -118,6 +119,8 @@ def train_loop(
         if on_epoch_end is not None:
             model.eval()
             with torch.no_grad():
-                on_epoch_end(epoch + 1)
+                stop = on_epoch_end(epoch + 1, epoch_losses[-1])
+            if stop:
+                break
     model.eval()
     return epoch_losses

@@ -13,7 +13,7 @@ from torch import nn
 from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 
 from inference.backends.device import resolve_device
-from inference.backends.llm.engine import CausalLM, load_causal_lm
+from inference.backends.llm.engine import CausalLM, OnDelta, load_causal_lm
 from inference.backends.llm.runners import run_dialogue, run_text_generation
 from inference.backends.tuning.adapters import AdapterError, LoadedAdapter, applied, load_adapter, prepend_prompt
 from inference.backends.tuning.heads import pool
@@ -109,19 +109,22 @@ class AdapterPool:
         inputs: list[dict],
         params: list[dict],
         chat: bool,
+        on_delta: OnDelta | None = None,
     ) -> list[dict]:
         """{"text", ...} per prompt, or {"message": {"role": "assistant", "content"}, ...} per conversation when
-        `chat`, through inference.backends.llm's batched generation with the adapter switched on."""
+        `chat`, through inference.backends.llm's batched generation with the adapter switched on; on_delta(index,
+        text) streams each row's text as a base model's does (LoRA and IA3 adapters; a prompt-tuning adapter's text
+        arrives whole at the end)."""
         key, lm = self._base(base_model_path, "causal_lm")
         adapter = self._adapter(adapter_dir, adapter_id, "chat" if chat else "generation")
         runner = run_dialogue if chat else run_text_generation
         assert isinstance(lm, CausalLM)
         with self._base_locks[key], applied(lm.model, adapter):
             if adapter.prompt is None:
-                return runner(lm, inputs, params)
+                return runner(lm, inputs, params, on_delta=on_delta)
             window = None if lm.window is None else lm.window - adapter.virtual_tokens  # the prompt's rows count
             prompted = CausalLM(lm.tokenizer, _PromptedModel(lm.model, adapter.prompt), lm.device, window)  # type: ignore[arg-type]
-            return runner(prompted, inputs, params)
+            return runner(prompted, inputs, params)  # generate() from embeddings: the text arrives whole at the end
 
     # Loading -------------------------------------------------------------------------------------------------------
 

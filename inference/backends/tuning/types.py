@@ -36,11 +36,25 @@ class TrainingProgress:
     learning_rate: float | None = None  # the rate this step was taken with
 
 
+@dataclass(frozen=True)
+class EpochReport:
+    """The end of one epoch: its mean training loss, the loss on the validation rows (None without any), the best
+    epoch so far by that loss, and whether early stopping ends training here."""
+
+    epoch: int
+    epochs: int  # planned
+    train_loss: float | None
+    validation_loss: float | None
+    best_epoch: int
+    stopping: bool = False
+
+
 @dataclass
 class TrainingResult:
     trainable_parameters: int  # counted with the classification head
     total_parameters: int
-    metrics: dict  # classification: accuracy, macro_f1, loss; generation/chat: loss, perplexity
+    metrics: dict  # classification: accuracy, macro_f1, loss; generation/chat: loss, perplexity, base_loss, by_epoch,
+    # chosen_epoch (the epoch whose adapter was saved), epochs_run, stopped_early
     labels: list[str] | None
     details: dict = field(default_factory=dict)  # the resolved method, recipe and hyperparameters used
 
