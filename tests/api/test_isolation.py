@@ -33,6 +33,7 @@ OWNED = {
     "v1/batches/<str:batch_id>/cancel": ("batch", ["post"]),
     "v1/fine_tuning/jobs/<str:job_id>": ("tuning_job", ["get"]),
     "v1/fine_tuning/jobs/<str:job_id>/events": ("tuning_job", ["get"]),
+    "v1/fine_tuning/jobs/<str:job_id>/checkpoints": ("tuning_job", ["get"]),
     "v1/fine_tuning/jobs/<str:job_id>/cancel": ("tuning_job", ["post"]),
 }
 # routes whose GET lists the caller's own resources
