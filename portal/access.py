@@ -15,6 +15,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.translation import gettext as _
 
+from alliance.api.errors import ApiError
 from partners.models import ApiKey, Membership, Role
 from partners.selectors import memberships_of_user
 
@@ -38,6 +39,27 @@ def current_membership(request: HttpRequest) -> Membership | None:
     if membership.partner_id != chosen:
         request.session[SESSION_PARTNER] = membership.partner_id
     membership.all_memberships = memberships
+    return membership
+
+
+RUN_ROLE = Role.DEVELOPER  # the least role that runs jobs from the web (the playground, a showcase's recipe)
+
+
+def member_who_runs(request: HttpRequest, *, what: str) -> Membership:
+    """The signed-in member who may run jobs from the web; ApiError (401/403 in the API's error shape) otherwise."""
+    membership = current_membership(request)
+    if membership is None:
+        raise ApiError(
+            f"Sign in as a member of a partner to run {what}.",
+            code="not_authenticated" if not request.user.is_authenticated else "no_partner",
+            status_code=401 if not request.user.is_authenticated else 403,
+        )
+    if not role_at_least(membership.role, RUN_ROLE):
+        raise ApiError(
+            f"Your role ({membership.role}) cannot run jobs; a developer, admin or owner can.",
+            code="role_denied",
+            status_code=403,
+        )
     return membership
 
 

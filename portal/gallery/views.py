@@ -11,8 +11,8 @@ from django.views.decorators.http import require_GET, require_POST
 from alliance.api.errors import ApiError, error_json_response
 from alliance.api.parsers import JsonRefused, json_loads_bounded
 from alliance.errors import DomainError
-from partners.models import Membership, Role
-from portal.access import current_membership, role_at_least
+from partners.models import Membership
+from portal.access import RUN_ROLE, current_membership, member_who_runs, role_at_least
 from portal.gallery.forms import GalleryFilterForm
 from portal.gallery.runs import card_results, run_json
 from portal.playground.keys import playground_key_for
@@ -29,8 +29,6 @@ from usecases.selectors import (
     usecase_for_viewer,
     with_recorded_runs,
 )
-
-RUN_ROLE = Role.DEVELOPER
 
 
 def gallery(request: HttpRequest) -> HttpResponse:
@@ -79,20 +77,7 @@ def usecase_detail(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 def _runner(request: HttpRequest) -> Membership:
-    membership = current_membership(request)
-    if membership is None:
-        raise ApiError(
-            "Sign in as a member of a partner to run a recipe; visitors see its recorded runs.",
-            code="not_authenticated" if not request.user.is_authenticated else "no_partner",
-            status_code=401 if not request.user.is_authenticated else 403,
-        )
-    if not role_at_least(membership.role, RUN_ROLE):
-        raise ApiError(
-            f"Your role ({membership.role}) cannot run jobs; a developer, admin or owner can.",
-            code="role_denied",
-            status_code=403,
-        )
-    return membership
+    return member_who_runs(request, what="a recipe; visitors see its recorded runs")
 
 
 def _runnable(request: HttpRequest, slug: str) -> UseCase:

@@ -29,13 +29,12 @@ from inference.selectors import tuned_models_of
 from inference.services import capability_for_submission, job_request_submit
 from inference.sse import native_events, sse_response
 from inference.tuning_config import TASK_CAPABILITY
-from partners.models import Membership, Role
-from portal.access import current_membership, role_at_least
+from partners.models import Membership
+from portal.access import RUN_ROLE, current_membership, member_who_runs, role_at_least
 from portal.catalogue import catalogue
 from portal.playground.keys import playground_key_for
 from usecases.selectors import try_it, usecase_for_viewer
 
-RUN_ROLE = Role.DEVELOPER
 # The capabilities the playground has a form for (the API also serves embeddings).
 PLAYGROUND_CAPABILITIES = CORE_CAPABILITIES
 
@@ -124,20 +123,8 @@ def _attach_upload(request: HttpRequest, data: Any, image_fields: tuple[str, ...
 @never_cache
 @require_POST
 def run(request: HttpRequest) -> JsonResponse:
-    membership = current_membership(request)
     try:
-        if membership is None:
-            raise ApiError(
-                "Sign in as a member of a partner to run the playground.",
-                code="not_authenticated" if not request.user.is_authenticated else "no_partner",
-                status_code=401 if not request.user.is_authenticated else 403,
-            )
-        if not role_at_least(membership.role, RUN_ROLE):
-            raise ApiError(
-                f"Your role ({membership.role}) cannot run jobs; a developer, admin or owner can.",
-                code="role_denied",
-                status_code=403,
-            )
+        membership = member_who_runs(request, what="the playground")
         capability = capability_for_submission(request.POST.get("capability"))
         data = _attach_upload(request, _json_field(request, "input"), capability.image_fields)
         submission = job_request_submit(
