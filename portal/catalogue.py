@@ -25,11 +25,11 @@ LABELS = {
 # The capabilities' own descriptions (capabilities/*.py), listed here so that makemessages finds them; the pages
 # translate the description a capability has now, and tests/web/test_i18n.py checks each one has a translation.
 DESCRIPTIONS = (
-    gettext_noop("Answers a question from a context: evidence found with MiniLM, answer quoted by the LLM."),
+    gettext_noop("Answers a question with a span of its context, read by the LLM; evidence windows found with MiniLM."),
     gettext_noop("Zero-shot classification over the given labels (MiniLM similarity, calibrated)."),
     gettext_noop("An abstractive summary guarded against invented facts, or an extractive one."),
     gettext_noop("The next assistant turn of a conversation, with the model's chat template."),
-    gettext_noop("Continues or answers a prompt with the language model (SmolLM2-135M-Instruct by default)."),
+    gettext_noop("Continues or answers a prompt with the language model (Qwen2.5-Coder-0.5B-Instruct by default)."),
     gettext_noop("Key phrases of a text, ranked by semantic similarity to the whole (KeyBERT on MiniLM)."),
     gettext_noop(
         "A seamless pattern from a prompt: classifier-guided synthesis on EfficientNet-Lite0. Costs n x steps x width "

@@ -250,28 +250,10 @@ class UseCaseForm(forms.Form):
         return upload
 
     def clean_example_input(self) -> dict:
-        raw = self.cleaned_data["example_input"].strip()
-        if not raw:
-            return {}
-        try:
-            value = json_loads_bounded(raw)
-        except JsonRefused as exc:
-            raise forms.ValidationError(str(exc)) from None
-        if not isinstance(value, dict):
-            raise forms.ValidationError(_("The example must be a JSON object."))
-        return value
+        return _json_object(self.cleaned_data["example_input"], _("The example must be a JSON object."))
 
     def clean_recipe(self) -> dict:
-        raw = self.cleaned_data["recipe"].strip()
-        if not raw:
-            return {}
-        try:
-            value = json_loads_bounded(raw)
-        except JsonRefused as exc:
-            raise forms.ValidationError(str(exc)) from None
-        if not isinstance(value, dict):
-            raise forms.ValidationError("A recipe is a JSON object with `inputs` and `steps`.")
-        return value
+        return _json_object(self.cleaned_data["recipe"], _("A recipe is a JSON object with `inputs` and `steps`."))
 
     def clean(self) -> dict:
         data = super().clean()
@@ -284,3 +266,17 @@ class UseCaseForm(forms.Form):
                 "example_input", _("This example is not a valid input for %(capability)s.") % {"capability": chosen}
             )
         return data
+
+
+def _json_object(raw: str, not_an_object: str) -> dict:
+    """A form field's JSON object ({} when blank), parsed within the platform's bounds."""
+    raw = raw.strip()
+    if not raw:
+        return {}
+    try:
+        value = json_loads_bounded(raw)
+    except JsonRefused as exc:
+        raise forms.ValidationError(str(exc)) from None
+    if not isinstance(value, dict):
+        raise forms.ValidationError(not_an_object)
+    return value
