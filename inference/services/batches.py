@@ -36,6 +36,7 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from alliance.bulk import insert_many
+from alliance.celery import app
 from alliance.errors import Conflict, DomainError, Forbidden, InvalidInput, invalid_input_from
 from alliance.ids import uuid7
 from capabilities import Capability
@@ -374,8 +375,6 @@ def batch_create_failed(
 def jobs_enqueue(jobs: list[Job]) -> None:
     """One message per job on its model's queue, all through one producer connection (dispatch.send's route and
     limits). A failed send leaves its job queued for the reaper, which sends it again."""
-    from alliance.celery import app
-
     routes: dict[str, str | None] = {}
     try:
         with app.producer_or_acquire() as producer:
