@@ -39,6 +39,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch
 from peft import PeftModel
+from text_metrics import rouge_l
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from inference.backends.llm.engine import chat_prompt, generate, load_causal_lm
@@ -260,23 +261,6 @@ def write_data() -> None:
 
 def read(name: str) -> list[dict]:
     return [json.loads(line) for line in (DATA / f"finance_notes_{name}.jsonl").read_text().splitlines() if line]
-
-
-def rouge_l(candidate: str, reference: str) -> float:
-    a, b = candidate.split(), reference.split()
-    if not a or not b:
-        return 0.0
-    previous = [0] * (len(b) + 1)
-    for x in a:
-        current = [0]
-        for j, y in enumerate(b):
-            current.append(previous[j] + 1 if x == y else max(previous[j + 1], current[j]))
-        previous = current
-    lcs = previous[-1]
-    if lcs == 0:
-        return 0.0
-    precision, recall = lcs / len(a), lcs / len(b)
-    return 2 * precision * recall / (precision + recall)
 
 
 def held_out_loss(base: Path, adapter: Path | None, test: list[dict]) -> float:
