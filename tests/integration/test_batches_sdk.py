@@ -14,8 +14,7 @@ from inference.models import Job, JobStatus
 from partners.models import QuotaPeriod, UsageKind, UsageRecord
 from partners.services import quota_set
 from tests.factories import make_key, make_partner
-from tests.integration.processes import start_worker
-from tests.services import skip_or_fail_without_services
+from tests.integration.conftest import sdk_client
 
 pytestmark = pytest.mark.services
 
@@ -23,27 +22,14 @@ CHAT_MODEL = "smollm2-135m-instruct"
 EMBEDDER = "all-MiniLM-L6-v2"
 
 
-@pytest.fixture(scope="module")
-def worker(django_db_setup, django_db_blocker, tmp_path_factory):
-    skip_or_fail_without_services()
-    with django_db_blocker.unblock():
-        process = start_worker(tmp_path_factory.mktemp("batches"), "w-batches")
-    yield process
-    process.stop()
-
-
 @pytest.fixture
 def partner(transactional_db):
     return make_partner("LG CNS", sector="it")
 
 
-def _client(live_server, raw: str) -> openai.OpenAI:
-    return openai.OpenAI(api_key=raw, base_url=f"{live_server.url}/v1", max_retries=0, timeout=120)
-
-
 @pytest.fixture
-def client(worker, live_server, partner) -> openai.OpenAI:
-    return _client(live_server, make_key(partner)[1])
+def client(shared_worker, live_server, partner) -> openai.OpenAI:
+    return sdk_client(live_server, make_key(partner)[1])
 
 
 def _jsonl(lines: list[dict]) -> bytes:
@@ -186,7 +172,7 @@ def test_another_partners_batch_is_not_found_and_scopes_are_enforced(client, par
     uploaded = client.files.create(file=("one.jsonl", _jsonl([_embedding("a", "one")])), purpose="batch")
     batch = client.batches.create(input_file_id=uploaded.id, endpoint="/v1/embeddings", completion_window="24h")
     _, raw = make_key(make_partner("Elsevier", sector="education"))
-    theirs = _client(live_server, raw)
+    theirs = sdk_client(live_server, raw)
     with pytest.raises(openai.NotFoundError):
         theirs.batches.retrieve(batch.id)
     with pytest.raises(openai.NotFoundError):
@@ -197,10 +183,10 @@ def test_another_partners_batch_is_not_found_and_scopes_are_enforced(client, par
         theirs.batches.create(input_file_id=uploaded.id, endpoint="/v1/embeddings", completion_window="24h")
     assert theirs.batches.list().data == []
 
-    no_capability = _client(live_server, make_key(partner, scopes=["files:read", "files:write", "jobs:read"])[1])
+    no_capability = sdk_client(live_server, make_key(partner, scopes=["files:read", "files:write", "jobs:read"])[1])
     with pytest.raises(openai.PermissionDeniedError):
         no_capability.batches.create(input_file_id=uploaded.id, endpoint="/v1/embeddings", completion_window="24h")
-    no_jobs_read = _client(live_server, make_key(partner, scopes=["embeddings", "files:read"])[1])
+    no_jobs_read = sdk_client(live_server, make_key(partner, scopes=["embeddings", "files:read"])[1])
     with pytest.raises(openai.PermissionDeniedError):
         no_jobs_read.batches.retrieve(batch.id)
     assert Job.objects.filter(partner=partner).count() == 1

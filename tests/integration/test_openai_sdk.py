@@ -13,21 +13,11 @@ from PIL import Image
 from inference.models import Job
 from partners.services import quota_set
 from tests.factories import make_key, make_partner
-from tests.integration.processes import start_worker
-from tests.services import skip_or_fail_without_services
+from tests.integration.conftest import sdk_client
 
 pytestmark = pytest.mark.services
 
 CHAT_MODEL = "smollm2-135m-instruct"
-
-
-@pytest.fixture(scope="module")
-def worker(django_db_setup, django_db_blocker, tmp_path_factory):
-    skip_or_fail_without_services()
-    with django_db_blocker.unblock():
-        process = start_worker(tmp_path_factory.mktemp("openai"), "w-openai")
-    yield process
-    process.stop()
 
 
 @pytest.fixture
@@ -36,9 +26,8 @@ def partner(transactional_db):
 
 
 @pytest.fixture
-def client(worker, live_server, partner) -> openai.OpenAI:
-    _, raw = make_key(partner)
-    return openai.OpenAI(api_key=raw, base_url=f"{live_server.url}/v1", max_retries=0, timeout=180)
+def client(shared_worker, live_server, partner) -> openai.OpenAI:
+    return sdk_client(live_server, make_key(partner)[1])
 
 
 def test_models_list_and_retrieve(client):
@@ -121,7 +110,7 @@ def test_files_and_fine_tuning_jobs(client):
 
 def test_errors_raise_the_matching_sdk_exceptions(client, live_server, partner):
     with pytest.raises(openai.AuthenticationError):
-        openai.OpenAI(api_key="alk_aaaaaaaaaaaa_nope", base_url=f"{live_server.url}/v1", max_retries=0).models.list()
+        sdk_client(live_server, "alk_aaaaaaaaaaaa_nope").models.list()
     with pytest.raises(openai.NotFoundError):
         client.chat.completions.create(model="gpt-unknown", messages=[{"role": "user", "content": "hi"}])
     with pytest.raises(openai.BadRequestError):

@@ -14,8 +14,7 @@ from pydantic import BaseModel
 from capabilities import structured
 from inference.models import Job
 from tests.factories import make_key, make_partner
-from tests.integration.processes import start_worker
-from tests.services import skip_or_fail_without_services
+from tests.integration.conftest import sdk_client
 
 pytestmark = pytest.mark.services
 
@@ -40,23 +39,14 @@ class Person(BaseModel):
     age: int
 
 
-@pytest.fixture(scope="module")
-def worker(django_db_setup, django_db_blocker, tmp_path_factory):
-    skip_or_fail_without_services()
-    with django_db_blocker.unblock():
-        process = start_worker(tmp_path_factory.mktemp("structured"), "w-structured")
-    yield process
-    process.stop()
-
-
 @pytest.fixture
-def raw_key(worker, transactional_db) -> str:
+def raw_key(shared_worker, transactional_db) -> str:
     return make_key(make_partner("LG CNS", sector="IT"))[1]
 
 
 @pytest.fixture
 def client(live_server, raw_key) -> openai.OpenAI:
-    return openai.OpenAI(api_key=raw_key, base_url=f"{live_server.url}/v1", max_retries=0, timeout=240)
+    return sdk_client(live_server, raw_key)
 
 
 def test_json_mode_parses_and_usage_counts_the_real_prompt_tokens(client, prepared_llm):
