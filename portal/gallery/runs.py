@@ -12,7 +12,7 @@ from django.utils.translation import get_language
 from portal.script_texts import STEP_STATUSES
 from usecases import recipes
 from usecases.models import RecipeRun, UseCase
-from usecases.selectors import recipe_run_representation
+from usecases.selectors import recipe_run_representation, tuned_model_figures
 
 
 def step_display(capability: str, output: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -51,10 +51,12 @@ def run_json(request: HttpRequest, run: RecipeRun, *, own: bool) -> dict[str, An
         file_url=(lambda file_id: reverse("portal:file", args=[file_id])) if own else None,
     )
     korean = _korean()
+    tuned = tuned_model_figures(partner_id=run.partner_id, names=[step["model"] for step in representation["steps"]])
     for step, recipe_step in zip(representation["steps"], run.recipe["steps"], strict=True):
         step["display"] = step_display(step["capability"], step["output"])
         step["title"] = recipes.step_title(recipe_step, korean=korean)
         step["status_text"] = str(STEP_STATUSES.get(step["status"], step["status"]))
+        step["tuned"] = tuned.get(step["model"])
     labels = {item["name"]: item["label"] for item in recipes.localized(run.recipe, get_language())["inputs"]}
     representation["input_rows"] = [
         {"label": labels.get(name, name), "value": value} for name, value in run.inputs.items()

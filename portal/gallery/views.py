@@ -68,10 +68,17 @@ def usecase_detail(request: HttpRequest, slug: str) -> HttpResponse:
     membership = current_membership(request)
     context = {"usecase": usecase, "images": usecase.images.all(), "try_url": playground_url(usecase)}
     if usecase.recipe:
+        recorded = [run_json(request, run, own=False) for run in recorded_runs(usecase)]
+        tuned = {step["model"]: step["tuned"] for run in recorded for step in run["steps"] if step.get("tuned")}
         context.update(
             recipe=recipes.localized(usecase.recipe, get_language()),
             texts=RECIPE_TEXTS,
-            recorded=[run_json(request, run, own=False) for run in recorded_runs(usecase)],
+            recorded=recorded,
+            tuned_models=[
+                {"name": name, **figures}
+                for name, figures in tuned.items()
+                if figures["accuracy"] is not None and figures["held_out"]
+            ],
             recipe_code=recipes.python_script(usecase.recipe, base_url=request.build_absolute_uri("/")),
             can_run=membership is not None and role_at_least(membership.role, RUN_ROLE),
             membership=membership,
