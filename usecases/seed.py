@@ -180,7 +180,7 @@ SHOWCASES: list[dict] = [
                                 "role": "system",
                                 "content": "You are a caring customer-service counsellor at a telecom company. "
                                 "Acknowledge how the customer feels, then say what you will do next. Two sentences. "
-                                "고객이 한국어로 쓰면 자연스러운 한국어로 공감하며 간결하게 답하세요.",
+                                "고객의 감정을 먼저 공감하고, 다음에 할 일을 말하세요. 고객과 같은 언어로 답하세요.",
                             },
                             {"role": "user", "content": "{{input.message}}"},
                         ]
