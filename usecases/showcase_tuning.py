@@ -8,13 +8,14 @@ the rows its tuning held out (usecases.selectors.tuned_model_figures)."""
 from __future__ import annotations
 
 import copy
+import hashlib
 import logging
 from pathlib import Path
 from typing import Any
 
 from django.utils.text import slugify
 
-from inference.models import TunedModel, TuningJob, TuningStatus
+from inference.models import Dataset, TunedModel, TuningJob, TuningStatus
 from inference.services.tuning_datasets import dataset_create
 from inference.services.tuning_jobs import tuning_job_create
 from inference.tuning_config import TASK_CAPABILITY
@@ -51,22 +52,29 @@ def tuned_recipe(recipe: dict[str, Any], *, task: str, model: str) -> dict[str, 
     return tuned
 
 
-def showcase_tuning_record(*, usecase: UseCase, tuning: dict[str, Any], recordings: list[dict[str, str]]) -> str:
+def showcase_tuning_record(
+    *, usecase: UseCase, tuning: dict[str, Any], recordings: list[dict[str, str]]
+) -> tuple[str, int]:
     """Moves the showcase's tuned result on, once: with its tuned model, starts the recordings (none twice); with a
-    tuning job queued or running, waits; otherwise uploads the dataset and starts the tuning job. Answers what it
-    did ("recording", "tuning", "started", "recorded")."""
+    tuning job queued or running, waits; otherwise uploads the dataset (once) and starts the tuning job. Answers what it
+    did ("recording", "recorded", "tuning" or "started") and how many recipe runs it started."""
     jobs = _showcase_jobs(usecase, tuning)
     tuned = TunedModel.objects.filter(tuning_job__in=jobs).order_by("-created_at").first()
     if tuned is not None:
-        return "recording" if _record_with(usecase, tuned, recordings) else "recorded"
+        runs = _record_with(usecase, tuned, recordings)
+        return ("recording" if runs else "recorded"), len(runs)
     if jobs.filter(status__in=ACTIVE).exists():
-        return "tuning"
+        return "tuning", 0
     task = tuning.get("task", "classification")
     path = DATA_DIR / tuning["dataset"]
-    dataset = dataset_create(partner=usecase.partner, data=path.read_bytes(), filename=path.name, task=task)
+    data = path.read_bytes()
+    uploaded = Dataset.objects.filter(partner=usecase.partner, filename=path.name, task=task)
+    dataset = uploaded.filter(sha256=hashlib.sha256(data).hexdigest()).first()
+    if dataset is None:  # uploaded once; a failed tuning job is tried again on the same dataset
+        dataset = dataset_create(partner=usecase.partner, data=data, filename=path.name, task=task)
     body = {"dataset": dataset.public_id, "task": task, "hyperparameters": tuning.get("hyperparameters", {})}
     tuning_job_create(api_key=recorder_key(usecase.partner), body=body)
-    return "started"
+    return "started", 0
 
 
 def _record_with(usecase: UseCase, tuned: TunedModel, recordings: list[dict[str, str]]) -> list[RecipeRun]:
@@ -91,7 +99,5 @@ def tuned_showcases_record(*, job_id: str) -> int:
             continue
         usecase = UseCase.objects.filter(slug=slugify(entry["title"]), partner=job.partner).first()
         if usecase is not None and usecase.recipe:
-            started += showcase_tuning_record(usecase=usecase, tuning=tuning, recordings=entry["recordings"]) == (
-                "recording"
-            )
+            started += showcase_tuning_record(usecase=usecase, tuning=tuning, recordings=entry["recordings"])[1] > 0
     return started

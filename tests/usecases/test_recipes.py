@@ -12,7 +12,7 @@ from django.contrib.auth import get_user_model
 from django.utils.text import slugify
 
 from alliance.errors import Conflict, Forbidden, InvalidInput
-from inference.models import Job, JobStatus, TunedModel, TuningJob
+from inference.models import Dataset, Job, JobStatus, TunedModel, TuningJob
 from inference.services import job_claim, job_fail, job_succeed
 from partners.models import Quota
 from partners.services import quota_for
@@ -323,3 +323,7 @@ def test_record_showcases_queues_each_seeded_showcases_recordings_once(db):
     assert tuning.dataset.stats["rows"] == 56 and tuning.hyperparameters["validation_fraction"] == 0.25
     call_command("record_showcases", stdout=open(os.devnull, "w"))  # noqa: SIM115
     assert RecipeRun.objects.count() == sum(by_showcase.values()) and TuningJob.objects.count() == 1
+    TuningJob.objects.update(status="failed")  # e.g. its worker was lost: tried again, on the dataset uploaded once
+    call_command("record_showcases", stdout=open(os.devnull, "w"))  # noqa: SIM115
+    assert TuningJob.objects.filter(status="queued", dataset=tuning.dataset).count() == 1
+    assert Dataset.objects.count() == 1

@@ -28,11 +28,11 @@ class Command(BaseCommand):
                 continue
             try:
                 if entry.get("tuning"):
-                    done = showcase_tuning_record(
+                    done, runs = showcase_tuning_record(
                         usecase=usecase, tuning=entry["tuning"], recordings=entry["recordings"]
                     )
                     tunings += done == "started"
-                    started += done == "recording"
+                    started += runs
                     continue
                 started += len(showcase_recordings_start(usecase=usecase, recordings=entry.get("recordings", [])))
             except DomainError as exc:
