@@ -11,3 +11,7 @@ from __future__ import annotations
 from django.dispatch import Signal
 
 jobs_finished = Signal()
+
+# Sent once a tuning job's success has committed (on the tuning worker), with `job_id` and `model` (the tuned model's
+# name): a showcase that shows the partner's tuned model records its results then. Receivers as above.
+tuning_job_succeeded = Signal()

@@ -36,8 +36,8 @@ MAX_INPUT_CHARS = 4_000
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 REFERENCE = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 _SEGMENT = re.compile(r"^(?:[A-Za-z_][A-Za-z0-9_]*|\d+)$")
-_STEP_KEYS = {"id", "capability", "model", "input", "params", "title"}
-_INPUT_KEYS = {"name", "label", "example"}
+_STEP_KEYS = {"id", "capability", "model", "input", "params", "title", "title_ko"}
+_INPUT_KEYS = {"name", "label", "label_ko", "example"}  # label_ko, title_ko: the Korean texts (localized)
 
 
 class RecipeInvalid(InvalidInput):
@@ -143,7 +143,11 @@ def _check_inputs(declared: Any) -> list[dict[str, str]]:
         param = f"recipe.inputs[{index}]"
         _require(isinstance(item, dict), "An input is an object with `name`, `label` and `example`.", param)
         unknown = sorted(set(item) - _INPUT_KEYS)
-        _require(not unknown, f"Unknown field {unknown[0] if unknown else ''!r}; expected name, label, example.", param)
+        _require(
+            not unknown,
+            f"Unknown field {unknown[0] if unknown else ''!r}; expected name, label, label_ko, example.",
+            param,
+        )
         name = item.get("name")
         _require(
             isinstance(name, str) and bool(NAME.match(name)),
@@ -152,14 +156,18 @@ def _check_inputs(declared: Any) -> list[dict[str, str]]:
         )
         _require(name not in names, f"Input {name!r} is declared twice.", f"{param}.name")
         names.add(name)
-        for field in ("label", "example"):
+        for field in ("label", "label_ko", "example"):
             value = item.get(field, "")
             _require(
                 isinstance(value, str) and len(value) <= MAX_INPUT_CHARS, f"`{field}` must be text.", f"{param}.{field}"
             )
-    return [
-        {"name": i["name"], "label": i.get("label") or i["name"], "example": i.get("example", "")} for i in declared
-    ]
+    clean = []
+    for item in declared:
+        entry = {"name": item["name"], "label": item.get("label") or item["name"], "example": item.get("example", "")}
+        if item.get("label_ko", "").strip():
+            entry["label_ko"] = item["label_ko"].strip()[:200]
+        clean.append(entry)
+    return clean
 
 
 def recipe_check(recipe: Any, *, model_check: Callable[[str, str], object]) -> dict[str, Any]:
@@ -254,11 +262,26 @@ def recipe_check(recipe: Any, *, model_check: Callable[[str, str], object]) -> d
             clean["model"] = model
         if params:
             clean["params"] = params
-        if isinstance(step.get("title"), str) and step["title"].strip():
-            clean["title"] = step["title"].strip()[:100]
+        for field in ("title", "title_ko"):
+            _require(step.get(field) is None or isinstance(step[field], str), f"`{field}` must be text.", param)
+            if (step.get(field) or "").strip():
+                clean[field] = step[field].strip()[:100]
         clean_steps.append(clean)
         earlier.append(step_id)
     return {"inputs": inputs, "steps": clean_steps}
+
+
+def step_title(step: Mapping[str, Any], *, korean: bool) -> str:
+    return (korean and step.get("title_ko")) or step.get("title") or step["id"].replace("_", " ").capitalize()
+
+
+def localized(recipe: dict[str, Any], language: str | None) -> dict[str, Any]:
+    """The recipe with each input's `label` and each step's `title` in the language (Korean: `label_ko`,
+    `title_ko`, when given), else as written; what the showcase page shows."""
+    korean = (language or "en").lower().startswith("ko")
+    inputs = [{**item, "label": (korean and item.get("label_ko")) or item["label"]} for item in recipe["inputs"]]
+    steps = [{**step, "title": step_title(step, korean=korean)} for step in recipe["steps"]]
+    return {**recipe, "inputs": inputs, "steps": steps}
 
 
 def inputs_check(recipe: dict[str, Any], given: Any) -> dict[str, str]:

@@ -52,18 +52,21 @@ def recipe_run_start(
     inputs: Any,
     user: AbstractBaseUser | None = None,
     record_when_done: bool = False,
+    recipe: dict[str, Any] | None = None,
 ) -> RecipeRun:
     """Starts a run of the showcase's recipe under this key (its partner's quota and rate limits): the first step's
-    job is submitted now; a refusal (quota, scope, input) leaves no run and no charge."""
-    if not usecase.recipe:
+    job is submitted now; a refusal (quota, scope, input) leaves no run and no charge. `recipe` (the platform's own
+    recordings only, checked by the caller) runs a variant of it, e.g. with the partner's tuned model."""
+    recipe = recipe or usecase.recipe
+    if not recipe:
         raise Conflict("This showcase has no recipe to run.", code="no_recipe")
-    clean_inputs = recipes.inputs_check(usecase.recipe, inputs)
+    clean_inputs = recipes.inputs_check(recipe, inputs)
     run = RecipeRun.objects.create(
         usecase=usecase,
         partner=api_key.partner,
         api_key=api_key,
         started_by=user,
-        recipe=usecase.recipe,
+        recipe=recipe,
         inputs=clean_inputs,
         record_when_done=record_when_done,
     )
@@ -198,17 +201,23 @@ def recorder_key(partner: Partner) -> ApiKey:
     return api_key
 
 
-def showcase_recordings_start(*, usecase: UseCase, recordings: list[dict[str, str]]) -> list[RecipeRun]:
+def showcase_recordings_start(
+    *, usecase: UseCase, recordings: list[dict[str, str]], recipe: dict[str, Any] | None = None
+) -> list[RecipeRun]:
     """Starts the runs that become the showcase's recorded results once they succeed (each recording's inputs over
-    the recipe's examples), on the showcase partner's own quota; none while one is recorded or still running."""
-    if not usecase.recipe:
+    the recipe's examples), on the showcase partner's own quota; none while one of the same recipe (the showcase's,
+    or the given variant) is recorded or still running."""
+    recipe = recipe or usecase.recipe
+    if not recipe:
         return []
     pending = Q(recorded=True) | Q(record_when_done=True, status=RecipeRunStatus.RUNNING)
-    if usecase.runs.filter(pending).exists():
+    if any(run.recipe == recipe for run in usecase.runs.filter(pending).only("recipe")):
         return []
-    examples = {item["name"]: item["example"] for item in usecase.recipe["inputs"]}
+    examples = {item["name"]: item["example"] for item in recipe["inputs"]}
     api_key = recorder_key(usecase.partner)
     return [
-        recipe_run_start(usecase=usecase, api_key=api_key, inputs={**examples, **inputs}, record_when_done=True)
+        recipe_run_start(
+            usecase=usecase, api_key=api_key, inputs={**examples, **inputs}, record_when_done=True, recipe=recipe
+        )
         for inputs in recordings or [{}]
     ]

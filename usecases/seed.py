@@ -115,11 +115,19 @@ SHOWCASES: list[dict] = [
         "example_input": {"prompt": "golden daisies on a deep blue field"},
         "featured": True,
         "recipe": {
-            "inputs": [{"name": "prompt", "label": "Fashion prompt", "example": "golden daisies on a deep blue field"}],
+            "inputs": [
+                {
+                    "name": "prompt",
+                    "label": "Fashion prompt",
+                    "label_ko": "패션 프롬프트",
+                    "example": "golden daisies on a deep blue field",
+                }
+            ],
             "steps": [
                 {
                     "id": "pattern",
                     "title": "Pattern",
+                    "title_ko": "패턴",
                     "capability": "image_generation",
                     "input": {"prompt": "{{input.prompt}}"},
                     "params": {"seed": 7},
@@ -155,6 +163,7 @@ SHOWCASES: list[dict] = [
                 {
                     "name": "message",
                     "label": "Customer message",
+                    "label_ko": "고객 메시지",
                     "example": "I have called three times about my bill and nobody has fixed the double charge on my "
                     "roaming plan. I am really frustrated.",
                 }
@@ -163,13 +172,15 @@ SHOWCASES: list[dict] = [
                 {
                     "id": "reply",
                     "title": "Reply",
+                    "title_ko": "답변",
                     "capability": "dialogue",
                     "input": {
                         "messages": [
                             {
                                 "role": "system",
                                 "content": "You are a caring customer-service counsellor at a telecom company. "
-                                "Acknowledge how the customer feels, then say what you will do next. Two sentences.",
+                                "Acknowledge how the customer feels, then say what you will do next. Two sentences. "
+                                "고객의 감정을 먼저 공감하고, 다음에 할 일을 말하세요. 고객과 같은 언어로 답하세요.",
                             },
                             {"role": "user", "content": "{{input.message}}"},
                         ]
@@ -179,6 +190,7 @@ SHOWCASES: list[dict] = [
                 {
                     "id": "emotion",
                     "title": "Emotion",
+                    "title_ko": "감정",
                     "capability": "text_classification",
                     "input": {
                         "text": "{{input.message}}",
@@ -188,6 +200,7 @@ SHOWCASES: list[dict] = [
                 {
                     "id": "note",
                     "title": "Counsellor's note",
+                    "title_ko": "상담 메모",
                     "capability": "summarization",
                     "input": {"text": "Customer: {{input.message}}\nAgent: {{steps.reply.output.message.content}}"},
                     "params": {"max_sentences": 2},
@@ -195,6 +208,7 @@ SHOWCASES: list[dict] = [
                 {
                     "id": "keywords",
                     "title": "Key points",
+                    "title_ko": "핵심 내용",
                     "capability": "keyword_extraction",
                     "input": {"text": "{{input.message}}", "top_k": 5},
                 },
@@ -225,11 +239,13 @@ SHOWCASES: list[dict] = [
                 {
                     "name": "question",
                     "label": "Question",
+                    "label_ko": "질문",
                     "example": "How much capacity did the coated cathodes retain?",
                 },
                 {
                     "name": "abstract",
                     "label": "Abstract",
+                    "label_ko": "초록",
                     "example": "Lithium iron phosphate (LFP) cathodes were coated with multi-walled carbon nanotubes "
                     "by a solvent-free dry process. The coated cathodes retained 95% of their capacity after 2,000 "
                     "cycles at room temperature, against 81% for uncoated LFP, and delivered 142 mAh/g at a 5C rate. "
@@ -240,12 +256,14 @@ SHOWCASES: list[dict] = [
                 {
                     "id": "answer",
                     "title": "Answer",
+                    "title_ko": "답",
                     "capability": "question_answering",
                     "input": {"question": "{{input.question}}", "context": "{{input.abstract}}"},
                 },
                 {
                     "id": "materials",
                     "title": "Key materials",
+                    "title_ko": "핵심 소재",
                     "capability": "keyword_extraction",
                     "input": {"text": "{{input.abstract}}", "top_k": 5},
                 },
@@ -275,6 +293,7 @@ SHOWCASES: list[dict] = [
                 {
                     "name": "question",
                     "label": "Customer question",
+                    "label_ko": "고객 질문",
                     "example": "What is the early repayment fee on a fixed-rate mortgage?",
                 }
             ],
@@ -282,11 +301,23 @@ SHOWCASES: list[dict] = [
                 {
                     "id": "topic",
                     "title": "Banking topic",
+                    "title_ko": "은행 업무 주제",
                     "capability": "text_classification",
                     "input": {"text": "{{input.question}}", "labels": ["loans", "deposits", "cards", "fraud"]},
                 }
             ],
         },
-        "recordings": [{}],
+        # The bank's own classifier, tuned on usecases/data/banker_intents.jsonl (56 customer questions, 4 topics; a
+        # quarter held out): its recordings run with the tuned model in place of the zero-shot step above.
+        "tuning": {
+            "dataset": "banker_intents.jsonl",
+            "task": "classification",
+            "hyperparameters": {"validation_fraction": 0.25, "seed": 0},
+        },
+        "recordings": [
+            {"question": "What is the early repayment fee on a fixed-rate mortgage?"},
+            {"question": "I see two card payments in Busan that I never made."},
+            {"question": "How much interest will a two-year time deposit pay?"},
+        ],
     },
 ]

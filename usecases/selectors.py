@@ -9,6 +9,7 @@ from django.db import connection
 from django.db.models import Prefetch, Q, QuerySet
 
 from capabilities import CAPABILITIES
+from inference.models import TunedModel, TuningEvent
 from partners.models import Membership, Partner
 from usecases.models import RecipeRun, UseCase, UseCaseImage, UseCaseStatus
 
@@ -163,3 +164,26 @@ def recipe_run_representation(
         "created_at": run.created_at.isoformat(),
         "finished_at": run.finished_at.isoformat() if run.finished_at else None,
     }
+
+
+def tuned_model_figures(*, partner_id: int, names: list[str]) -> dict[str, dict[str, Any]]:
+    """For the partner's tuned models among `names`: what its tuning measured on the rows it held out (accuracy and
+    macro-F1 for a classifier, the validation loss otherwise) and how many rows it trained on and held out."""
+    figures: dict[str, dict[str, Any]] = {}
+    for tuned in TunedModel.objects.filter(partner_id=partner_id, name__in=names).select_related("tuning_job"):
+        job = tuned.tuning_job
+        metrics = (job.result or {}).get("metrics") or {}
+        split = (
+            TuningEvent.objects.filter(job=job, data__has_key="validation_rows").values_list("data", flat=True).first()
+            or {}
+        )
+        figures[tuned.name] = {
+            "accuracy": metrics.get("accuracy"),
+            "macro_f1": metrics.get("macro_f1"),
+            "loss": metrics.get("loss"),
+            "held_out": split.get("validation_rows"),
+            "trained_on": split.get("train_rows"),
+            "labels": tuned.labels or [],
+            "method": job.method,
+        }
+    return figures

@@ -20,7 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from alliance.errors import DomainError, NotFound
-from inference import tuning_config
+from inference import signals, tuning_config
 from inference.models import TunedModel, TuningEvent, TuningEventKind, TuningJob, TuningStatus
 from inference.registry import get_model_spec, resolve_source
 from inference.services.tuning_datasets import dataset_parsed
@@ -140,7 +140,10 @@ def tuning_job_run(job_id: str) -> TuningJob | None:
         base_model_path = resolve_source(get_model_spec(job.base_model).source)
         recorder.planned_tokens = _planned_tokens(job.task, base_model_path, train_rows, hyperparameters)
         tuning_event_add(
-            job=job, message=f"Training on {len(train_rows)} rows; {len(validation_rows)} held out for validation."
+            job=job,
+            message=f"Training on {len(train_rows)} rows; {len(validation_rows)} held out for validation.",
+            train_rows=len(train_rows),
+            validation_rows=len(validation_rows),
         )
         adapter_relative = Path("adapters") / str(job.partner_id) / job.pk.hex
         try:
@@ -247,8 +250,17 @@ def _tuning_succeed(job: TuningJob, result: Any, adapter_relative: Path, trained
             trained_tokens=trained,
             refunded_units=refunded,
         )
+        name = tuned_model_name(job)
+        transaction.on_commit(lambda: _announce_succeeded(str(job.pk), name))
     job.refresh_from_db()
     return job
+
+
+def _announce_succeeded(job_id: str, model: str) -> None:
+    """inference.signals.tuning_job_succeeded for the apps above; a receiver's failure is logged, never the job's."""
+    for receiver, outcome in signals.tuning_job_succeeded.send_robust(sender=None, job_id=job_id, model=model):
+        if isinstance(outcome, Exception):
+            logger.error("a tuning_job_succeeded receiver (%s) failed", receiver, exc_info=outcome)
 
 
 @transaction.atomic

@@ -7,9 +7,12 @@ from typing import Any
 
 from django.http import HttpRequest
 from django.urls import reverse
+from django.utils.translation import get_language
 
+from portal.script_texts import STEP_STATUSES
+from usecases import recipes
 from usecases.models import RecipeRun, UseCase
-from usecases.selectors import recipe_run_representation
+from usecases.selectors import recipe_run_representation, tuned_model_figures
 
 
 def step_display(capability: str, output: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -36,6 +39,10 @@ def step_display(capability: str, output: dict[str, Any] | None) -> dict[str, An
     return {"text": str(output)}
 
 
+def _korean() -> bool:
+    return (get_language() or "en").lower().startswith("ko")
+
+
 def run_json(request: HttpRequest, run: RecipeRun, *, own: bool) -> dict[str, Any]:
     slug = run.usecase.slug
     representation = recipe_run_representation(
@@ -43,8 +50,17 @@ def run_json(request: HttpRequest, run: RecipeRun, *, own: bool) -> dict[str, An
         image_url=lambda image_id: reverse("usecase-image", args=[slug, image_id]),
         file_url=(lambda file_id: reverse("portal:file", args=[file_id])) if own else None,
     )
-    for step in representation["steps"]:
+    korean = _korean()
+    tuned = tuned_model_figures(partner_id=run.partner_id, names=[step["model"] for step in representation["steps"]])
+    for step, recipe_step in zip(representation["steps"], run.recipe["steps"], strict=True):
         step["display"] = step_display(step["capability"], step["output"])
+        step["title"] = recipes.step_title(recipe_step, korean=korean)
+        step["status_text"] = str(STEP_STATUSES.get(step["status"], step["status"]))
+        step["tuned"] = tuned.get(step["model"])
+    labels = {item["name"]: item["label"] for item in recipes.localized(run.recipe, get_language())["inputs"]}
+    representation["input_rows"] = [
+        {"label": labels.get(name, name), "value": value} for name, value in run.inputs.items()
+    ]
     representation["url"] = reverse("usecase-run", args=[slug, run.pk])
     representation["can_record"] = own and not run.recorded and run.partner_id == run.usecase.partner_id
     return representation
@@ -62,6 +78,6 @@ def card_results(usecase: UseCase, limit: int = 3) -> list[dict[str, str]]:
         display = step_display(step["capability"], job.output if job is not None else None) or {}
         text = display.get("label") or display.get("text") or ", ".join(display.get("tags") or [])
         if text:
-            title = step.get("title") or step["id"]
+            title = recipes.step_title(step, korean=_korean())
             found.append({"title": title, "text": text if len(text) <= 140 else text[:137] + "..."})
     return found[:limit]

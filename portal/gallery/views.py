@@ -5,6 +5,7 @@ from urllib.parse import urlencode
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils.translation import get_language
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
@@ -16,6 +17,7 @@ from portal.access import RUN_ROLE, current_membership, member_who_runs, role_at
 from portal.gallery.forms import GalleryFilterForm
 from portal.gallery.runs import card_results, run_json
 from portal.playground.keys import playground_key_for
+from portal.script_texts import RECIPE_TEXTS
 from usecases import recipes
 from usecases.images import served_content_type
 from usecases.models import RecipeRun, UseCase
@@ -66,9 +68,17 @@ def usecase_detail(request: HttpRequest, slug: str) -> HttpResponse:
     membership = current_membership(request)
     context = {"usecase": usecase, "images": usecase.images.all(), "try_url": playground_url(usecase)}
     if usecase.recipe:
+        recorded = [run_json(request, run, own=False) for run in recorded_runs(usecase)]
+        tuned = {step["model"]: step["tuned"] for run in recorded for step in run["steps"] if step.get("tuned")}
         context.update(
-            recipe=usecase.recipe,
-            recorded=[run_json(request, run, own=False) for run in recorded_runs(usecase)],
+            recipe=recipes.localized(usecase.recipe, get_language()),
+            texts=RECIPE_TEXTS,
+            recorded=recorded,
+            tuned_models=[
+                {"name": name, **figures}
+                for name, figures in tuned.items()
+                if figures["accuracy"] is not None and figures["held_out"]
+            ],
             recipe_code=recipes.python_script(usecase.recipe, base_url=request.build_absolute_uri("/")),
             can_run=membership is not None and role_at_least(membership.role, RUN_ROLE),
             membership=membership,

@@ -33,6 +33,7 @@ from partners.models import Membership
 from portal.access import RUN_ROLE, current_membership, member_who_runs, role_at_least
 from portal.catalogue import catalogue
 from portal.playground.keys import playground_key_for
+from portal.script_texts import PLAYGROUND_TEXTS
 from usecases.selectors import try_it, usecase_for_viewer
 
 # The capabilities the playground has a form for (the API also serves embeddings).
@@ -89,6 +90,7 @@ def index(request: HttpRequest) -> HttpResponse:
         "membership": membership,
         "can_run": can_run,
         "preset_usecase": preset["usecase"],
+        "texts": PLAYGROUND_TEXTS,
     }
     return render(request, "playground/playground.html", context)
 

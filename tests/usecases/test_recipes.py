@@ -12,7 +12,7 @@ from django.contrib.auth import get_user_model
 from django.utils.text import slugify
 
 from alliance.errors import Conflict, Forbidden, InvalidInput
-from inference.models import Job, JobStatus, TunedModel, TuningJob
+from inference.models import Dataset, Job, JobStatus, TunedModel, TuningJob
 from inference.services import job_claim, job_fail, job_succeed
 from partners.models import Quota
 from partners.services import quota_for
@@ -309,14 +309,21 @@ def test_record_showcases_queues_each_seeded_showcases_recordings_once(db):
     call_command("seed_alliance", stdout=open(os.devnull, "w"))  # noqa: SIM115
     call_command("record_showcases", stdout=open(os.devnull, "w"))  # noqa: SIM115
     runs = RecipeRun.objects.select_related("usecase", "api_key")
-    by_showcase = {entry["partner"]: len(entry["recordings"]) for entry in SHOWCASES}
+    # A showcase of a tuned model (the AI banker) starts its tuning job first; its recordings wait for the model.
+    by_showcase = {entry["partner"]: 0 if entry.get("tuning") else len(entry["recordings"]) for entry in SHOWCASES}
     assert {p: runs.filter(usecase__partner__slug=p).count() for p in by_showcase} == by_showcase
     assert all(run.record_when_done and run.partner_id == run.usecase.partner_id for run in runs)
-    assert {job.capability for job in Job.objects.all()} == {
-        "image_generation",
-        "dialogue",
-        "question_answering",
-        "text_classification",
-    }
+    assert {job.capability for job in Job.objects.all()} == {"image_generation", "dialogue", "question_answering"}
+    [tuning] = TuningJob.objects.select_related("dataset", "api_key", "partner")
+    assert (tuning.partner.slug, tuning.dataset.filename, tuning.api_key.name) == (
+        "woori-bank",
+        "banker_intents.jsonl",
+        "showcase-recorder",
+    )
+    assert tuning.dataset.stats["rows"] == 56 and tuning.hyperparameters["validation_fraction"] == 0.25
     call_command("record_showcases", stdout=open(os.devnull, "w"))  # noqa: SIM115
-    assert RecipeRun.objects.count() == sum(by_showcase.values())
+    assert RecipeRun.objects.count() == sum(by_showcase.values()) and TuningJob.objects.count() == 1
+    TuningJob.objects.update(status="failed")  # e.g. its worker was lost: tried again, on the dataset uploaded once
+    call_command("record_showcases", stdout=open(os.devnull, "w"))  # noqa: SIM115
+    assert TuningJob.objects.filter(status="queued", dataset=tuning.dataset).count() == 1
+    assert Dataset.objects.count() == 1

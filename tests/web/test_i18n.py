@@ -5,6 +5,7 @@ translates every message the code and templates mark (checked with Babel, no get
 from __future__ import annotations
 
 import io
+import json
 import re
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from django.utils import translation
 from django.utils.translation.template import templatize
 
 from partners.models import Partner
-from tests.web.conftest import signed_in
+from tests.web.conftest import make_member, signed_in
 from usecases.models import UseCase, UseCaseStatus
 
 KOREAN = {"HTTP_ACCEPT_LANGUAGE": "ko-KR,ko;q=0.9,en;q=0.5"}
@@ -269,3 +270,41 @@ def test_seeding_again_adds_the_korean_texts_a_showcase_lacks_and_keeps_edited_o
     tilda = UseCase.objects.get(slug="tilda-the-ai-fashion-artist")
     assert tilda.title_ko == "패션 디자인 AI 아티스트, 틸다" and tilda.story_ko.startswith("틸다는")
     assert UseCase.objects.get(slug="an-ai-banker-tuned-on-finance-language").title_ko == "우리 AI 은행원"
+
+
+def test_a_showcase_recipe_and_its_run_speak_korean_and_hand_the_script_its_korean_texts(seeded):
+    """The recipe section, the recipe's own labels and titles (label_ko, title_ko), a run's step states, and the texts
+    the page's script writes (json_script): Korean for a Korean member, English for an English one."""
+    slug = "a-counselling-customer-service-chatbot"
+    client = signed_in(make_member(Partner.objects.get(slug="lg-uplus"), "developer"))
+    page = client.get(f"/usecases/{slug}/", **KOREAN).content.decode()
+    assert "<h2>실행해 보기</h2>" in page and "Run it" not in page
+    assert "이 쇼케이스는 레시피입니다. 4단계가 각각 플랫폼의 실제 작업으로" in page
+    assert '<label for="recipe-message">고객 메시지</label>' in page and "<li>상담 메모: <code>summarization" in page
+    assert ">체험하기</button>" in page and ">코드 보기</summary>" in page and ">이 실행을 결과로 남기기<" in page
+    texts = re.search(r'<script id="recipe-texts" type="application/json">(.*?)</script>', page)
+    assert texts is not None
+    script_texts = json.loads(texts.group(1))
+    assert script_texts["running"] == "실행 중: %(total)s단계 중 %(done)s단계 완료"
+    assert script_texts["statuses"]["succeeded"] == "성공" and script_texts["done"] == "완료: %(done)s단계"
+
+    run = client.post(
+        f"/usecases/{slug}/runs",
+        json.dumps({"inputs": {"message": "요금이 두 번 청구됐어요."}}),
+        content_type="application/json",
+        **KOREAN,
+    ).json()
+    assert [(s["title"], s["status_text"]) for s in run["steps"]] == [
+        ("답변", "대기열에 있음"),
+        ("감정", "대기"),
+        ("상담 메모", "대기"),
+        ("핵심 내용", "대기"),
+    ]
+    english = client.get(run["url"], HTTP_ACCEPT_LANGUAGE="en").json()
+    assert [s["title"] for s in english["steps"]] == ["Reply", "Emotion", "Counsellor's note", "Key points"]
+    assert english["steps"][1]["status_text"] == "waiting"
+    assert english["input_rows"] == [{"label": "Customer message", "value": "요금이 두 번 청구됐어요."}]
+
+    playground = client.get("/playground/", **KOREAN).content.decode()
+    texts = re.search(r'<script id="playground-texts" type="application/json">(.*?)</script>', playground)
+    assert texts is not None and json.loads(texts.group(1))["submitting"] == "제출하는 중…"

@@ -10,6 +10,12 @@
   var recordBox = document.getElementById("recipe-record");
   var csrf = form.querySelector("[name=csrfmiddlewaretoken]").value;
   var current = null;
+  // The page's texts in its language (portal/script_texts.py): "%(name)s" placeholders filled in here.
+  var texts = JSON.parse(document.getElementById("recipe-texts").textContent);
+  function t(key, values) {
+    return (texts[key] || key).replace(/%\((\w+)\)s/g, function (_, name) { return String((values || {})[name]); });
+  }
+  function statusText(value) { return texts.statuses[value] || value; }
 
   function el(tag, attrs, text) {
     var node = document.createElement(tag);
@@ -23,13 +29,13 @@
     var head = el("div", { "class": "small muted" });
     head.appendChild(el("strong", {}, step.title));
     head.appendChild(document.createTextNode(" · " + step.capability + " · " + step.model + " · "));
-    head.appendChild(el("span", { "class": "step-status" }, step.status));
+    head.appendChild(el("span", { "class": "step-status" }, statusText(step.status)));
     li.appendChild(head);
     var d = step.display;
     if (d) {
       if (d.image) {
         li.appendChild(el("img", { "class": "result-image", src: d.image, width: d.width, height: d.height,
-          alt: "Generated: " + ((step.input || {}).prompt || "") }));
+          alt: t("generated", { prompt: (step.input || {}).prompt || "" }) }));
       } else if (d.tags) {
         var box = el("div");
         d.tags.forEach(function (tag) { box.appendChild(el("span", { "class": "tag" }, tag)); });
@@ -52,8 +58,8 @@
     current = run;
     live.replaceChildren.apply(live, run.steps.filter(function (s) { return s.status !== "waiting"; }).map(stepNode));
     var done = run.steps.filter(function (s) { return s.status === "succeeded"; }).length;
-    status.textContent = run.status === "running" ? "Running: " + done + " of " + run.steps.length + " steps done"
-      : run.status === "succeeded" ? "Done: " + done + " steps" : "Failed: " + ((run.error || {}).message || "");
+    status.textContent = run.status === "running" ? t("running", { done: done, total: run.steps.length })
+      : run.status === "succeeded" ? t(done === 1 ? "done_one" : "done", { done: done }) : t("failed", { message: (run.error || {}).message || "" });
     status.setAttribute("data-status", run.status);
     recordBox.hidden = !(run.status === "succeeded" && run.can_record);
   }
@@ -73,13 +79,13 @@
     var inputs = {};
     form.querySelectorAll("textarea").forEach(function (t) { inputs[t.name] = t.value; });
     live.replaceChildren();
-    status.textContent = "Starting…";
+    status.textContent = t("starting");
     fetch(section.getAttribute("data-runs-url"), {
       method: "POST", credentials: "same-origin",
       headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrf },
       body: JSON.stringify({ inputs: inputs })
     }).then(function (r) { return r.json(); }).then(function (run) {
-      if (!run.steps) { status.textContent = (run.error || {}).message || "The run could not start."; return; }
+      if (!run.steps) { status.textContent = (run.error || {}).message || t("not_started"); return; }
       show(run);
       poll(run.url);
     });
@@ -90,6 +96,6 @@
     fetch(current.url + "/record", { method: "POST", credentials: "same-origin",
       headers: { Accept: "application/json", "X-CSRFToken": csrf } })
       .then(function (r) { return r.json(); })
-      .then(function (run) { recordBox.hidden = true; status.textContent = run.recorded ? "Recorded as a result." : (run.error || {}).message; });
+      .then(function (run) { recordBox.hidden = true; status.textContent = run.recorded ? t("recorded") : (run.error || {}).message; });
   });
 })();

@@ -7,6 +7,12 @@
   if (!form) return;
   var preset = JSON.parse(document.getElementById("playground-preset").textContent);
   var catalogue = JSON.parse(document.getElementById("playground-capabilities").textContent);
+  // The page's texts in its language (portal/script_texts.py): "%(name)s" placeholders filled in here.
+  var texts = JSON.parse(document.getElementById("playground-texts").textContent);
+  function t(key, values) {
+    return (texts[key] || key).replace(/%\((\w+)\)s/g, function (_, name) { return String((values || {})[name]); });
+  }
+  function statusText(value) { return texts.statuses[value] || value; }
   var examples = {};
   catalogue.forEach(function (c) { examples[c.name] = c.example; });
   var statusBox = form.querySelector("[data-status]");
@@ -27,11 +33,14 @@
     var row = document.createElement("div");
     row.className = "turn";
     row.innerHTML =
-      '<div><label class="sr-only" for="turn-role-' + index + '">Role of turn ' + index + "</label>" +
+      '<div><label class="sr-only" for="turn-role-' + index + '" data-role-label></label>' +
       '<select id="turn-role-' + index + '" data-role><option>user</option><option>assistant</option><option>system</option></select></div>' +
-      '<div><label class="sr-only" for="turn-content-' + index + '">Turn ' + index + "</label>" +
+      '<div><label class="sr-only" for="turn-content-' + index + '" data-content-label></label>' +
       '<textarea id="turn-content-' + index + '" rows="2" data-content></textarea></div>' +
-      '<button class="btn btn-danger btn-small" type="button" aria-label="Remove turn ' + index + '" data-remove-turn>×</button>';
+      '<button class="btn btn-danger btn-small" type="button" data-remove-turn>×</button>';
+    row.querySelector("[data-role-label]").textContent = t("role_of_turn", { n: index });
+    row.querySelector("[data-content-label]").textContent = t("turn", { n: index });
+    row.querySelector("[data-remove-turn]").setAttribute("aria-label", t("remove_turn", { n: index }));
     row.querySelector("[data-role]").value = role || "user";
     row.querySelector("[data-content]").value = content || "";
     list.appendChild(row);
@@ -169,15 +178,15 @@
     switch (job.capability) {
       case "question_answering":
         box.appendChild(el("p", { "class": "chat-bubble" }, out.answer));
-        if (out.score !== undefined) box.appendChild(el("p", { "class": "small muted" }, "Score " + Number(out.score).toFixed(3)));
+        if (out.score !== undefined) box.appendChild(el("p", { "class": "small muted" }, t("score", { score: Number(out.score).toFixed(3) })));
         break;
       case "text_classification":
-        box.appendChild(el("p", {}, "Label: ")).appendChild(el("strong", { "data-testid": "label" }, out.label));
+        box.appendChild(el("p", {}, t("label"))).appendChild(el("strong", { "data-testid": "label" }, out.label));
         if (out.scores) box.appendChild(scores(out.scores));
         break;
       case "summarization":
         box.appendChild(el("p", { "class": "chat-bubble" }, out.summary));
-        if (out.method) box.appendChild(el("p", { "class": "small muted" }, "Method: " + out.method));
+        if (out.method) box.appendChild(el("p", { "class": "small muted" }, t("method", { method: out.method })));
         break;
       case "dialogue":
         box.appendChild(el("p", { "class": "chat-bubble" }, out.message && out.message.content));
@@ -188,13 +197,13 @@
       case "keyword_extraction":
         var list = el("div", { "data-testid": "keywords" });
         (out.keywords || []).forEach(function (k) {
-          list.appendChild(el("span", { "class": "tag", title: "score " + Number(k.score).toFixed(3) }, k.keyword));
+          list.appendChild(el("span", { "class": "tag", title: t("keyword_score", { score: Number(k.score).toFixed(3) }) }, k.keyword));
         });
         box.appendChild(list);
         break;
       case "image_generation":
         if (out.image) {
-          box.appendChild(el("img", { src: fileUrl(out.image.file_id), alt: "Generated: " + (job.input.prompt || ""),
+          box.appendChild(el("img", { src: fileUrl(out.image.file_id), alt: t("generated", { prompt: job.input.prompt || "" }),
             "class": "result-image", width: out.image.width, height: out.image.height, "data-testid": "result-image" }));
         }
         break;
@@ -219,22 +228,22 @@
     rawBox.querySelector("[data-raw-json]").textContent = JSON.stringify(job, null, 2);
     var link = form.getAttribute("data-jobs-url").replace("JOB_ID", job.id);
     if (job.status === "succeeded") {
-      setStatus("Succeeded · " + job.usage.units + " unit" + (job.usage.units === 1 ? "" : "s"), false);
+      setStatus(t(job.usage.units === 1 ? "succeeded_unit" : "succeeded_units", { units: job.usage.units }), false);
       statusBox.appendChild(document.createTextNode(" · "));
-      statusBox.appendChild(el("a", { href: link }, "job details"));
+      statusBox.appendChild(el("a", { href: link }, t("job_details")));
       render(job);
     } else if (job.status === "failed" || job.status === "canceled") {
-      setStatus("The job " + job.status + " (its units are refunded).", false);
+      setStatus(t("job_ended", { status: statusText(job.status) }), false);
       resultBox.innerHTML = "";
       resultBox.appendChild(el("p", { "class": "notice notice-error", role: "alert" },
-        (job.error && (job.error.message || job.error.code)) || "No output."));
+        (job.error && (job.error.message || job.error.code)) || t("no_output")));
     } else {
-      setStatus("Job " + job.status + "…", true);
+      setStatus(t("job_state", { status: statusText(job.status) }), true);
     }
   }
   function showError(body, status) {
-    var error = (body && body.error) || { message: "The request failed (HTTP " + status + ")." };
-    setStatus("Not run.", false);
+    var error = (body && body.error) || { message: t("request_failed", { status: status }) };
+    setStatus(t("not_run"), false);
     resultBox.innerHTML = "";
     resultBox.appendChild(el("p", { "class": "notice notice-error", role: "alert" },
       error.message + (error.param ? " (" + error.param + ")" : "")));
@@ -268,7 +277,7 @@
     source = new EventSource(url, { withCredentials: true });
     source.addEventListener("status", function (event) {
       var status = JSON.parse(event.data).status;
-      if (status === "queued" || status === "running") setStatus("Job " + status + "…", true);
+      if (status === "queued" || status === "running") setStatus(t("job_state", { status: statusText(status) }), true);
     });
     source.addEventListener("token", function (event) {
       var piece = JSON.parse(event.data);
@@ -277,7 +286,7 @@
         resultBox.innerHTML = "";
         bubble = el("p", { "class": "chat-bubble", "data-testid": "streamed-text", "aria-live": "polite" });
         resultBox.appendChild(bubble);
-        setStatus("Generating…", true);
+        setStatus(t("generating"), true);
       }
       text += piece.text;
       bubble.textContent = text;
@@ -309,10 +318,10 @@
     if (chosenModel()) data.append("model", chosenModel());
     var file = panel(name).querySelector("[data-image]");
     if (file && file.files.length) data.append("image", file.files[0]);
-    else if (name === "image_captioning") { showError({ error: { message: "Choose an image first.", param: "image" } }); return; }
+    else if (name === "image_captioning") { showError({ error: { message: t("choose_image"), param: "image" } }); return; }
     runButton.disabled = true;
     resultBox.innerHTML = "";
-    setStatus("Submitting…", true);
+    setStatus(t("submitting"), true);
     fetch(form.action, { method: "POST", body: data, credentials: "same-origin", headers: { Accept: "application/json",
       "X-CSRFToken": form.querySelector("[name=csrfmiddlewaretoken]").value } })
       .then(function (r) { return r.json().then(function (b) { return { ok: r.ok, status: r.status, body: b }; },

@@ -10,7 +10,7 @@
     var text = source.innerText;
     var done = function () {
       var label = button.textContent;
-      button.textContent = "Copied";
+      button.textContent = document.body.getAttribute("data-copied-text") || "Copied";
       button.setAttribute("aria-live", "polite");
       setTimeout(function () { button.textContent = label; }, 1500);
     };

@@ -8,7 +8,7 @@ from usecases.models import UseCase, UseCaseStatus
 from usecases.runs import recipe_validate
 from usecases.seed import FOUNDING_PARTNERS, SHOWCASES
 
-NOT_FIELDS = ("partner", "recordings", "recipe")
+NOT_FIELDS = ("partner", "recordings", "recipe", "tuning")
 
 
 class Command(BaseCommand):
