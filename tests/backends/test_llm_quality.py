@@ -163,3 +163,15 @@ def test_a_plain_news_paragraph_is_summarized_abstractively_or_says_what_happene
         assert all(sentence in split_sentences(NEWS) for sentence in split_sentences(result["summary"]))
     else:
         assert result["summary"] not in NEWS  # written, not copied
+
+
+@pytest.mark.slow
+def test_a_korean_call_is_summarized_in_korean(default_lm, minilm):
+    call = (
+        "고객: 인터넷이 사흘째 끊겼는데 고객센터에서 아무도 다시 전화를 주지 않았어요. 정말 화가 납니다. "
+        "상담원: 불편을 드려 죄송합니다. 오늘 오후 3시에 기사님이 방문하도록 예약해 드렸습니다. "
+        "고객: 이번 달 요금도 깎아 주실 수 있나요? 상담원: 끊긴 사흘만큼 요금을 감면해 드리겠습니다."
+    )
+    [result] = run_summarization(default_lm(SUMMARIZATION), minilm, [{"text": call}], [{"max_sentences": 2}])
+    assert hangul_share(result["summary"]) >= 0.5, result
+    assert not unsupported_facts(result["summary"], call), result

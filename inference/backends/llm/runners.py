@@ -258,7 +258,12 @@ def _abstractive(lm: CausalLM, texts: list[str], limits: list[int], refused: lis
     retry = refused is not None
     prompts = []
     for index, (text, limit) in enumerate(zip(texts, limits, strict=True)):
-        ask = f"Summarize the following text in at most {limit} sentences."
+        # A Korean text is summarized in Korean: asked in English, the model answers in English.
+        ask = (
+            f"다음 글을 {limit}문장 이내의 한국어로 요약하세요."
+            if is_korean(text)
+            else f"Summarize the following text in at most {limit} sentences."
+        )
         if refused is not None and refused[index].startswith("not in the source: "):
             ask += " Do not mention " + refused[index].removeprefix("not in the source: ") + "."
         system = _RETRY_SYSTEM if retry else _SUMMARY_SYSTEM
