@@ -139,23 +139,26 @@ def embedding_baselines(train_rows: list[dict], test_rows: list[dict]) -> list[R
     ]  # fmt: skip
 
 
-def run(method: str, hyperparameters: dict, train_rows: list[dict], eval_rows: list[dict], workdir: Path) -> dict:
-    """One platform training run, evaluated on `eval_rows` (after every epoch when eval_each_epoch)."""
+def run(
+    method: str, hyperparameters: dict, train_rows: list[dict], eval_rows: list[dict], workdir: Path, every_epoch: bool
+) -> dict:
+    """One platform training run, evaluated on `eval_rows` after every epoch (the platform always does; full
+    fine-tuning only when every_epoch, else after its last)."""
     if method == "full_ft":
-        return full_finetune(hyperparameters, train_rows, eval_rows)
+        return full_finetune(hyperparameters, train_rows, eval_rows, every_epoch)
     started = time.monotonic()
     request = TrainingRequest(
         "classification", MINILM, train_rows, eval_rows, method, hyperparameters, workdir / f"{method}-{time.time_ns()}"
     )
     result = train(request, lambda progress: None, lambda: False)
-    by_epoch = result.metrics.get("by_epoch") or [{"epoch": hyperparameters.get("epochs"), **result.metrics}]
+    by_epoch = result.metrics["by_epoch"]
     return {"trainable": result.trainable_parameters, "by_epoch": by_epoch, "seconds": time.monotonic() - started}
 
 
 FULL_FT = {"max_length": 128, "batch_size": 16, "warmup_ratio": 0.06, "weight_decay": 0.01}
 
 
-def full_finetune(h: dict, train_rows: list[dict], eval_rows: list[dict]) -> dict:
+def full_finetune(h: dict, train_rows: list[dict], eval_rows: list[dict], every_epoch: bool) -> dict:
     """Full fine-tuning of MiniLM with the default recipe's care: the same mean-pool head started from a linear
     probe (LP-FT), the same loop (AdamW, warmup, decay, length-grouped batches), every weight trainable."""
     started = time.monotonic()
@@ -179,7 +182,7 @@ def full_finetune(h: dict, train_rows: list[dict], eval_rows: list[dict]) -> dic
         return torch.nn.functional.cross_entropy(logits, target_tensor[batch["rows"]])
 
     def on_epoch_end(epoch: int, train_loss: float) -> None:
-        if h.get("eval_each_epoch") or epoch == epochs:
+        if every_epoch or epoch == epochs:
             by_epoch.append({"epoch": epoch, **evaluate(model, eval_data, eval_targets)})
 
     settings = LoopSettings(
@@ -244,8 +247,6 @@ class Unit:
         h: dict = {"seed": self.seed}
         if self.rate is not None:
             h.update({"learning_rate": self.rate, "epochs": self.epochs})
-        if self.phase == "choose":
-            h["eval_each_epoch"] = True
         return h
 
 
@@ -256,7 +257,8 @@ def train_unit(unit: Unit, data: tuple, threads: int) -> tuple[Unit, dict]:
     train_rows, validation_rows, test_rows = data
     eval_rows = validation_rows if unit.phase == "choose" else test_rows
     with tempfile.TemporaryDirectory(prefix="tuning-bench-") as scratch:
-        return unit, run(unit.method, unit.hyperparameters(), train_rows, eval_rows, Path(scratch))
+        outcome = run(unit.method, unit.hyperparameters(), train_rows, eval_rows, Path(scratch), unit.phase == "choose")
+        return unit, outcome
 
 
 def record_sweep(unit: Unit, outcome: dict, points: dict[tuple, Row]) -> None:

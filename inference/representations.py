@@ -49,8 +49,9 @@ def dataset_representation(dataset: Dataset) -> dict[str, Any]:
 
 
 def tuning_checkpoint(job: TuningJob) -> dict[str, Any] | None:
-    """The epoch whose adapter a finished generation or chat job saved (the best by validation loss with early
-    stopping, else the last), with its losses and the step it ended at; None before the job succeeded."""
+    """The epoch whose adapter a finished job saved (the best by validation loss with early stopping, else the last),
+    with its losses, the step it ended at and (classification) its accuracy and macro-F1; None before the job
+    succeeded."""
     metrics = (job.result or {}).get("metrics") or {}
     chosen = metrics.get("chosen_epoch")
     if not chosen:
@@ -65,6 +66,8 @@ def tuning_checkpoint(job: TuningJob) -> dict[str, Any] | None:
         "step": step,
         "train_loss": row.get("train_loss"),
         "validation_loss": row.get("validation_loss"),
+        "accuracy": row.get("accuracy"),
+        "macro_f1": row.get("macro_f1"),
         "epochs_run": metrics.get("epochs_run"),
         "stopped_early": metrics.get("stopped_early"),
     }

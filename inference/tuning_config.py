@@ -47,10 +47,6 @@ class TuningRequest(StrictSerializer):
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         allowed = BASE_MODELS[attrs["task"]]
         attrs.setdefault("base_model", allowed[0])
-        if attrs["task"] == "classification" and "early_stopping_patience" in attrs.get("hyperparameters", {}):
-            raise serializers.ValidationError(
-                {"hyperparameters": ["`early_stopping_patience` applies to generation and chat tuning only."]}
-            )
         if attrs["base_model"] not in allowed:
             raise serializers.ValidationError(
                 {"base_model": [f"For {attrs['task']}, the base model must be one of: {', '.join(allowed)}."]}

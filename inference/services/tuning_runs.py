@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 PROGRESS_WRITE_SECONDS = 1.0
+EPOCH_SCORE_NAMES = {"accuracy": "accuracy", "macro_f1": "macro-F1"}
 
 
 def _finite(value: float | None) -> float | None:
@@ -183,11 +184,13 @@ def tuning_job_run(job_id: str) -> TuningJob | None:
 
 
 def _epoch_event(job: TuningJob, recorder: TuningProgressRecorder, report: Any) -> None:
-    """One message per finished epoch with its training and validation loss (the steps' points written first)."""
+    """One message per finished epoch with its training and validation loss, and the task's other validation
+    figures (classification: accuracy and macro-F1); the steps' points are written first."""
     recorder.flush()
     valid = "n/a" if report.validation_loss is None else f"{report.validation_loss:.4f}"
     train = "n/a" if report.train_loss is None else f"{report.train_loss:.4f}"
     message = f"Epoch {report.epoch}/{report.epochs}: training loss {train}, validation loss {valid}"
+    message += "".join(f", {EPOCH_SCORE_NAMES.get(name, name)} {value:.4f}" for name, value in report.scores.items())
     if report.stopping:
         message += f"; stopping early, keeping epoch {report.best_epoch}"
     tuning_event_add(
@@ -197,6 +200,7 @@ def _epoch_event(job: TuningJob, recorder: TuningProgressRecorder, report: Any) 
         train_loss=report.train_loss,
         valid_loss=report.validation_loss,
         full_valid_loss=report.validation_loss,
+        **report.scores,
         best_epoch=report.best_epoch,
         stopping=report.stopping,
     )

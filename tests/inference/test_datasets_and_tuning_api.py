@@ -156,10 +156,10 @@ def test_a_tuning_job_is_charged_its_estimate_and_refunded_when_canceled(api, pa
             "invalid",
         ),
         ({"dataset": "ds_x", "task": "classification", "base_model": "smollm2-135m-instruct"}, "base_model", "invalid"),
-        (  # early stopping is for generation and chat; never silently ignored
-            {"dataset": "ds_x", "task": "classification", "hyperparameters": {"early_stopping_patience": 2}},
-            "hyperparameters",
-            "invalid",
+        (
+            {"dataset": "ds_x", "task": "classification", "hyperparameters": {"early_stopping_patience": 0}},
+            "hyperparameters.early_stopping_patience",
+            "min_value",
         ),
         (
             {"dataset": "ds_x", "task": "chat", "hyperparameters": {"early_stopping_patience": 0}},
@@ -173,6 +173,21 @@ def test_bad_tuning_requests_are_refused(api, body, param, code):
     assert response.status_code == 400
     assert (response.json()["error"]["param"], response.json()["error"]["code"]) == (param, code)
     assert not TuningJob.objects.exists() and not UsageRecord.objects.exists()
+
+
+@pytest.mark.parametrize("task", ["classification", "generation"])
+def test_every_task_may_ask_for_early_stopping(api, task):
+    data = (
+        classification_jsonl()
+        if task == "classification"
+        else "\n".join(json.dumps({"prompt": f"q{i}", "completion": f"a{i}"}) for i in range(12)).encode()
+    )
+    dataset = upload(api, data, task=task).json()
+    body = {"dataset": dataset["id"], "task": task, "hyperparameters": {"early_stopping_patience": 2}}
+    created = api.post("/api/v1/tuning-jobs", body, format="json")
+    assert created.status_code == 201, created.json()
+    assert created.json()["hyperparameters"] == {"early_stopping_patience": 2}
+    assert TuningJob.objects.get(pk=created.json()["id"]).hyperparameters["early_stopping_patience"] == 2
 
 
 def test_datasets_tuning_jobs_and_models_of_another_partner_are_not_found(api, other_partner):

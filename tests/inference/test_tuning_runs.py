@@ -1,10 +1,12 @@
 """The worker half of tuning, driven through its services: per-step progress points, the loss curve readers get,
-and the reaper that sends again a queued tuning job the broker never got."""
+a classification run's per-epoch validation, early stopping and kept checkpoint as the APIs show them, and the
+reaper that sends again a queued tuning job the broker never got."""
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
+import io
 import json
 
 import pytest
@@ -15,7 +17,7 @@ from django.utils import timezone
 from inference import selectors
 from inference.backends.tuning import TrainingProgress
 from inference.models import TuningEvent, TuningJob
-from inference.services import tuning_datasets, tuning_jobs, tuning_runs
+from inference.services import tuning_datasets, tuning_jobs, tuning_runs, tuning_tokens
 from partners.models import UsageRecord
 from tests.factories import make_key
 
@@ -108,3 +110,80 @@ def test_the_loss_curve_is_thinned_evenly_keeping_the_first_and_last_step(tuning
     tuning_runs.tuning_progress_record(job=tuning_job, points=steps, state={})
     assert selectors.tuning_loss_curve(job=tuning_job) == [[step, 10.0 - step] for step in range(1, 11)]
     assert selectors.tuning_loss_curve(job=tuning_job, max_points=4) == [[1, 9.0], [4, 6.0], [7, 3.0], [10, 0.0]]
+
+
+REVIEWS = {
+    "great": ["Fast delivery and it works perfectly", "Lovely taste, I will buy again", "Great value, five stars"],
+    "other": ["It broke after two days", "Stale and tasteless, never again", "Support never answered my mail"],
+}
+
+
+def rows_that_overfit(per_label: int = 20) -> bytes:
+    """Reviews whose held-out rows (the platform's own stratified split, fraction 0.1, seed 0) read like the other
+    label's: the better the model fits the training rows, the higher its validation loss."""
+    kept, _ = tuning_tokens.split_positions("classification", [per_label] * 2, 0.1, 0)
+    other = {"great": "other", "other": "great"}
+    rows = []
+    for position in range(per_label):
+        for group, label in enumerate(REVIEWS):  # interleaved: "great" is the first label seen, group 0
+            voice = label if (group, position) in kept else other[label]
+            rows.append({"text": f"{REVIEWS[voice][position % 3]} (order {position})", "label": label})
+    return "\n".join(json.dumps(row) for row in rows).encode()
+
+
+def test_a_classification_job_reports_every_epoch_stops_early_and_keeps_the_best_checkpoint(api, partner):
+    upload = io.BytesIO(rows_that_overfit())
+    upload.name = "reviews.jsonl"
+    dataset = api.post("/api/v1/datasets", {"file": upload, "task": "classification"}, format="multipart").json()
+    hyperparameters = {"epochs": 6, "batch_size": 4, "early_stopping_patience": 1}
+    body = {"dataset": dataset["id"], "task": "classification", "hyperparameters": hyperparameters}
+    created = api.post("/api/v1/tuning-jobs", body, format="json")
+    assert created.status_code == 201, created.json()
+    job_id = created.json()["id"]
+
+    tuning_runs.tuning_job_run(job_id)  # the worker's own run, in this process
+
+    job = api.get(f"/api/v1/tuning-jobs/{job_id}").json()
+    assert job["status"] == "succeeded", job["error"]
+    metrics = job["metrics"]
+    losses = [row["validation_loss"] for row in metrics["by_epoch"]]
+    assert [row["epoch"] for row in metrics["by_epoch"]] == list(range(1, len(losses) + 1))
+    assert metrics["stopped_early"] and metrics["epochs_run"] == len(losses) < 6
+    chosen = metrics["chosen_epoch"]
+    assert chosen == losses.index(min(losses)) + 1 == len(losses) - 1  # patience 1: one worse epoch, then stop
+    best = metrics["by_epoch"][chosen - 1]
+    assert (metrics["loss"], metrics["accuracy"], metrics["macro_f1"]) == (
+        min(losses),
+        best["accuracy"],
+        best["macro_f1"],
+    )
+    steps_per_epoch = 9  # 36 training rows in batches of 4
+    assert job["checkpoint"] == {
+        "epoch": chosen,
+        "step": steps_per_epoch * chosen,
+        "train_loss": best["train_loss"],
+        "validation_loss": min(losses),
+        "accuracy": best["accuracy"],
+        "macro_f1": best["macro_f1"],
+        "epochs_run": len(losses),
+        "stopped_early": True,
+    }
+
+    events = api.get(f"/api/v1/tuning-jobs/{job_id}/events").json()["data"]
+    epoch_events = [event for event in events if event["message"].startswith("Epoch ")]
+    assert [event["data"]["valid_loss"] for event in epoch_events] == losses  # one per epoch, in order
+    assert [event["data"]["accuracy"] for event in epoch_events] == [row["accuracy"] for row in metrics["by_epoch"]]
+    assert epoch_events[-1]["data"]["stopping"] and f"keeping epoch {chosen}" in epoch_events[-1]["message"]
+    assert "accuracy" in epoch_events[0]["message"] and "macro-F1" in epoch_events[0]["message"]
+
+    openai_events = api.get(f"/v1/fine_tuning/jobs/{job_id}/events").json()["data"]
+    valid_losses = [event["data"]["valid_loss"] for event in openai_events if event["message"].startswith("Epoch ")]
+    assert sorted(valid_losses) == sorted(losses)
+    checkpoints = api.get(f"/v1/fine_tuning/jobs/{job_id}/checkpoints").json()["data"]
+    assert [checkpoint["fine_tuned_model_checkpoint"] for checkpoint in checkpoints] == [job["model"]]
+    assert checkpoints[0]["metrics"]["valid_loss"] == checkpoints[0]["metrics"]["full_valid_loss"] == min(losses)
+    assert checkpoints[0]["step_number"] == steps_per_epoch * chosen
+    # Only the epochs run are charged: the rest of the estimate is refunded.
+    finished = next(event for event in events if event["message"] == "Training finished.")
+    assert finished["data"]["refunded_units"] > 0
+    assert job["usage"]["units"] == finished["data"]["trained_tokens"] < created.json()["usage"]["units"]

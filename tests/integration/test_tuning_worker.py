@@ -1,6 +1,7 @@
 """A tuning job through real processes: its broker message is lost, the reaper in a real worker sends it again,
 the worker trains and writes one loss point per step, and readers that share nothing with it but the database (a
-gunicorn web process, and this process after its cache is cleared) see exactly the worker's points."""
+gunicorn web process, and this process after its cache is cleared) see exactly the worker's points, its
+per-epoch validation and the checkpoint it kept."""
 
 from __future__ import annotations
 
@@ -82,8 +83,15 @@ def test_a_lost_tuning_job_is_resent_trained_and_its_curve_read_the_same_everywh
     web, port = start_web(tmp_path, workers=1)
     try:
         events = get_json(port, f"/api/v1/tuning-jobs/{job_id}/events", raw)["data"]
+        checkpoints = get_json(port, f"/v1/fine_tuning/jobs/{job_id}/checkpoints", raw)["data"]
     finally:
         web.stop()
+    by_epoch = job.result["metrics"]["by_epoch"]
+    epoch_events = [event for event in events if event["message"].startswith("Epoch ")]
+    assert [event["data"]["valid_loss"] for event in epoch_events] == [row["validation_loss"] for row in by_epoch]
+    assert len(by_epoch) == 2 and all(row["validation_loss"] > 0 and "accuracy" in row for row in by_epoch)
+    assert [checkpoint["id"].rsplit("-", 1)[1] for checkpoint in checkpoints] == ["2"]  # no early stopping: the last
+    assert checkpoints[0]["metrics"]["valid_loss"] == by_epoch[-1]["validation_loss"]
     metrics = [event for event in events if event["kind"] == "metrics"]
     assert [(event["step"], event["loss"]) for event in metrics] == points
     assert all(event["learning_rate"] > 0 and event["epoch"] > 0 for event in metrics)

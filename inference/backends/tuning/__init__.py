@@ -29,8 +29,9 @@ def train(
     should_stop: Callable[[], bool],
     on_epoch: Callable[[EpochReport], None] | None = None,
 ) -> TrainingResult:
-    """Tunes one adapter. Calls on_progress after every step, should_stop before every step and (generation and
-    chat) on_epoch after every epoch with its training and validation loss.
+    """Tunes one adapter. Calls on_progress after every step, should_stop before every step and on_epoch after every
+    epoch with its training and validation loss (and, for classification, accuracy and macro-F1). With
+    `early_stopping_patience` the best epoch by validation loss is kept, else the last.
 
     Raises TrainingInputError for a request it cannot train, TrainingStopped when should_stop() turns true and
     TrainingTimedOut past request.max_seconds; output_dir is written only when training finishes."""
@@ -39,7 +40,7 @@ def train(
     if request.task == "classification":
         from inference.backends.tuning.classification import train_classifier
 
-        return train_classifier(request, hyperparameters, on_progress, should_stop)
+        return train_classifier(request, hyperparameters, on_progress, should_stop, on_epoch)
     from inference.backends.tuning.generation import train_generator
 
     return train_generator(request, hyperparameters, on_progress, should_stop, on_epoch)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -16,12 +15,14 @@ from sklearn.metrics import f1_score
 from torch import nn
 from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 
+from inference.backends.tuning.epochs import EpochTracker
 from inference.backends.tuning.heads import Head, pool
 from inference.backends.tuning.loop import Batch, LoopSettings, count_parameters, seed_everything, train_loop
 from inference.backends.tuning.recipes import peft_config, recipe_name
 from inference.backends.tuning.types import (
     METADATA_FILE,
     PROMPT_METHODS,
+    EpochReport,
     TrainingInputError,
     TrainingProgress,
     TrainingRequest,
@@ -87,6 +88,7 @@ def read_rows(rows: list[dict], labels: list[str] | None = None) -> tuple[list[s
 
 
 def evaluate(model: PooledClassifier, data: Encoded, targets: list[int]) -> dict[str, float]:
+    """Accuracy and macro-F1 (rounded) and the mean cross-entropy (unrounded: epochs are compared by it)."""
     model.eval()
     logits = torch.zeros(len(data), model.head.linear.out_features)
     with torch.no_grad():
@@ -98,7 +100,7 @@ def evaluate(model: PooledClassifier, data: Encoded, targets: list[int]) -> dict
     return {
         "accuracy": round(float((predicted == truth).float().mean()), 4),
         "macro_f1": round(float(f1_score(truth.numpy(), predicted.numpy(), average="macro")), 4),
-        "loss": round(float(nn.functional.cross_entropy(logits, truth)), 4),
+        "loss": float(nn.functional.cross_entropy(logits, truth)),
     }
 
 
@@ -120,7 +122,12 @@ def train_classifier(
     hyperparameters: dict,
     on_progress: Callable[[TrainingProgress], None],
     should_stop: Callable[[], bool],
+    on_epoch: Callable[[EpochReport], None] | None = None,
 ) -> TrainingResult:
+    """Trains the adapter and the head; after every epoch scores the validation rows (cross-entropy, accuracy and
+    macro-F1, reported through on_epoch and in metrics["by_epoch"]). With `early_stopping_patience` = n, training
+    stops once n epochs in a row did not lower the validation loss, and the adapter and head saved are the best
+    epoch's (metrics["chosen_epoch"]); without it the last epoch's are saved."""
     h = hyperparameters
     started = time.monotonic()
     seed_everything(int(h["seed"]))
@@ -147,23 +154,21 @@ def train_classifier(
     if request.validation_rows:
         val_texts, _, val_targets = read_rows(request.validation_rows, labels)
         validation = (Encoded(tokenizer, val_texts, int(h["max_length"])), val_targets)
-    by_epoch: list[dict] = []
-
-    def on_epoch_end(epoch: int, train_loss: float) -> None:
-        if validation is not None and h.get("eval_each_epoch"):
-            by_epoch.append({"epoch": epoch, **evaluate(model, *validation)})
-
     settings = LoopSettings.from_hyperparameters(
         h, None if request.max_seconds is None else request.max_seconds - (time.monotonic() - started)
     )
-    losses = train_loop(
-        model, loss_of, collate, [len(ids) for ids in train_data.ids], settings, on_progress, should_stop, on_epoch_end
+    patience = h.get("early_stopping_patience")
+    tracker = EpochTracker(
+        model,
+        settings.epochs,
+        (lambda: evaluate(model, *validation)) if validation is not None else None,
+        None if patience is None else int(patience),
+        on_epoch,
     )
-    metrics: dict = {"train_loss": round(losses[-1], 4) if losses and not math.isnan(losses[-1]) else None}
-    if validation is not None:
-        metrics.update(by_epoch[-1] if by_epoch else evaluate(model, *validation))
-        if by_epoch:
-            metrics["by_epoch"] = by_epoch
+    train_loop(
+        model, loss_of, collate, [len(ids) for ids in train_data.ids], settings, on_progress, should_stop, tracker
+    )
+    metrics = tracker.finish()
     trainable, total = count_parameters(model)
     save_classifier(request.output_dir, encoder, head, labels, request, h)
     details = {

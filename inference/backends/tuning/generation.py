@@ -18,6 +18,7 @@ import torch
 from peft import PeftModel, TaskType, get_peft_model
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
+from inference.backends.tuning.epochs import EpochTracker, rounded
 from inference.backends.tuning.loop import Batch, LoopSettings, count_parameters, seed_everything, train_loop
 from inference.backends.tuning.recipes import peft_config, recipe_name
 from inference.backends.tuning.types import (
@@ -125,19 +126,14 @@ def train_generator(
     pad_id = int(tokenizer.pad_token_id)
     settings = LoopSettings.from_hyperparameters(h, request.max_seconds)
     patience = h.get("early_stopping_patience")
-    tracker = _BestEpoch(model, int(patience) if patience is not None and held_out else None)
     base_loss = validation_loss(model, held_out, pad_id) if held_out else None  # the untuned model's, for reference
-    epoch_train_losses: list[float] = []
-
-    def on_epoch_end(epoch: int, train_loss: float) -> bool:
-        epoch_train_losses.append(train_loss)
-        loss = validation_loss(model, held_out, pad_id) if held_out else None
-        stop = tracker.record(epoch, loss)
-        report = EpochReport(epoch, settings.epochs, _rounded(train_loss), _rounded(loss), tracker.best_epoch, stop)
-        if on_epoch is not None:
-            on_epoch(report)
-        return stop
-
+    tracker = EpochTracker(
+        model,
+        settings.epochs,
+        (lambda: {"loss": validation_loss(model, held_out, pad_id)}) if held_out else None,
+        None if patience is None else int(patience),
+        on_epoch,
+    )
     train_loop(
         model,
         lambda batch: model(**batch).loss,
@@ -146,21 +142,13 @@ def train_generator(
         settings,
         on_progress,
         should_stop,
-        on_epoch_end,
+        tracker,
     )
-    chosen = tracker.restore_best()
-    metrics: dict = {"train_loss": _rounded(epoch_train_losses[chosen - 1]) if epoch_train_losses else None}
+    metrics = tracker.finish()
     if held_out:
-        loss = tracker.losses[chosen - 1]
-        metrics.update({"loss": _rounded(loss), "perplexity": round(math.exp(min(loss, 50.0)), 3)})
-        metrics["base_loss"] = _rounded(base_loss)
-    metrics["by_epoch"] = [
-        {"epoch": i + 1, "train_loss": _rounded(train), "validation_loss": _rounded(valid)}
-        for i, (train, valid) in enumerate(zip(epoch_train_losses, tracker.losses, strict=False))
-    ]
-    metrics["chosen_epoch"] = chosen
-    metrics["epochs_run"] = len(epoch_train_losses)
-    metrics["stopped_early"] = len(epoch_train_losses) < settings.epochs
+        loss = tracker.chosen_loss
+        metrics["perplexity"] = None if loss is None else round(math.exp(min(loss, 50.0)), 3)
+        metrics["base_loss"] = rounded(base_loss)
     trainable, total = count_parameters(model)
     save_generator(request, model, h)
     details = {
@@ -170,47 +158,6 @@ def train_generator(
         "seconds": round(time.monotonic() - started, 1),
     }
     return TrainingResult(trainable, total, metrics, None, details)
-
-
-def _rounded(value: float | None) -> float | None:
-    return None if value is None or not math.isfinite(value) else round(float(value), 4)
-
-
-class _BestEpoch:
-    """The validation loss of each epoch, the best epoch's trainable weights (a copy kept only when early stopping
-    is on), and whether to stop: `patience` epochs in a row without a lower loss."""
-
-    def __init__(self, model: torch.nn.Module, patience: int | None) -> None:
-        self.model = model
-        self.patience = patience
-        self.losses: list[float | None] = []
-        self.best_epoch = 0
-        self._best_loss = math.inf
-        self._best_state: dict[str, torch.Tensor] | None = None
-
-    def record(self, epoch: int, loss: float | None) -> bool:
-        self.losses.append(loss)
-        if loss is None:
-            self.best_epoch = epoch
-            return False
-        if loss < self._best_loss:
-            self._best_loss, self.best_epoch = loss, epoch
-            if self.patience is not None:
-                self._best_state = {
-                    name: p.detach().clone() for name, p in self.model.named_parameters() if p.requires_grad
-                }
-            return False
-        return self.patience is not None and epoch - self.best_epoch >= self.patience
-
-    def restore_best(self) -> int:
-        """The chosen epoch: the best one when early stopping is on (its weights put back), else the last."""
-        if self.patience is None or self._best_state is None:
-            return len(self.losses)
-        parameters = dict(self.model.named_parameters())
-        with torch.no_grad():
-            for name, value in self._best_state.items():
-                parameters[name].copy_(value)
-        return self.best_epoch
 
 
 def save_generator(request: TrainingRequest, model: PeftModel, h: dict) -> None:

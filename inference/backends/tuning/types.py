@@ -39,7 +39,8 @@ class TrainingProgress:
 @dataclass(frozen=True)
 class EpochReport:
     """The end of one epoch: its mean training loss, the loss on the validation rows (None without any), the best
-    epoch so far by that loss, and whether early stopping ends training here."""
+    epoch so far by that loss, whether early stopping ends training here, and the task's other validation figures
+    (classification: accuracy and macro_f1)."""
 
     epoch: int
     epochs: int  # planned
@@ -47,14 +48,17 @@ class EpochReport:
     validation_loss: float | None
     best_epoch: int
     stopping: bool = False
+    scores: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
 class TrainingResult:
     trainable_parameters: int  # counted with the classification head
     total_parameters: int
-    metrics: dict  # classification: accuracy, macro_f1, loss; generation/chat: loss, perplexity, base_loss, by_epoch,
-    # chosen_epoch (the epoch whose adapter was saved), epochs_run, stopped_early
+    # Every task: train_loss, loss (validation), by_epoch, chosen_epoch (the epoch whose adapter was saved),
+    # epochs_run, stopped_early; classification adds accuracy and macro_f1 (per epoch too), generation and chat
+    # perplexity and base_loss.
+    metrics: dict
     labels: list[str] | None
     details: dict = field(default_factory=dict)  # the resolved method, recipe and hyperparameters used
 
