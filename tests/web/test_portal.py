@@ -199,9 +199,7 @@ def test_an_admin_invites_and_changes_roles(partner, other_partner, mailoutbox):
 
 def test_developers_cannot_manage_members_or_read_the_audit_log(developer, viewer):
     client = signed_in(developer)
-    assert (
-        client.post("/portal/members/invite/", {"email": "x@example.com", "role": "viewer"}).status_code == 403
-    )
+    assert client.post("/portal/members/invite/", {"email": "x@example.com", "role": "viewer"}).status_code == 403
     assert client.post(f"/portal/members/{viewer.pk}/role/", {"role": "admin"}).status_code == 403
     assert client.post(f"/portal/members/{viewer.pk}/remove/").status_code == 403
     assert client.get("/portal/audit/").status_code == 403
