@@ -2,6 +2,7 @@
 
 from partners.services.api_keys import (
     api_key_authenticate,
+    api_key_authenticate_cached,
     api_key_issue,
     api_key_revoke,
     api_key_rotate,
@@ -46,6 +47,7 @@ __all__ = [
     "UnitsState",
     "actor_for",
     "api_key_authenticate",
+    "api_key_authenticate_cached",
     "api_key_issue",
     "api_key_revoke",
     "api_key_rotate",
