@@ -4,11 +4,13 @@ tables hold a million rows.
 
 Usage: .venv/bin/python bench/load.py [--quick] [--clients 16] [--seconds 30] [--rows 1000000]
 
-Last line: `load: rps=... p50_ms=... p99_ms=... errors=... latency_at_1m_rows_ratio=...`, the ratio being
-the p50 of single-connection submissions after the bulk rows over the same before them. Both are measured in the
-same state: the worker has its model loaded and serves each job as it comes, and no backlog is left from before
-(also shown with the worker paused: the web path alone). The bulk rows are a year of history as the platform
-writes it: time-ordered job ids (alliance.ids.uuid7), one charge per job.
+Last line: `load: rps=... p50_ms=... p99_ms=... errors=... latency_at_1m_rows_ratio=...
+serving_latency_at_1m_rows_ratio=... rows=...`. The headline ratio is the web path's: the p50 of single-connection
+submissions with the worker paused (SIGSTOP) after the bulk rows over the same before them; the serving ratio is the
+same with the worker loaded and serving each job as it comes. Each is measured with no backlog left from before.
+The bulk rows are a year of history as the platform writes it: time-ordered job ids (alliance.ids.uuid7), one charge
+per job. Before and after them, EXPLAIN ANALYZE of the statements one submission sends (bench/explain_submit.py)
+shows which, if any, grows with the tables.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack
+from pathlib import Path
 
 import psycopg
 from platform_env import HOST, ROOT, free_port, manage, pct, platform_env, start_gunicorn
@@ -160,12 +163,30 @@ def bulk_rows(database_url: str, rows: int) -> float:
     return time.monotonic() - started
 
 
+def explain(env: dict[str, str], key: str, out: Path) -> dict[str, str]:
+    """EXPLAIN ANALYZE of the statements one submission sends (bench/explain_submit.py), written to `out`; answers
+    each statement's execution time (ms) by its position."""
+    text = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "explain_submit.py"), key],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    out.write_text(text)
+    last = text.strip().splitlines()[-1]
+    return dict(part.split("=", 1) for part in last.removeprefix("explain:").split())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=None)
     parser.add_argument("--rows", type=int, default=None)
+    parser.add_argument("--database", default="alliance_bench_load", help="PostgreSQL database, created and dropped")
+    parser.add_argument("--redis-db", type=int, default=11, help="Redis database number, flushed before and after")
     args = parser.parse_args()
     seconds = args.seconds or (10.0 if args.quick else 30.0)
     rows = args.rows or (200_000 if args.quick else 1_000_000)
@@ -173,8 +194,8 @@ def main() -> None:
     with ExitStack() as stack:
         env, tmp = platform_env(
             stack,
-            database="alliance_bench_load",
-            redis_db=11,
+            database=args.database,
+            redis_db=args.redis_db,
             ALLIANCE_DEFAULT_RPM="100000000",
             ALLIANCE_API_KEY_READ_RPM="100000000",
         )
@@ -215,17 +236,26 @@ def main() -> None:
             f"errors {sum(errors.values())} {dict(errors)}; {submitted} jobs submitted, {completed} completed"
         )
 
+        plans_before = explain(env, key, tmp / "explain_before.txt")
         took = bulk_rows(env["DATABASE_URL"], rows)
+        plans_after = explain(env, key, tmp / "explain_after.txt")
         loaded = submission_p50s(port, key, worker, database)
-        ratio = loaded[0] / baseline[0]
+        serving_ratio, paused_ratio = loaded[0] / baseline[0], loaded[1] / baseline[1]
         print(
-            f"submission p50 on one connection, worker serving: {baseline[0]:.2f} ms before, {loaded[0]:.2f} ms with "
-            f"{rows:,} more job and usage rows (inserted in {took:.0f} s); worker paused: {baseline[1]:.2f} ms "
-            f"before, {loaded[1]:.2f} ms after (ratio {loaded[1] / baseline[1]:.2f})"
+            f"EXPLAIN ANALYZE of the submission's statements, ms before / after {rows:,} rows: "
+            + ", ".join(f"[{n}] {plans_before.get(n, '?')} / {plans_after.get(n, '?')}" for n in plans_after)
+        )
+        print((tmp / "explain_after.txt").read_text().rstrip())
+        print(
+            f"submission p50 on one connection, worker paused (the web path alone): {baseline[1]:.2f} ms before, "
+            f"{loaded[1]:.2f} ms with {rows:,} more job and usage rows (inserted in {took:.0f} s), ratio "
+            f"{paused_ratio:.2f}; worker serving: {baseline[0]:.2f} ms before, {loaded[0]:.2f} ms after (ratio "
+            f"{serving_ratio:.2f})"
         )
         print(
             f"load: rps={rps:.1f} p50_ms={pct(latencies, 0.5):.1f} p99_ms={pct(latencies, 0.99):.1f} "
-            f"errors={sum(errors.values())} latency_at_1m_rows_ratio={ratio:.2f}"
+            f"errors={sum(errors.values())} latency_at_1m_rows_ratio={paused_ratio:.2f} "
+            f"serving_latency_at_1m_rows_ratio={serving_ratio:.2f} rows={rows}"
         )
 
 
