@@ -2,7 +2,8 @@
 one gunicorn server; and bulk submission: jobs accepted per second through one batch (POST /api/v1/batches) against
 single submissions (`bulk_vs_single`).
 
-Usage: .venv/bin/python bench/gateway.py [--quick] [--workers 2] [--threads 4] [--concurrency 8] [--batch-size N]
+Usage: .venv/bin/python bench/gateway.py [--quick] [--asgi] [--workers 2] [--threads 4] [--concurrency 8]
+       [--batch-size N] [--database NAME] [--redis-db N]
 
 Uses PostgreSQL (127.0.0.1:5432, a fresh `alliance_bench` database) and Redis (127.0.0.1:6379 db 14) when they
 answer, else SQLite and the filesystem broker in a temp dir. No Celery worker runs: submitted jobs stay queued.
@@ -120,6 +121,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=0, help="requests per batch (default 1000; 500 with --quick)")
     parser.add_argument("--batches", type=int, default=3, help="batches timed, one after another (median taken)")
+    parser.add_argument("--asgi", action="store_true", help="the server the platform runs (uvicorn workers)")
     parser.add_argument("--database", default="alliance_bench", help="PostgreSQL database, created and dropped")
     parser.add_argument("--redis-db", type=int, default=14, help="Redis database number, flushed before and after")
     args = parser.parse_args()
@@ -136,9 +138,10 @@ def main() -> None:
         if "DATABASE_URL" in env:  # the floor's table (bench/urls.py)
             with psycopg.connect(env["DATABASE_URL"].replace("postgres://", "postgresql://"), autocommit=True) as conn:
                 conn.execute("CREATE TABLE bench_floor (id bigserial PRIMARY KEY, body text NOT NULL)")
-        start_gunicorn(env, args.port, args.workers, args.threads, tmp / "gunicorn.log", stack)
+        start_gunicorn(env, args.port, args.workers, args.threads, tmp / "gunicorn.log", stack, asgi=args.asgi)
+        server = f"{args.workers} uvicorn workers" if args.asgi else f"{args.workers} workers x {args.threads} threads"
         print(
-            f"server: gunicorn {args.workers} workers x {args.threads} threads on {HOST}:{args.port}; "
+            f"server: gunicorn {server} on {HOST}:{args.port}; "
             f"client: {args.concurrency} keep-alive connections in {args.client_procs} processes; "
             f"{seconds:g} s per endpoint in {args.rounds} rounds"
         )

@@ -37,7 +37,7 @@ from inference.worker import worker_command  # after the line above: found throu
 
 SLUG = "lg-ai-research"
 TEXT = "Alliance partners tune foundation models on their own data, privately, with adapters."
-SUBMISSIONS = 300  # per single-connection measurement
+SUBMISSIONS = 300  # per single-connection measurement (--submissions)
 MIX = (("submit", 0.4), ("poll", 0.3), ("list", 0.2), ("usage", 0.1))
 # A version 7 UUID stamped at `at`, in SQL: the ids the platform gives jobs (alliance.ids.uuid7), so the bulk
 # history sits in the indexes as a year of real submissions would.
@@ -84,14 +84,16 @@ def client(port: int, key: str, seconds: float, seed: int) -> tuple[list[float],
     return latencies, errors, len(job_ids)
 
 
-def submission_p50s(port: int, key: str, worker: subprocess.Popen, database: str) -> tuple[float, float]:
+def submission_p50s(
+    port: int, key: str, worker: subprocess.Popen, database: str, count: int = SUBMISSIONS
+) -> tuple[float, float]:
     """Submission p50 (ms) on one connection with the worker serving the jobs as they come, then with the worker
     paused (the web path alone); each starts with no backlog."""
-    serving = submit_p50(port, key, SUBMISSIONS)
+    serving = submit_p50(port, key, count)
     drain(database)
     os.kill(worker.pid, signal.SIGSTOP)
     try:
-        paused = submit_p50(port, key, SUBMISSIONS)
+        paused = submit_p50(port, key, count)
     finally:
         os.kill(worker.pid, signal.SIGCONT)
     drain(database)
@@ -185,6 +187,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=None)
     parser.add_argument("--rows", type=int, default=None)
+    parser.add_argument("--submissions", type=int, default=SUBMISSIONS, help="per single-connection measurement")
     parser.add_argument("--database", default="alliance_bench_load", help="PostgreSQL database, created and dropped")
     parser.add_argument("--redis-db", type=int, default=11, help="Redis database number, flushed before and after")
     args = parser.parse_args()
@@ -218,7 +221,7 @@ def main() -> None:
         database = env["DATABASE_URL"].replace("postgres://", "postgresql://")
         submit_p50(port, key, 20)  # the worker has its model loaded and is serving before anything is measured
         drain(database)
-        baseline = submission_p50s(port, key, worker, database)
+        baseline = submission_p50s(port, key, worker, database, args.submissions)
         succeeded_before = succeeded(database)
         with ProcessPoolExecutor(4) as pool:
             per_process = max(1, args.clients // 4)
@@ -239,7 +242,7 @@ def main() -> None:
         plans_before = explain(env, key, tmp / "explain_before.txt")
         took = bulk_rows(env["DATABASE_URL"], rows)
         plans_after = explain(env, key, tmp / "explain_after.txt")
-        loaded = submission_p50s(port, key, worker, database)
+        loaded = submission_p50s(port, key, worker, database, args.submissions)
         serving_ratio, paused_ratio = loaded[0] / baseline[0], loaded[1] / baseline[1]
         print(
             f"EXPLAIN ANALYZE of the submission's statements, ms before / after {rows:,} rows: "
