@@ -6,7 +6,9 @@ one it was read under: revoking, rotating, issuing or changing a key, and any ch
 generation (partners.signals) when the change is made and again once it commits, so every process drops its copies
 before its next request. Each request reads the generation (one Redis GET) instead of the key's rows (a database
 round trip), checks expiry and the credential's grace period against the clock, and still writes last use at most
-once a minute. Copies expire after AUTH_CACHE_SECONDS in any case.
+once a minute. Copies expire after AUTH_CACHE_SECONDS in any case. While Redis cannot be read, nothing is trusted
+from a copy (every request reads the database) and a change still succeeds (this process's copies are dropped; a
+restarted Redis starts from a random generation).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from __future__ import annotations
 import copy
 import hashlib
 import itertools
+import logging
+import secrets
 import threading
 import time
 from dataclasses import dataclass
@@ -24,6 +28,7 @@ from django.db import transaction
 
 from partners.models import ApiKey
 
+logger = logging.getLogger(__name__)
 AUTH_CACHE_SECONDS = 30.0
 _GENERATION_KEY = "alliance:auth:generation"
 
@@ -51,11 +56,22 @@ def _redis():
     return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
 
 
-def generation() -> int:
+def generation() -> int | None:
+    """The current key generation; None while Redis cannot be read (then no copy is trusted)."""
     client = _redis()
     if client is None:
         return _local_value
-    return int(client.get(_GENERATION_KEY) or 0)
+    from redis.exceptions import RedisError
+
+    try:
+        value = client.get(_GENERATION_KEY)
+        if value is None:  # a new or restarted Redis: a random start, so no copy read before matches it by chance
+            client.set(_GENERATION_KEY, secrets.randbits(48), nx=True)
+            value = client.get(_GENERATION_KEY)
+        return int(value)
+    except RedisError:
+        logger.warning("the key generation cannot be read; keys are authenticated from the database", exc_info=True)
+        return None
 
 
 def _raise_generation() -> None:
@@ -65,7 +81,12 @@ def _raise_generation() -> None:
         _local_value = next(_local_generation)
     client = _redis()
     if client is not None:
-        client.incr(_GENERATION_KEY)
+        from redis.exceptions import RedisError
+
+        try:
+            client.incr(_GENERATION_KEY)
+        except RedisError:  # the change itself stands; no process can trust a copy while Redis is unreadable
+            logger.warning("the key generation could not be raised", exc_info=True)
 
 
 def changed() -> None:
@@ -85,13 +106,14 @@ def _digest(raw_key: str) -> bytes:
     return hashlib.sha256(raw_key.encode()).digest()
 
 
-def lookup(raw_key: str, now: float) -> tuple[ApiKey | None, int]:
+def lookup(raw_key: str, now: float) -> tuple[ApiKey | None, int | None]:
     """A copy of the key behind raw_key when one is trusted now (wall-clock `now`), and the current generation (the
-    one to store a fresh lookup under: it is read before the database is)."""
+    one to store a fresh lookup under: it is read before the database is; None: store nothing)."""
     current = generation()
     entry = _entries.get(_digest(raw_key))
     if (
-        entry is None
+        current is None
+        or entry is None
         or entry.generation != current
         or time.monotonic() - entry.stored_at >= AUTH_CACHE_SECONDS
         or (entry.valid_until is not None and entry.valid_until <= now)
@@ -101,7 +123,9 @@ def lookup(raw_key: str, now: float) -> tuple[ApiKey | None, int]:
     return _copy(entry.api_key), current
 
 
-def store(raw_key: str, api_key: ApiKey, *, valid_until: float | None, generation: int) -> None:
+def store(raw_key: str, api_key: ApiKey, *, valid_until: float | None, generation: int | None) -> None:
+    if generation is None:
+        return
     _entries[_digest(raw_key)] = _Entry(
         api_key=_copy(api_key), valid_until=valid_until, generation=generation, stored_at=time.monotonic()
     )

@@ -87,3 +87,16 @@ def test_a_request_never_changes_the_cached_key(transactional_db):
     first.scopes = ["summarization"]
     again = api_key_authenticate_cached(raw)
     assert again.partner.name == partner.name and again.scopes == []
+
+
+def test_without_redis_keys_are_read_from_the_database_and_revocation_still_works(transactional_db, settings):
+    api_key, raw = make_key(make_partner())
+    assert api_key_authenticate_cached(raw) is not None  # a copy under the live generation
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there: the generation cannot be read
+    auth_cache._redis.cache_clear()
+    try:
+        assert _queries(lambda: api_key_authenticate_cached(raw)) >= 1  # no copy is trusted
+        api_key_revoke(api_key=api_key, actor="test")  # the change stands though Redis cannot hear of it
+        assert api_key_authenticate_cached(raw) is None
+    finally:
+        auth_cache._redis.cache_clear()  # the next call connects to the restored REDIS_URL
