@@ -144,9 +144,9 @@ def bulk_rows(database_url: str, rows: int) -> float:
         partner_id = conn.execute("SELECT id FROM partners_partner WHERE slug = %s", [SLUG]).fetchone()[0]
         conn.execute(
             f"""INSERT INTO inference_job (id, partner_id, capability, model, queue, status, input, params, units,
-                   request_fingerprint, webhook_url, attempts, created_at, finished_at, output)
+                   request_fingerprint, webhook_url, attempts, created_at, finished_at, output, priority, custom_id)
                SELECT {UUID7_AT.format(at="at")}, %s, 'keyword_extraction', 'all-MiniLM-L6-v2', 'embeddings',
-                      'succeeded', '{{"text": "bulk"}}', '{{}}', 10, '', '', 1, at, at, '{{"keywords": []}}'
+                      'succeeded', '{{"text": "bulk"}}', '{{}}', 10, '', '', 1, at, at, '{{"keywords": []}}', 0, ''
                FROM (SELECT now() - interval '1 year' + g * (interval '1 year' / %s) AS at
                      FROM generate_series(1, %s) AS g) AS history""",
             [partner_id, rows, rows],
