@@ -6,13 +6,14 @@ Usage (with the platform's environment: DATABASE_URL and the rest): .venv/bin/py
 Submits one keyword-extraction job with the raw API key KEY through Django's test client inside a transaction that
 is rolled back, keeping the statements it sent; then runs EXPLAIN (ANALYZE, BUFFERS) of each in a transaction that
 is rolled back too, so nothing is written. Prints each statement's first words, its execution time and its plan;
-the last line is `explain: <n>=<ms> ...` with n the statement's position.
+the last line is `explain: <verb>:<table>=<ms> ...`, each statement named by its verb and first table.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -22,6 +23,17 @@ BODY = json.dumps({"capability": "keyword_extraction", "input": {"text": "Allian
 
 class _RolledBack(Exception):
     pass
+
+
+def _label(sql: str, taken: set[str]) -> str:
+    """The statement's verb and first table (`select:partners_apikeycredential`, `with:partners_quotaperiod`)."""
+    table = re.search(r'(?:FROM|INTO|UPDATE)\s+"?(\w+)"?', sql, re.IGNORECASE)
+    label = f"{sql.split(None, 1)[0].lower()}:{table.group(1) if table else '?'}"
+    n = 2
+    while label in taken:
+        label = f"{label.split('#')[0]}#{n}"
+        n += 1
+    return label
 
 
 def main() -> None:
@@ -53,7 +65,7 @@ def main() -> None:
         pass
     times: list[str] = []
     with connection.cursor() as cursor:
-        for n, sql in enumerate(statements, 1):
+        for sql in statements:
             try:
                 with transaction.atomic():
                     cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) {sql}")
@@ -62,8 +74,9 @@ def main() -> None:
             except _RolledBack:
                 pass
             took = next((line.split(":")[1].strip() for line in plan if line.startswith("Execution Time")), "?")
-            times.append(f"{n}={took.split()[0]}")
-            print(f"[{n}] {sql[:100]}...\n    " + "\n    ".join(plan))
+            name = _label(sql, {time.split("=")[0] for time in times})
+            times.append(f"{name}={took.split()[0]}")
+            print(f"[{name}] {sql[:100]}...\n    " + "\n    ".join(plan))
     print("explain: " + " ".join(times))
 
 

@@ -167,7 +167,7 @@ def bulk_rows(database_url: str, rows: int) -> float:
 
 def explain(env: dict[str, str], key: str, out: Path) -> dict[str, str]:
     """EXPLAIN ANALYZE of the statements one submission sends (bench/explain_submit.py), written to `out`; answers
-    each statement's execution time (ms) by its position."""
+    each statement's execution time (ms) by its verb and first table."""
     text = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "explain_submit.py"), key],
         cwd=ROOT,
@@ -246,7 +246,7 @@ def main() -> None:
         serving_ratio, paused_ratio = loaded[0] / baseline[0], loaded[1] / baseline[1]
         print(
             f"EXPLAIN ANALYZE of the submission's statements, ms before / after {rows:,} rows: "
-            + ", ".join(f"[{n}] {plans_before.get(n, '?')} / {plans_after.get(n, '?')}" for n in plans_after)
+            + ", ".join(f"{name} {plans_before.get(name, '-')} / {plans_after[name]}" for name in plans_after)
         )
         print((tmp / "explain_after.txt").read_text().rstrip())
         print(
