@@ -4,12 +4,26 @@ rows, so the statement's cost is one json.dumps and one server-side parse instea
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
+from functools import cache
+from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, models
 
-_encoder = DjangoJSONEncoder(separators=(",", ":"))
+
+class _RowEncoder(DjangoJSONEncoder):
+    """DjangoJSONEncoder keeping a datetime's microseconds (it cuts them to milliseconds): the row holds exactly the
+    instance's values, as an ordinary INSERT would."""
+
+    def default(self, o: Any) -> Any:
+        if isinstance(o, dt.datetime):
+            return o.isoformat()
+        return super().default(o)
+
+
+_encoder = _RowEncoder(separators=(",", ":"))
 
 
 def insert_many(objects: Sequence[models.Model]) -> None:
@@ -21,14 +35,27 @@ def insert_many(objects: Sequence[models.Model]) -> None:
     if connection.vendor != "postgresql":
         model._default_manager.bulk_create(objects)
         return
+    sql, params = insert_statement(objects)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def insert_statement(objects: Sequence[models.Model]) -> tuple[str, list[str]]:
+    """PostgreSQL only: the INSERT of insert_many as (SQL, parameters), for a caller that composes it into a larger
+    statement (a WHERE clause may follow it)."""
+    fields, sql = _insert_sql(type(objects[0]))
+    rows = [{field.column: field.pre_save(obj, add=True) for field in fields} for obj in objects]
+    return sql, [_encoder.encode(rows)]
+
+
+@cache
+def _insert_sql(model: type[models.Model]) -> tuple[list[models.Field], str]:
+    """The model's inserted fields and its INSERT ... SELECT FROM jsonb_to_recordset: the same for every call."""
     fields = [field for field in model._meta.concrete_fields if not isinstance(field, models.AutoField)]
     quote = connection.ops.quote_name
-    rows = [{field.column: field.pre_save(obj, add=True) for field in fields} for obj in objects]
     columns = ", ".join(quote(field.column) for field in fields)
     types = ", ".join(f"{quote(field.column)} {field.db_type(connection)}" for field in fields)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {quote(model._meta.db_table)} ({columns}) "
-            f"SELECT {columns} FROM jsonb_to_recordset(%s::jsonb) AS r({types})",
-            [_encoder.encode(rows)],
-        )
+    return fields, (
+        f"INSERT INTO {quote(model._meta.db_table)} ({columns}) "
+        f"SELECT {columns} FROM jsonb_to_recordset(%s::jsonb) AS r({types})"
+    )

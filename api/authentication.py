@@ -7,7 +7,7 @@ from rest_framework.request import Request
 from alliance.api.errors import ApiError
 from partners import ratelimit
 from partners.models import ApiKey
-from partners.services import api_key_authenticate
+from partners.services import api_key_authenticate_cached
 
 
 def client_address(request: Request) -> str:
@@ -27,7 +27,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         raw = raw.strip()
         if scheme.lower() != self.keyword.lower() or not raw:
             self._fail(request, "The Authorization header must be `Bearer <api key>`.")
-        api_key = api_key_authenticate(raw)
+        api_key = api_key_authenticate_cached(raw)
         if api_key is None:
             self._fail(request, "The API key is not valid: unknown, revoked, expired, or its partner is inactive.")
         request.partner = api_key.partner

@@ -1,7 +1,9 @@
-"""Gateway overhead: a bare DRF endpoint against job submission, on one gunicorn server; and bulk submission: jobs
-accepted per second through one batch (POST /api/v1/batches) against single submissions (`bulk_vs_single`).
+"""Gateway overhead: a bare DRF endpoint and one durable INSERT (the floor of a submission) against job submission, on
+one gunicorn server; and bulk submission: jobs accepted per second through one batch (POST /api/v1/batches) against
+single submissions (`bulk_vs_single`).
 
-Usage: .venv/bin/python bench/gateway.py [--quick] [--workers 2] [--threads 4] [--concurrency 8] [--batch-size N]
+Usage: .venv/bin/python bench/gateway.py [--quick] [--asgi] [--workers 2] [--threads 4] [--concurrency 8]
+       [--batch-size N] [--database NAME] [--redis-db N]
 
 Uses PostgreSQL (127.0.0.1:5432, a fresh `alliance_bench` database) and Redis (127.0.0.1:6379 db 14) when they
 answer, else SQLite and the filesystem broker in a temp dir. No Celery worker runs: submitted jobs stay queued.
@@ -20,6 +22,7 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 
+import psycopg
 from platform_env import HOST, free_port, manage, pct, platform_env, start_gunicorn
 
 SLUG = "lg-ai-research"
@@ -118,6 +121,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=0, help="requests per batch (default 1000; 500 with --quick)")
     parser.add_argument("--batches", type=int, default=3, help="batches timed, one after another (median taken)")
+    parser.add_argument("--asgi", action="store_true", help="the server the platform runs (uvicorn workers)")
+    parser.add_argument("--database", default="alliance_bench", help="PostgreSQL database, created and dropped")
+    parser.add_argument("--redis-db", type=int, default=14, help="Redis database number, flushed before and after")
     args = parser.parse_args()
     args.batch_size = args.batch_size or (500 if args.quick else 1000)
     args.port = args.port or free_port()
@@ -126,12 +132,16 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     with ExitStack() as stack:
-        env, tmp = platform_env(stack, database="alliance_bench", redis_db=14, ALLIANCE_BENCH_ENDPOINTS="1")
+        env, tmp = platform_env(stack, database=args.database, redis_db=args.redis_db, ALLIANCE_BENCH_ENDPOINTS="1")
         key = manage(env, "issue_api_key", SLUG).splitlines()[-1]
         manage(env, "set_quota", SLUG, CAPABILITY, "--monthly-units", str(10**12), "--rpm", str(10**9))
-        start_gunicorn(env, args.port, args.workers, args.threads, tmp / "gunicorn.log", stack)
+        if "DATABASE_URL" in env:  # the floor's table (bench/urls.py)
+            with psycopg.connect(env["DATABASE_URL"].replace("postgres://", "postgresql://"), autocommit=True) as conn:
+                conn.execute("CREATE TABLE bench_floor (id bigserial PRIMARY KEY, body text NOT NULL)")
+        start_gunicorn(env, args.port, args.workers, args.threads, tmp / "gunicorn.log", stack, asgi=args.asgi)
+        server = f"{args.workers} uvicorn workers" if args.asgi else f"{args.workers} workers x {args.threads} threads"
         print(
-            f"server: gunicorn {args.workers} workers x {args.threads} threads on {HOST}:{args.port}; "
+            f"server: gunicorn {server} on {HOST}:{args.port}; "
             f"client: {args.concurrency} keep-alive connections in {args.client_procs} processes; "
             f"{seconds:g} s per endpoint in {args.rounds} rounds"
         )
@@ -139,6 +149,7 @@ def main() -> None:
         json_headers = {"Content-Type": "application/json", "Connection": "keep-alive"}
         endpoints: dict[str, tuple[str, dict[str, str]]] = {
             "bare": ("/api/bench/bare", json_headers),
+            **({"insert": ("/api/bench/insert", json_headers)} if "DATABASE_URL" in env else {}),  # PostgreSQL's
             "submit": ("/api/v1/jobs?wait=0", {**json_headers, "Authorization": f"Bearer {key}"}),
         }
         results = {name: Result() for name in endpoints}
@@ -178,12 +189,15 @@ def main() -> None:
         bulk_rps = args.batch_size / batch_median
 
         single_p50 = {name: pct(sorted(res.latencies), 0.5) for name, res in unloaded.items()}
+        single_p50.setdefault("insert", 0.0)
         print(
-            f"one connection: bare p50 {single_p50['bare']:.2f} ms, submit p50 {single_p50['submit']:.2f} ms "
-            f"({len(unloaded['bare'].latencies)} / {len(unloaded['submit'].latencies)} requests)"
+            f"one connection: bare p50 {single_p50['bare']:.2f} ms, insert p50 {single_p50['insert']:.2f} ms, "
+            f"submit p50 {single_p50['submit']:.2f} ms ({len(unloaded['bare'].latencies)} / "
+            f"{len(unloaded.get('insert', Result()).latencies)} / {len(unloaded['submit'].latencies)} requests)"
         )
 
     (bare_rps, bare_p50), (submit_rps, submit_p50) = stats["bare"], stats["submit"]
+    insert_rps = stats.get("insert", (0.0, 0.0))[0]
     ratio = submit_rps / bare_rps if bare_rps else 0.0
     print(f"saturated: p50 overhead {submit_p50 - bare_p50:.2f} ms at {args.concurrency} connections")
     single_rps = 1000.0 / single_p50["submit"] if single_p50["submit"] else 0.0
@@ -193,8 +207,10 @@ def main() -> None:
         f"saturated, {single_rps:.1f} jobs/s on one connection ({bulk_rps / single_rps if single_rps else 0:.1f}x)"
     )
     print(
-        f"gateway: bare_rps={bare_rps:.1f} submit_rps={submit_rps:.1f} submit_vs_bare={ratio:.3f} "
+        f"gateway: bare_rps={bare_rps:.1f} insert_rps={insert_rps:.1f} submit_rps={submit_rps:.1f} "
+        f"submit_vs_bare={ratio:.3f} submit_vs_insert={submit_rps / insert_rps if insert_rps else 0:.3f} "
         f"p50_overhead_ms={single_p50['submit'] - single_p50['bare']:.2f} "
+        f"p50_over_insert_ms={single_p50['submit'] - single_p50['insert']:.2f} "
         f"bulk_rps={bulk_rps:.0f} bulk_vs_single={bulk_rps / submit_rps if submit_rps else 0:.1f}"
     )
 

@@ -4,11 +4,13 @@ tables hold a million rows.
 
 Usage: .venv/bin/python bench/load.py [--quick] [--clients 16] [--seconds 30] [--rows 1000000]
 
-Last line: `load: rps=... p50_ms=... p99_ms=... errors=... latency_at_1m_rows_ratio=...`, the ratio being
-the p50 of single-connection submissions after the bulk rows over the same before them. Both are measured in the
-same state: the worker has its model loaded and serves each job as it comes, and no backlog is left from before
-(also shown with the worker paused: the web path alone). The bulk rows are a year of history as the platform
-writes it: time-ordered job ids (alliance.ids.uuid7), one charge per job.
+Last line: `load: rps=... p50_ms=... p99_ms=... errors=... latency_at_1m_rows_ratio=...
+serving_latency_at_1m_rows_ratio=... rows=...`. The headline ratio is the web path's: the p50 of single-connection
+submissions with the worker paused (SIGSTOP) after the bulk rows over the same before them; the serving ratio is the
+same with the worker loaded and serving each job as it comes. Each is measured with no backlog left from before.
+The bulk rows are a year of history as the platform writes it: time-ordered job ids (alliance.ids.uuid7), one charge
+per job. Before and after them, EXPLAIN ANALYZE of the statements one submission sends (bench/explain_submit.py)
+shows which, if any, grows with the tables.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack
+from pathlib import Path
 
 import psycopg
 from platform_env import HOST, ROOT, free_port, manage, pct, platform_env, start_gunicorn
@@ -34,7 +37,7 @@ from inference.worker import worker_command  # after the line above: found throu
 
 SLUG = "lg-ai-research"
 TEXT = "Alliance partners tune foundation models on their own data, privately, with adapters."
-SUBMISSIONS = 300  # per single-connection measurement
+SUBMISSIONS = 300  # per single-connection measurement (--submissions)
 MIX = (("submit", 0.4), ("poll", 0.3), ("list", 0.2), ("usage", 0.1))
 # A version 7 UUID stamped at `at`, in SQL: the ids the platform gives jobs (alliance.ids.uuid7), so the bulk
 # history sits in the indexes as a year of real submissions would.
@@ -81,14 +84,16 @@ def client(port: int, key: str, seconds: float, seed: int) -> tuple[list[float],
     return latencies, errors, len(job_ids)
 
 
-def submission_p50s(port: int, key: str, worker: subprocess.Popen, database: str) -> tuple[float, float]:
+def submission_p50s(
+    port: int, key: str, worker: subprocess.Popen, database: str, count: int = SUBMISSIONS
+) -> tuple[float, float]:
     """Submission p50 (ms) on one connection with the worker serving the jobs as they come, then with the worker
     paused (the web path alone); each starts with no backlog."""
-    serving = submit_p50(port, key, SUBMISSIONS)
+    serving = submit_p50(port, key, count)
     drain(database)
     os.kill(worker.pid, signal.SIGSTOP)
     try:
-        paused = submit_p50(port, key, SUBMISSIONS)
+        paused = submit_p50(port, key, count)
     finally:
         os.kill(worker.pid, signal.SIGCONT)
     drain(database)
@@ -139,9 +144,9 @@ def bulk_rows(database_url: str, rows: int) -> float:
         partner_id = conn.execute("SELECT id FROM partners_partner WHERE slug = %s", [SLUG]).fetchone()[0]
         conn.execute(
             f"""INSERT INTO inference_job (id, partner_id, capability, model, queue, status, input, params, units,
-                   request_fingerprint, webhook_url, attempts, created_at, finished_at, output)
+                   request_fingerprint, webhook_url, attempts, created_at, finished_at, output, priority, custom_id)
                SELECT {UUID7_AT.format(at="at")}, %s, 'keyword_extraction', 'all-MiniLM-L6-v2', 'embeddings',
-                      'succeeded', '{{"text": "bulk"}}', '{{}}', 10, '', '', 1, at, at, '{{"keywords": []}}'
+                      'succeeded', '{{"text": "bulk"}}', '{{}}', 10, '', '', 1, at, at, '{{"keywords": []}}', 0, ''
                FROM (SELECT now() - interval '1 year' + g * (interval '1 year' / %s) AS at
                      FROM generate_series(1, %s) AS g) AS history""",
             [partner_id, rows, rows],
@@ -160,12 +165,31 @@ def bulk_rows(database_url: str, rows: int) -> float:
     return time.monotonic() - started
 
 
+def explain(env: dict[str, str], key: str, out: Path) -> dict[str, str]:
+    """EXPLAIN ANALYZE of the statements one submission sends (bench/explain_submit.py), written to `out`; answers
+    each statement's execution time (ms) by its verb and first table."""
+    text = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "explain_submit.py"), key],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    out.write_text(text)
+    last = text.strip().splitlines()[-1]
+    return dict(part.split("=", 1) for part in last.removeprefix("explain:").split())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=None)
     parser.add_argument("--rows", type=int, default=None)
+    parser.add_argument("--submissions", type=int, default=SUBMISSIONS, help="per single-connection measurement")
+    parser.add_argument("--database", default="alliance_bench_load", help="PostgreSQL database, created and dropped")
+    parser.add_argument("--redis-db", type=int, default=11, help="Redis database number, flushed before and after")
     args = parser.parse_args()
     seconds = args.seconds or (10.0 if args.quick else 30.0)
     rows = args.rows or (200_000 if args.quick else 1_000_000)
@@ -173,8 +197,8 @@ def main() -> None:
     with ExitStack() as stack:
         env, tmp = platform_env(
             stack,
-            database="alliance_bench_load",
-            redis_db=11,
+            database=args.database,
+            redis_db=args.redis_db,
             ALLIANCE_DEFAULT_RPM="100000000",
             ALLIANCE_API_KEY_READ_RPM="100000000",
         )
@@ -197,7 +221,7 @@ def main() -> None:
         database = env["DATABASE_URL"].replace("postgres://", "postgresql://")
         submit_p50(port, key, 20)  # the worker has its model loaded and is serving before anything is measured
         drain(database)
-        baseline = submission_p50s(port, key, worker, database)
+        baseline = submission_p50s(port, key, worker, database, args.submissions)
         succeeded_before = succeeded(database)
         with ProcessPoolExecutor(4) as pool:
             per_process = max(1, args.clients // 4)
@@ -215,17 +239,26 @@ def main() -> None:
             f"errors {sum(errors.values())} {dict(errors)}; {submitted} jobs submitted, {completed} completed"
         )
 
+        plans_before = explain(env, key, tmp / "explain_before.txt")
         took = bulk_rows(env["DATABASE_URL"], rows)
-        loaded = submission_p50s(port, key, worker, database)
-        ratio = loaded[0] / baseline[0]
+        plans_after = explain(env, key, tmp / "explain_after.txt")
+        loaded = submission_p50s(port, key, worker, database, args.submissions)
+        serving_ratio, paused_ratio = loaded[0] / baseline[0], loaded[1] / baseline[1]
         print(
-            f"submission p50 on one connection, worker serving: {baseline[0]:.2f} ms before, {loaded[0]:.2f} ms with "
-            f"{rows:,} more job and usage rows (inserted in {took:.0f} s); worker paused: {baseline[1]:.2f} ms "
-            f"before, {loaded[1]:.2f} ms after (ratio {loaded[1] / baseline[1]:.2f})"
+            f"EXPLAIN ANALYZE of the submission's statements, ms before / after {rows:,} rows: "
+            + ", ".join(f"{name} {plans_before.get(name, '-')} / {plans_after[name]}" for name in plans_after)
+        )
+        print((tmp / "explain_after.txt").read_text().rstrip())
+        print(
+            f"submission p50 on one connection, worker paused (the web path alone): {baseline[1]:.2f} ms before, "
+            f"{loaded[1]:.2f} ms with {rows:,} more job and usage rows (inserted in {took:.0f} s), ratio "
+            f"{paused_ratio:.2f}; worker serving: {baseline[0]:.2f} ms before, {loaded[0]:.2f} ms after (ratio "
+            f"{serving_ratio:.2f})"
         )
         print(
             f"load: rps={rps:.1f} p50_ms={pct(latencies, 0.5):.1f} p99_ms={pct(latencies, 0.99):.1f} "
-            f"errors={sum(errors.values())} latency_at_1m_rows_ratio={ratio:.2f}"
+            f"errors={sum(errors.values())} latency_at_1m_rows_ratio={paused_ratio:.2f} "
+            f"serving_latency_at_1m_rows_ratio={serving_ratio:.2f} rows={rows}"
         )
 
 

@@ -58,9 +58,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 @pytest.fixture(autouse=True)
 def _fresh_process_caches() -> None:
     """Rows roll back between tests and their ids come back: forget per-process caches of them."""
+    from partners import auth_cache
     from partners.services import quotas
 
     quotas._quota_cache.clear()
+    auth_cache.clear()
 
 
 @pytest.fixture

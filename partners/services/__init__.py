@@ -1,6 +1,12 @@
 """Writes of the account domain, one module per concern; the names below are its public surface."""
 
-from partners.services.api_keys import api_key_authenticate, api_key_issue, api_key_revoke, api_key_rotate
+from partners.services.api_keys import (
+    api_key_authenticate,
+    api_key_authenticate_cached,
+    api_key_issue,
+    api_key_revoke,
+    api_key_rotate,
+)
 from partners.services.applications import application_approve, application_decline, application_submit
 from partners.services.audit import actor_for, audit_record
 from partners.services.invitations import (
@@ -29,12 +35,19 @@ from partners.services.quotas import (
     tier_defaults,
 )
 from partners.services.tiers import partner_set_tier
-from partners.services.usage import usage_charge, usage_charge_many, usage_refund, usage_refund_many
+from partners.services.usage import (
+    usage_charge,
+    usage_charge_inserting,
+    usage_charge_many,
+    usage_refund,
+    usage_refund_many,
+)
 
 __all__ = [
     "UnitsState",
     "actor_for",
     "api_key_authenticate",
+    "api_key_authenticate_cached",
     "api_key_issue",
     "api_key_revoke",
     "api_key_rotate",
@@ -62,6 +75,7 @@ __all__ = [
     "quota_set",
     "tier_defaults",
     "usage_charge",
+    "usage_charge_inserting",
     "usage_charge_many",
     "usage_refund",
     "usage_refund_many",

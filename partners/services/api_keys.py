@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from alliance.errors import Conflict, InvalidInput
-from partners import keys
+from partners import auth_cache, keys
 from partners import scopes as vocabulary
 from partners.models import (
     ApiKey,
@@ -75,6 +75,7 @@ def api_key_rotate(*, api_key: ApiKey, actor: str, grace_seconds: int = 24 * 360
     grace_end = timezone.now() + dt.timedelta(seconds=max(0, grace_seconds))
     api_key.credentials.filter(valid_until__isnull=True).update(valid_until=grace_end)
     api_key.credentials.filter(valid_until__gt=grace_end).update(valid_until=grace_end)
+    auth_cache.changed()  # the grace periods were set by update(), which sends no signal
     material = keys.generate_key_material()
     ApiKeyCredential.objects.create(api_key=api_key, prefix=material.prefix, hashed_secret=material.hashed_secret)
     audit_record(
@@ -98,6 +99,33 @@ def api_key_revoke(*, api_key: ApiKey, actor: str) -> ApiKey:
 
 def api_key_authenticate(raw_key: str) -> ApiKey | None:
     """The key behind a raw value, or None; records last use at most once a minute."""
+    credential = _credential_checked(raw_key)
+    if credential is None:
+        return None
+    api_key = credential.api_key
+    _note_last_use(api_key, timezone.now())
+    return api_key
+
+
+def api_key_authenticate_cached(raw_key: str) -> ApiKey | None:
+    """api_key_authenticate from the process's short-lived copy when one is trusted (partners.auth_cache: any change
+    of a key, credential or partner invalidates it at once), else from the database."""
+    now = timezone.now()
+    api_key, generation = auth_cache.lookup(raw_key, now.timestamp())
+    if api_key is None:
+        credential = _credential_checked(raw_key)
+        if credential is None:
+            return None
+        api_key = credential.api_key
+        valid_until = credential.valid_until.timestamp() if credential.valid_until is not None else None
+        auth_cache.store(raw_key, api_key, valid_until=valid_until, generation=generation)
+    if _note_last_use(api_key, now):
+        auth_cache.last_used_noted(api_key)
+    return api_key
+
+
+def _credential_checked(raw_key: str) -> ApiKeyCredential | None:
+    """The live credential a raw value matches (with its key and partner), or None."""
     material = keys.parse_raw_key(raw_key)
     if material is None:
         keys.hash_secret(raw_key)  # same work as a real check, so a malformed key answers no faster
@@ -117,8 +145,14 @@ def api_key_authenticate(raw_key: str) -> ApiKey | None:
         or not api_key.partner.is_active
     ):
         return None
+    return credential
+
+
+def _note_last_use(api_key: ApiKey, now: dt.datetime) -> bool:
+    """Writes the key's last use when the one recorded is older than the resolution (a minute); True if written."""
     resolution = dt.timedelta(seconds=settings.ALLIANCE_API_KEY_LAST_USED_RESOLUTION_SECONDS)
-    if api_key.last_used_at is None or api_key.last_used_at <= now - resolution:
-        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
-        api_key.last_used_at = now
-    return api_key
+    if api_key.last_used_at is not None and api_key.last_used_at > now - resolution:
+        return False
+    ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+    api_key.last_used_at = now
+    return True

@@ -117,21 +117,32 @@ def _consume_sql() -> str:
     )
 
 
+def quota_consume_statement(*, quota: Quota, units: int, month: dt.date) -> tuple[str, list]:
+    """quota_consume's conditional UPDATE as (SQL, parameters), for a caller that runs it within a larger statement
+    (partners.services.usage.usage_charge_inserting); it answers `used` when the units fit, no row otherwise."""
+    key = [quota.partner_id, quota.capability]
+    return _consume_sql(), [units, *key, month, units, *key]
+
+
+def quota_period_ensure(*, quota: Quota, month: dt.date) -> None:
+    """The month's row of the quota (and the quota itself) exist, so a conditional UPDATE finds them."""
+    current = quota_for(partner=quota.partner, capability=quota.capability)
+    QuotaPeriod.objects.get_or_create(quota=current, month=month)
+
+
 def quota_consume(*, quota: Quota, units: int, month: dt.date) -> int | None:
     """Adds units to this month's use in one conditional UPDATE against the current limit.
 
     The row and the limit are looked up by partner and capability inside the statement, so a cached
     Quota object never decides the outcome. Returns the new total, or None when the units do not fit.
     """
-    key = [quota.partner_id, quota.capability]
-    params = [units, *key, month, units, *key]
+    sql, params = quota_consume_statement(quota=quota, units=units, month=month)
     with connection.cursor() as cursor:
-        cursor.execute(_consume_sql(), params)
+        cursor.execute(sql, params)
         row = cursor.fetchone()
         if row is None:
-            current = quota_for(partner=quota.partner, capability=quota.capability)
-            QuotaPeriod.objects.get_or_create(quota=current, month=month)
-            cursor.execute(_consume_sql(), params)
+            quota_period_ensure(quota=quota, month=month)
+            cursor.execute(sql, params)
             row = cursor.fetchone()
     return None if row is None else int(row[0])
 

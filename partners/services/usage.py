@@ -6,10 +6,10 @@ from __future__ import annotations
 import datetime as dt
 from uuid import UUID
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
-from alliance.bulk import insert_many
+from alliance.bulk import insert_many, insert_statement
 from alliance.errors import LimitReached
 from partners.models import (
     ApiKey,
@@ -17,7 +17,15 @@ from partners.models import (
     UsageKind,
     UsageRecord,
 )
-from partners.services.quotas import UnitsState, month_start, next_month_start, quota_consume, quota_release
+from partners.services.quotas import (
+    UnitsState,
+    month_start,
+    next_month_start,
+    quota_consume,
+    quota_consume_statement,
+    quota_period_ensure,
+    quota_release,
+)
 
 
 def usage_charge(
@@ -44,6 +52,61 @@ def usage_charge(
         month=month,
     )
     return UnitsState(limit=quota.monthly_units, used=used, reset_seconds=reset_seconds)
+
+
+def usage_charge_inserting(
+    *,
+    quota: Quota,
+    api_key: ApiKey | None,
+    job_id: UUID,
+    units: int,
+    insert: tuple[str, list],
+    now: dt.datetime | None = None,
+) -> UnitsState:
+    """usage_charge and the INSERT of what is charged (`insert`: an INSERT ... SELECT statement, as
+    alliance.bulk.insert_statement makes it, and its parameters) in ONE statement, so the whole submission is one
+    round trip and, outside a transaction, commits on its own: the quota's conditional UPDATE, then the insert and
+    the ledger's charge row only when the UPDATE took the units. A failure of any part (an Idempotency-Key already
+    used) fails all of it. PostgreSQL only (data-modifying WITH); nothing is written when the units do not fit."""
+    month = month_start(now)
+    consume_sql, consume_params = quota_consume_statement(quota=quota, units=units, month=month)
+    charge_sql, charge_params = insert_statement(
+        [
+            UsageRecord(
+                partner_id=quota.partner_id,
+                api_key=api_key,
+                capability=quota.capability,
+                job_id=job_id,
+                kind=UsageKind.CHARGE,
+                units=units,
+                month=month,
+            )
+        ]
+    )
+    insert_sql, insert_params = insert
+    sql = (
+        f"WITH charged AS ({consume_sql}), "
+        f"inserted AS ({insert_sql} WHERE EXISTS (SELECT 1 FROM charged) RETURNING 1), "
+        f"ledger AS ({charge_sql} WHERE EXISTS (SELECT 1 FROM inserted)) "
+        "SELECT used FROM charged"
+    )
+    params = [*consume_params, *insert_params, *charge_params]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+        if row is None:  # the month's first charge (no row to update yet), or the units do not fit
+            quota_period_ensure(quota=quota, month=month)
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+    reset_seconds = (next_month_start(now) - (now or timezone.now())).total_seconds()
+    if row is None:
+        raise LimitReached(
+            f"Monthly quota for {quota.capability} exhausted: this job needs {units} units "
+            f"and the limit is {quota.monthly_units}.",
+            code="quota_exceeded",
+            retry_after=reset_seconds,
+        )
+    return UnitsState(limit=quota.monthly_units, used=int(row[0]), reset_seconds=reset_seconds)
 
 
 @transaction.atomic
