@@ -198,7 +198,14 @@ def publish_status(attempts: dict[uuid.UUID | str, int], status: str) -> None:
 
 def publish_end_on_commit(job_id: uuid.UUID | str, status: str) -> None:
     """The channel's last event, once the job's final row is committed (at once outside a transaction)."""
-    transaction.on_commit(lambda: publish({str(job_id): [{"kind": "end", "status": str(status)}]}))
+    publish_ends_on_commit([job_id], status)
+
+
+def publish_ends_on_commit(job_ids: list[uuid.UUID] | list[str], status: str) -> None:
+    """The last event of each job's channel, in one write for all, once their final rows are committed."""
+    if job_ids:
+        ends = {str(job_id): [{"kind": "end", "status": str(status)}] for job_id in job_ids}
+        transaction.on_commit(lambda: publish(ends))
 
 
 class TokenPublisher:

@@ -60,6 +60,7 @@ def worker_command(
 
 
 _hosted: frozenset[str] | None = None  # set when this process is a worker: the registry models whose jobs it takes
+_processes = 1  # the worker's pool processes (--concurrency): they share the machine's cores (torch threads)
 
 
 def worker_families() -> set[str]:
@@ -76,7 +77,8 @@ def hosts(model: str | None) -> bool:
 def consume_hosted_model_queues(sender: str, instance: Any, **_: Any) -> None:
     """Before the worker consumes: the queue of each model it hosts, beside its families' queues. Runs in the main
     process, before the pool's processes fork (they inherit what it decides)."""
-    global _hosted
+    global _hosted, _processes
+    _processes = max(1, int(getattr(instance, "concurrency", None) or 1))
     families = worker_families()
     try:
         served = served_models(families, settings.ALLIANCE_WORKER_MODELS)
@@ -91,10 +93,16 @@ def consume_hosted_model_queues(sender: str, instance: Any, **_: Any) -> None:
 
 @worker_process_init.connect
 def load_models_for_this_worker(**_: Any) -> None:
-    from inference.backends import warm_up  # torch: only a worker process comes here
+    import torch  # only a worker process comes here
+
+    from inference.backends import warm_up
 
     families = worker_families()
-    loaded = warm_up(models_for_queues(families, settings.ALLIANCE_WORKER_MODELS))
+    loaded = warm_up(models_for_queues(families, settings.ALLIANCE_WORKER_MODELS), processes=_processes)
     logger.info(
-        "worker process ready with models: %s (queues: %s)", ", ".join(loaded) or "none", ", ".join(sorted(families))
+        "worker process ready with models: %s (queues: %s; one of %d processes; torch threads: %d)",
+        ", ".join(loaded) or "none",
+        ", ".join(sorted(families)),
+        _processes,
+        torch.get_num_threads(),
     )

@@ -57,11 +57,12 @@ def get_model(name: str) -> Any:
     return model
 
 
-def warm_up(names: list[str]) -> list[str]:
-    """Loads each model; one that fails is logged and left out, and its jobs fail with the reason."""
+def warm_up(names: list[str], processes: int = 1) -> list[str]:
+    """Loads each model, in one of a worker's `processes` pool processes (its torch threads:
+    device.torch_threads); one that fails is logged and left out, and its jobs fail with the reason."""
     from inference.backends.device import configure_torch
 
-    configure_torch()
+    configure_torch(processes)
     loaded = []
     for name in names:
         try:

@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 from django.conf import settings
 
@@ -29,7 +31,19 @@ def resolve_dtype(device: str, dtype: str = "auto") -> torch.dtype:
     return resolved
 
 
-def configure_torch() -> None:
-    """Applies ALLIANCE_TORCH_THREADS (0 keeps torch's default) to this worker process."""
+def torch_threads(processes: int = 1) -> int:
+    """The torch threads of one of a worker's `processes` pool processes: ALLIANCE_TORCH_THREADS when set, else
+    (0) torch's own default for a lone process, and the cores this process may use shared out between several, so
+    that they do not fight over them."""
     if settings.ALLIANCE_TORCH_THREADS > 0:
-        torch.set_num_threads(settings.ALLIANCE_TORCH_THREADS)
+        return settings.ALLIANCE_TORCH_THREADS
+    if processes <= 1:
+        return torch.get_num_threads()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // max(1, processes))
+
+
+def configure_torch(processes: int = 1) -> None:
+    """Applies torch_threads(processes) to this worker process."""
+    if settings.ALLIANCE_TORCH_THREADS > 0 or processes > 1:
+        torch.set_num_threads(torch_threads(processes))

@@ -15,7 +15,7 @@ from typing import Any
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
-from django.db.models import F
+from django.db.models import Case, F, JSONField, Value, When
 from django.utils import timezone
 
 from capabilities import get_capability
@@ -52,33 +52,45 @@ def max_batch_size(model: str) -> int:
     return max(1, settings.ALLIANCE_MAX_BATCH or get_model_spec(model).batch_size)
 
 
-def job_claim_next(*, model: str, token: uuid.UUID, resend: Job) -> Job | None:
-    """The fairest queued job of `model` (inference.services.fair_share), queued -> running under `token`; None when
-    none of the model's jobs is queued any more (this delivery's token is spent).
+def job_claim_next(*, model: str, token: uuid.UUID, resend: Job, limit: int = 1) -> list[Job]:
+    """The fairest queued jobs of `model` (inference.services.fair_share), up to `limit` of one capability,
+    queued -> running under `token`, in one claim; [] when none of the model's jobs is queued any more (this
+    delivery's token is spent). Fewer than `limit` when fewer are queued, or when the model's queued jobs are of
+    several capabilities (then only the fairest: the caller fills the batch with jobs_claim_batch).
 
     When jobs are queued but every one belongs to a partner at its running cap, waits up to
     ALLIANCE_PARTNER_CAP_WAIT_SECONDS for a slot, then sends the token again (a message for `resend`'s model) and
-    returns None: the queued jobs keep a message each."""
+    returns []: the queued jobs keep a message each."""
     deadline = time.monotonic() + settings.ALLIANCE_PARTNER_CAP_WAIT_SECONDS
     while True:
-        claim = jobs_claim_fair(model=model, token=token, limit=1)
+        claim = jobs_claim_fair(model=model, token=token, limit=limit)
         if claim.claimed:
-            job = Job.objects.filter(claim_token=token, status=JobStatus.RUNNING).first()
-            if job is not None:
-                return job
-            continue  # canceled between its claim and this read: the token claims another
+            jobs = _claimed(token)
+            if jobs:
+                return jobs
+            continue  # canceled between their claim and this read: the token claims others
         if not claim.waiting:
-            return None
+            return []
         if time.monotonic() >= deadline:
             logger.info("model %s: every queued job's partner is at its running cap; the delivery waits again", model)
             job_enqueue(resend)
-            return None
+            return []
         time.sleep(0.02)
 
 
-def jobs_claim_batch(*, first: Job, token: uuid.UUID, limit: int, wait_seconds: float) -> list[Job]:
+def _claimed(token: uuid.UUID, exclude: list[uuid.UUID] | None = None) -> list[Job]:
+    """The jobs still running under `token` (a canceled one drops out), oldest first."""
+    jobs = Job.objects.filter(claim_token=token, status=JobStatus.RUNNING)
+    if exclude:
+        jobs = jobs.exclude(pk__in=exclude)
+    return list(jobs.order_by("created_at", "id"))
+
+
+def jobs_claim_batch(
+    *, first: Job, token: uuid.UUID, limit: int, wait_seconds: float, have: list[Job] | None = None
+) -> list[Job]:
     """Claims up to `limit` more queued jobs of the same model and capability under the same token, in fair order
-    (inference.services.fair_share).
+    (inference.services.fair_share); answers them (not `first`, nor the jobs in `have`, claimed before).
 
     Waits at most `wait_seconds` for more to arrive. The conditional UPDATE makes a job claimed by another
     worker in the meantime simply drop out of this batch.
@@ -95,7 +107,7 @@ def jobs_claim_batch(*, first: Job, token: uuid.UUID, limit: int, wait_seconds: 
         time.sleep(0.002)
     if not claimed:
         return []
-    return list(Job.objects.filter(claim_token=token, status=JobStatus.RUNNING).exclude(pk=first.pk))
+    return _claimed(token, exclude=[first.pk, *(job.pk for job in have or ())])
 
 
 class JobHeartbeat:
@@ -138,17 +150,21 @@ def job_execute(job_id: str) -> list[Job]:
     delivered = Job.objects.filter(pk=job_id).only("pk", "model", "partner_id", "queue", "status").first()
     if delivered is None or _rerouted(delivered):
         return []
-    first = job_claim_next(model=delivered.model, token=uuid.uuid4(), resend=delivered)
-    if first is None:
+    size = max_batch_size(delivered.model)
+    batch = job_claim_next(model=delivered.model, token=uuid.uuid4(), resend=delivered, limit=size)
+    if not batch:
         logger.debug("job %s: nothing of model %s claimable; delivery ignored", job_id, delivered.model)
         return []
+    first = batch[0]
     token = first.claim_token
-    batch = [first]
     try:
-        limit = max_batch_size(first.model) - 1
-        if limit > 0:
+        if len(batch) < size:  # not full: what arrives within the batch wait joins it
             batch += jobs_claim_batch(
-                first=first, token=token, limit=limit, wait_seconds=settings.ALLIANCE_BATCH_WAIT_MS / 1000
+                first=first,
+                token=token,
+                limit=size - len(batch),
+                wait_seconds=settings.ALLIANCE_BATCH_WAIT_MS / 1000,
+                have=batch,
             )
         logger.info("claimed batch %s: %d %s job(s) on %s", token, len(batch), first.capability, first.model)
         if first.capability in streams.STREAMING_CAPABILITIES:
@@ -355,8 +371,11 @@ def jobs_succeed(*, results: list[tuple[Job, dict[str, Any]]], token: uuid.UUID)
     """Records a batch's outputs in one transaction (one commit for the batch, not one per job).
 
     The rows still running under this claim are locked first; a job canceled or reaped meanwhile keeps its state and
-    gets no file. A job whose output cannot be stored (e.g. the media volume is full) is returned among the failures,
+    gets no file. Outputs without files are written by one UPDATE for all of them; outputs with generated images (and
+    all of them, should that UPDATE fail) are stored one job at a time, each in its own savepoint. A job whose output
+    cannot be stored (e.g. the media volume is full, a value the database refuses) is returned among the failures,
     for the caller to fail; its files are removed, as are all files written when the transaction does not commit.
+    The batch's stream ends and its announcement go out once, after the commit.
     """
     now = timezone.now()
     written: list[Path] = []
@@ -369,10 +388,16 @@ def jobs_succeed(*, results: list[tuple[Job, dict[str, Any]]], token: uuid.UUID)
                 .filter(pk__in=[job.pk for job, _ in results], status=JobStatus.RUNNING, claim_token=token)
                 .values_list("pk", flat=True)
             )
-            for job, output in results:
+            for job, _ in results:
                 if job.pk not in running:
                     logger.info("job %s is no longer running (canceled or reaped): its output is dropped", job.pk)
-                    continue
+            results = [(job, output) for job, output in results if job.pk in running]
+            hooked = [job for job, _ in results if job.webhook_url]
+            plain = [(job, output) for job, output in results if not _has_files(output)]
+            if plain and _store_plain(plain, now):
+                succeeded += [job.pk for job, _ in plain]
+                results = [(job, output) for job, output in results if _has_files(output)]
+            for job, output in results:
                 mark = len(written)
                 try:
                     with transaction.atomic():
@@ -385,16 +410,43 @@ def jobs_succeed(*, results: list[tuple[Job, dict[str, Any]]], token: uuid.UUID)
                     del written[mark:]
                     finished.failures.append((job, exc))
                     continue
-                finished.succeeded += 1
-                streams.publish_end_on_commit(job.pk, JobStatus.SUCCEEDED)
                 succeeded.append(job.pk)
-                if job.webhook_url:
+            finished.succeeded = len(succeeded)
+            streams.publish_ends_on_commit(succeeded, JobStatus.SUCCEEDED)
+            done = set(succeeded)
+            for job in hooked:
+                if job.pk in done:
                     transaction.on_commit(lambda job_id=job.pk: _enqueue_webhook(job_id))
             jobs_finished_announce(succeeded)  # after the commit: requests waiting on them wake
     except BaseException:
         _remove(written)
         raise
     return finished
+
+
+def _has_files(output: dict[str, Any]) -> bool:
+    """Whether storing the output writes files (a generated image, its own or a choice's)."""
+    if isinstance(output.get("image"), EncodedImage):
+        return True
+    choices = output.get("choices")
+    return isinstance(choices, list) and any(isinstance(choice, dict) and _has_files(choice) for choice in choices)
+
+
+def _store_plain(results: list[tuple[Job, dict[str, Any]]], now: dt.datetime) -> bool:
+    """Outputs that write no file, stored by one UPDATE in a savepoint; False (nothing stored) when it fails, and the
+    caller stores them one by one, so that only a job whose output the database refuses fails."""
+    outputs = Case(*(When(pk=job.pk, then=Value(output, output_field=JSONField())) for job, output in results))
+    try:
+        with transaction.atomic():
+            Job.objects.filter(pk__in=[job.pk for job, _ in results]).update(
+                status=JobStatus.SUCCEEDED, output=outputs, finished_at=now
+            )
+    except Exception as exc:
+        if isinstance(exc, SoftTimeLimitExceeded):
+            raise
+        logger.warning("one UPDATE of %d outputs failed; storing them one by one", len(results), exc_info=True)
+        return False
+    return True
 
 
 def _remove(paths: list[Path]) -> None:

@@ -84,19 +84,29 @@ def fair_allocation(
 
 
 def jobs_claim_fair(*, model: str, token: uuid.UUID, limit: int, capability: str | None = None) -> FairClaim:
-    """Claims up to `limit` queued jobs of `model` (and `capability`, when given) under `token`, in fair order."""
+    """Claims up to `limit` queued jobs of `model` (and `capability`, when given) under `token`, in fair order.
+
+    The jobs claimed are always of one capability (a batch runs one): without `capability`, up to `limit` when the
+    model's queued jobs are all of one capability (a whole batch in one claim), else only the fairest job, whose
+    capability the caller then fills its batch with."""
     queued = Job.objects.filter(status=JobStatus.QUEUED, model=model)
     if capability is not None:
         queued = queued.filter(capability=capability)
     groups: dict[int, dict[int, int]] = defaultdict(dict)
     tiers: dict[int, str] = {}
-    for partner_id, tier, priority, count in queued.values_list("partner_id", "partner__tier", "priority").annotate(
-        count=Count("pk")
-    ):
-        groups[priority][partner_id] = count
+    capabilities: set[str] = set()
+    for partner_id, tier, priority, kind, count in queued.values_list(
+        "partner_id", "partner__tier", "priority", "capability"
+    ).annotate(count=Count("pk")):
+        groups[priority][partner_id] = groups[priority].get(partner_id, 0) + count
         tiers[partner_id] = tier
+        capabilities.add(kind)
     if not groups:
         return FairClaim(claimed=0, waiting=False)
+    if capability is None and len(capabilities) > 1:
+        limit = 1
+    elif capability is None:  # a job of another capability queued from now on stays out of this claim
+        queued = queued.filter(capability=next(iter(capabilities)))
     now = timezone.now()
     since = now - dt.timedelta(seconds=settings.ALLIANCE_FAIR_WINDOW_SECONDS)
     running = Q(status=JobStatus.RUNNING)

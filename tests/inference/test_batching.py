@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from inference import services
 from inference.models import Job
+from inference.services.execution import job_claim_next
 from partners.models import UsageRecord
+from tests.factories import keyword_job
 
 pytestmark = pytest.mark.django_db
 
@@ -71,3 +75,32 @@ def test_multi_label_scores_are_independent(api):
     scores = Job.objects.get(pk=job_id).output["scores"]
     assert scores["cooking"] < 0.5 < scores["computers"]
     assert sum(scores.values()) > 1.0
+
+
+def test_a_batch_is_claimed_in_one_go_and_holds_one_capability(api):
+    keywords = api.post("/api/v1/jobs", keyword_job(), format="json").json()["id"]
+    ids = [_submit(api, text, ["praise", "complaint"]) for text, _ in REVIEWS]
+    # MiniLM serves both capabilities: the fairest (oldest) job runs alone with its kind, the others next.
+    assert [str(job.pk) for job in services.job_execute(ids[0])] == [keywords]
+    batch = services.job_execute(ids[1])
+    assert [str(job.pk) for job in batch] == ids  # oldest first, under one claim
+    assert len({job.claim_token for job in batch}) == 1
+    assert Job.objects.filter(pk__in=[keywords, *ids], status="succeeded").count() == 5
+
+
+def test_an_output_the_database_refuses_fails_its_job_alone_with_a_refund(api):
+    ids = [_submit(api, text, ["praise", "complaint"]) for text, _ in REVIEWS[:3]]
+    delivered = Job.objects.get(pk=ids[0])
+    jobs = job_claim_next(model=delivered.model, token=uuid.uuid4(), resend=delivered, limit=8)
+    assert len(jobs) == 3
+    outputs = [{"label": "praise", "scores": {"praise": 1.0}} for _ in jobs]
+    outputs[1]["scores"]["praise"] = float("nan")  # not JSON PostgreSQL accepts: the batch's one UPDATE fails
+    finished = services.jobs_succeed(results=list(zip(jobs, outputs, strict=True)), token=jobs[0].claim_token)
+    assert finished.succeeded == 2 and [job.pk for job, _ in finished.failures] == [jobs[1].pk]
+    for job, exc in finished.failures:
+        assert services.job_fail(job=job, token=job.claim_token, code="model_error", message=str(type(exc)))
+    states = dict(Job.objects.filter(pk__in=ids).values_list("pk", "status"))
+    assert [states[job.pk] for job in jobs] == ["succeeded", "failed", "succeeded"]
+    assert Job.objects.get(pk=jobs[0].pk).output == outputs[0]
+    assert UsageRecord.objects.filter(job_id=jobs[1].pk, kind="refund").count() == 1
+    assert not UsageRecord.objects.filter(job_id__in=[jobs[0].pk, jobs[2].pk], kind="refund").exists()
