@@ -67,6 +67,16 @@ class Capability:
     example_input: dict[str, Any]
     image_fields: tuple[str, ...] = ()
     required_with_base_model: tuple[str, ...] = ()
+    # The default chosen by the input, where one input needs another model (a Korean text: the bilingual language
+    # model); None from it, or no chooser, means default_model. The one place a job's default model is decided.
+    input_default: Callable[[Any], str | None] | None = None
+    # Params only the sentence-embedder path reads; another model refuses them when set to other than the default.
+    embedder_only_params: tuple[str, ...] = ()
+
+    def default_for(self, data: Any) -> str:
+        """The model a job with this (unvalidated) input runs on when it names none."""
+        chosen = self.input_default(data) if self.input_default is not None and isinstance(data, dict) else None
+        return chosen or self.default_model
 
 
 def text_units(*texts: str) -> int:

@@ -17,6 +17,7 @@ from capabilities.base import (
     text_units,
 )
 from capabilities.default_models import EMBEDDER, QWEN
+from capabilities.language import is_korean
 
 MAX_DOCUMENT_CHARS = 20_000
 
@@ -188,12 +189,25 @@ QUESTION_ANSWERING = Capability(
     },
 )
 
+
+def _classifier_for(data: dict[str, Any]) -> str | None:
+    """A Korean text is classified by the bilingual language model (Qwen, by the likelihood of each label as its
+    answer): MiniLM is English-only and no multilingual embedder is available offline. Other texts: MiniLM."""
+    text = data.get("text")
+    return QWEN if isinstance(text, str) and is_korean(text) else None
+
+
 TEXT_CLASSIFICATION = Capability(
     name="text_classification",
-    description="Zero-shot classification over the given labels (MiniLM similarity, calibrated).",
+    description=(
+        "Zero-shot classification over the given labels (MiniLM similarity, calibrated; a Korean text, or a job "
+        "naming a language model, by the language model's likelihood of each label)."
+    ),
     input_serializer=TextClassificationInput,
     params_serializer=TextClassificationParams,
     default_model=EMBEDDER,
+    input_default=_classifier_for,
+    embedder_only_params=("multi_label", "hypothesis_template"),
     cost=lambda data, params: text_units(data["text"], *data.get("labels", [])),
     required_with_base_model=("labels",),
     example_input={

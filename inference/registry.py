@@ -59,7 +59,7 @@ DEFAULT_MODELS: tuple[ModelSpec, ...] = (
         backend="causal_lm",
         source=f"prepared:{LLM}",
         family="llm",
-        capabilities=("dialogue", "text_generation", "summarization", "question_answering"),
+        capabilities=("dialogue", "text_generation", "summarization", "question_answering", "text_classification"),
         batch_size=8,
         options={"prepare": "inference.backends.llm.smollm2:prepare_smollm2", "uses": [EMBEDDER], "rss_mb": 557},
     ),
@@ -68,7 +68,7 @@ DEFAULT_MODELS: tuple[ModelSpec, ...] = (
         backend="causal_lm",
         source=f"prepared:{QWEN}",
         family="llm",
-        capabilities=("dialogue", "text_generation", "summarization", "question_answering"),
+        capabilities=("dialogue", "text_generation", "summarization", "question_answering", "text_classification"),
         batch_size=4,  # ~4x SmolLM2's parameters: half its batch keeps a batch's latency and KV cache in bounds
         options={
             "prepare": "inference.backends.llm.qwen:prepare_qwen",

@@ -195,6 +195,7 @@ RUNNERS: dict[tuple[str, str], tuple[str, bool]] = {
     ("causal_lm", "dialogue"): ("inference.backends.llm.runners:run_dialogue", False),
     ("causal_lm", "summarization"): ("inference.backends.llm.runners:run_summarization", True),
     ("causal_lm", "question_answering"): ("inference.backends.llm.runners:run_question_answering", True),
+    ("causal_lm", "text_classification"): ("inference.backends.llm.classify:classify_by_likelihood", False),
     ("offline_captioner", "image_captioning"): ("inference.backends.vision:run_image_captioning", False),
     ("pattern_artist", "image_generation"): ("inference.backends.vision:run_image_generation", False),
     ("hf_image_to_text", "image_captioning"): ("inference.backends.vision:run_hf_image_captioning", False),

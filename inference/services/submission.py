@@ -100,12 +100,15 @@ class ModelChoice:
     queue: str
     tuned: bool
     base: str  # the registry model whose tokenizer and context window apply (a tuned model's base)
+    backend: str = ""  # a registry model's backend; "" for a tuned model
 
 
-def _model_for(partner: Partner, capability: Capability, requested: Any) -> ModelChoice:
-    """The registry model or the partner's own tuned model; another partner's tuned model is not found."""
+def _model_for(partner: Partner, capability: Capability, requested: Any, data: Any = None) -> ModelChoice:
+    """The registry model or the partner's own tuned model; another partner's tuned model is not found. Without a
+    requested model, the capability's default for this input (Capability.default_for: a Korean text to classify
+    gets the bilingual language model)."""
     if requested in (None, ""):
-        requested = capability.default_model
+        requested = capability.default_for(data)
     if not isinstance(requested, str):
         raise InvalidInput("`model` must be a string.", code="invalid_type", param="model")
     not_found = NotFound(f"No model {requested!r} is available to you.", code="model_not_found", param="model")
@@ -131,7 +134,7 @@ def _model_for(partner: Partner, capability: Capability, requested: Any) -> Mode
         raise InvalidInput(
             f"Model {requested!r} does not serve {capability.name}.", code="model_mismatch", param="model"
         )
-    return ModelChoice(name=requested, queue=spec.queue, tuned=False, base=requested)
+    return ModelChoice(name=requested, queue=spec.queue, tuned=False, base=requested, backend=spec.backend)
 
 
 def model_check(*, partner: Partner, capability: str, model: Any) -> str:
@@ -139,6 +142,23 @@ def model_check(*, partner: Partner, capability: str, model: Any) -> str:
     model that serves the capability or the partner's own tuned model for it. NotFound (another partner's tuned
     model, an unknown name) / InvalidInput (a model for another capability), param `model`."""
     return _model_for(partner, capability_for_submission(capability), model).name
+
+
+def _embedder_only_check(capability: Capability, choice: ModelChoice, params: dict[str, Any]) -> None:
+    """A param only the sentence-embedder path reads (zero-shot multi_label, hypothesis_template), set to other than
+    its default for a language model, is refused rather than ignored: the language model scores the labels against
+    each other (one label), and asks for the label itself rather than a hypothesis."""
+    if choice.tuned or choice.backend in ("", "sentence_transformers"):
+        return
+    fields = capability.params_serializer().fields
+    named = [name for name in capability.embedder_only_params if params.get(name) != fields[name].default]
+    if named:
+        raise InvalidInput(
+            f"params.{named[0]} is not supported by the language model {choice.name}; it classifies into one label "
+            f"(omit {', '.join(named)}, or use {capability.default_model}).",
+            code="unsupported_parameter",
+            param=f"params.{named[0]}",
+        )
 
 
 def _existing_for_key(api_key: ApiKey, idempotency_key: str, fingerprint: str) -> Job | None:
@@ -170,7 +190,7 @@ def job_submit(
             param="capability",
             details=[{"required_scopes": [capability.name]}],
         )
-    choice = _model_for(api_key.partner, capability, model)
+    choice = _model_for(api_key.partner, capability, model, data)
     model_name = choice.name
     clean_input = _validated(capability.input_serializer, data, "input")
     for field in capability.required_with_base_model if not choice.tuned else ():
@@ -181,6 +201,7 @@ def job_submit(
                 param=f"input.{field}",
             )
     clean_params = _validated(capability.params_serializer, params, "params")
+    _embedder_only_check(capability, choice, clean_params)
     tokens.context_check(model=choice.base, capability=capability.name, data=clean_input, params=clean_params)
     webhook = _webhook_url(webhook_url)
     if idempotency_key is not None and not (0 < len(idempotency_key) <= 255):

@@ -13,6 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 from sentence_transformers import SentenceTransformer
 
+from capabilities.language import hangul_share as hangul_share  # the check lives where the web process reads it
+from capabilities.language import is_korean as is_korean
+
 
 def _word_list(words: str) -> frozenset[str]:
     return frozenset(words.split())
@@ -335,19 +338,8 @@ def _sentence_containing(context: str, position: int) -> str:
 
 # Replies: language, echo and loops -----------------------------------------------------------------------------------
 
-_HANGUL = re.compile(r"[\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f]")
 _LETTER = re.compile(r"[^\W\d_]")
 _LOOP = re.compile(r"(.{1,24}?)\1{3,}", re.DOTALL)
-
-
-def hangul_share(text: str) -> float:
-    """The share of the text's letters that are Hangul (0 for a text without letters)."""
-    letters = _LETTER.findall(text)
-    return sum(bool(_HANGUL.match(letter)) for letter in letters) / len(letters) if letters else 0.0
-
-
-def is_korean(text: str) -> bool:
-    return hangul_share(text) >= 0.5
 
 
 def _char_ngrams(text: str, n: int = 3) -> set[str]:
