@@ -135,7 +135,7 @@ def _user(name: str = "devon"):
 
 def test_models_are_checked_for_the_partner(uplus):
     recipe = copy.deepcopy(COUNSELLING)
-    recipe["steps"][1]["model"] = "smollm2-135m-instruct"  # serves dialogue, not classification
+    recipe["steps"][1]["model"] = "alliance-captioner"  # serves image captioning, not classification
     with pytest.raises(RecipeInvalid) as caught:
         recipe_validate(partner=uplus, recipe=recipe)
     assert caught.value.param == "recipe.steps[1].model"

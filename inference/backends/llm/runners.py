@@ -204,6 +204,16 @@ _RETRY_SYSTEM = (
     "You summarize texts faithfully in plain words. Copy every name and number exactly as the text writes it; "
     "never mention a name, number or detail the text does not state."
 )
+# A Korean text is summarized in Korean, asked in Korean throughout: asked in English (even only in the system
+# turn), the model summarizes a Korean call with English speaker labels in English.
+_SUMMARY_SYSTEM_KO = (
+    "당신은 글을 충실하게 요약합니다. 글에 있는 사실만 쓰고, 이름이나 숫자, 세부 내용을 지어내지 마세요. "
+    "항상 한국어로 쓰세요."
+)
+_RETRY_SYSTEM_KO = (
+    "당신은 글을 쉬운 말로 충실하게 요약합니다. 이름과 숫자는 글에 쓰인 그대로 옮기고, 글에 없는 이름이나 숫자, "
+    "세부 내용은 절대 쓰지 마세요. 항상 한국어로 쓰세요."
+)
 
 
 def run_summarization(
@@ -258,16 +268,20 @@ def _abstractive(lm: CausalLM, texts: list[str], limits: list[int], refused: lis
     retry = refused is not None
     prompts = []
     for index, (text, limit) in enumerate(zip(texts, limits, strict=True)):
-        # A Korean text is summarized in Korean: asked in English, the model answers in English.
+        korean = is_korean(text)
         ask = (
             f"다음 글을 {limit}문장 이내의 한국어로 요약하세요."
-            if is_korean(text)
+            if korean
             else f"Summarize the following text in at most {limit} sentences."
         )
         if refused is not None and refused[index].startswith("not in the source: "):
-            ask += " Do not mention " + refused[index].removeprefix("not in the source: ") + "."
-        system = _RETRY_SYSTEM if retry else _SUMMARY_SYSTEM
-        messages = [{"role": "system", "content": system}, {"role": "user", "content": f"{ask}\n\nText:\n{text}"}]
+            named = refused[index].removeprefix("not in the source: ")
+            ask += f" {named}은(는) 쓰지 마세요." if korean else f" Do not mention {named}."
+        if korean:
+            system, user = (_RETRY_SYSTEM_KO if retry else _SUMMARY_SYSTEM_KO), f"{ask}\n\n글:\n{text}"
+        else:
+            system, user = (_RETRY_SYSTEM if retry else _SUMMARY_SYSTEM), f"{ask}\n\nText:\n{text}"
+        messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
         prompts.append(chat_prompt(lm, messages))
     penalty = {"repetition_penalty": 1.15, "no_repeat_ngram_size": 0} if retry else _NO_PENALTY
     params = [{"max_new_tokens": min(48 * limit, 320), "temperature": 0.0, **penalty} for limit in limits]
