@@ -52,7 +52,12 @@ from inference.models import (
     JobStatus,
     StoredFile,
 )
-from inference.services.submission import _model_for, capability_for_submission, job_route_model
+from inference.services.submission import (
+    capability_for_submission,
+    embedder_only_check,
+    job_route_model,
+    model_choice,
+)
 from inference.services.waiting import jobs_finished_announce
 from partners.models import ApiKey
 from partners.services import quota_for, usage_charge_many, usage_refund_many
@@ -170,11 +175,13 @@ class _Preparer:
         self.params = _Validator(capability.params_serializer, "params")
         self.models: dict[Any, Any] = {}
 
-    def model(self, requested: Any) -> Any:
-        key = requested if isinstance(requested, str) or requested is None else repr(requested)
+    def model(self, requested: Any, data: Any) -> Any:
+        if requested in (None, ""):  # the default for this input, as a single submission chooses it
+            requested = self.capability.default_for(data)
+        key = requested if isinstance(requested, str) else repr(requested)
         if key not in self.models:
             try:
-                self.models[key] = _model_for(self.api_key.partner, self.capability, requested)
+                self.models[key] = model_choice(self.api_key.partner, self.capability, requested)
             except DomainError as exc:
                 self.models[key] = exc
         choice = self.models[key]
@@ -184,7 +191,7 @@ class _Preparer:
 
     def __call__(self, request: BatchRequest) -> _Prepared:
         capability = self.capability
-        choice = self.model(request.model)
+        choice = self.model(request.model, request.data)
         data = self.inputs(request.data)
         for name in capability.required_with_base_model if not choice.tuned else ():
             if not data.get(name):
@@ -195,6 +202,7 @@ class _Preparer:
                     f"In a batch, input.{name} must be an uploaded image's file id.", code="invalid_image", param=name
                 )
         params = self.params(request.params)
+        embedder_only_check(capability, choice, params)
         tokens.context_check(model=choice.base, capability=capability.name, data=data, params=params)
         return _Prepared(
             request=request,

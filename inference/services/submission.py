@@ -103,7 +103,7 @@ class ModelChoice:
     backend: str = ""  # a registry model's backend; "" for a tuned model
 
 
-def _model_for(partner: Partner, capability: Capability, requested: Any, data: Any = None) -> ModelChoice:
+def model_choice(partner: Partner, capability: Capability, requested: Any, data: Any = None) -> ModelChoice:
     """The registry model or the partner's own tuned model; another partner's tuned model is not found. Without a
     requested model, the capability's default for this input (Capability.default_for: a Korean text to classify
     gets the bilingual language model)."""
@@ -141,10 +141,10 @@ def model_check(*, partner: Partner, capability: str, model: Any) -> str:
     """The model name a job of this partner would run on (the capability's default when none is given): a registry
     model that serves the capability or the partner's own tuned model for it. NotFound (another partner's tuned
     model, an unknown name) / InvalidInput (a model for another capability), param `model`."""
-    return _model_for(partner, capability_for_submission(capability), model).name
+    return model_choice(partner, capability_for_submission(capability), model).name
 
 
-def _embedder_only_check(capability: Capability, choice: ModelChoice, params: dict[str, Any]) -> None:
+def embedder_only_check(capability: Capability, choice: ModelChoice, params: dict[str, Any]) -> None:
     """A param only the sentence-embedder path reads (zero-shot multi_label, hypothesis_template), set to other than
     its default for a language model, is refused rather than ignored: the language model scores the labels against
     each other (one label), and asks for the label itself rather than a hypothesis."""
@@ -190,7 +190,7 @@ def job_submit(
             param="capability",
             details=[{"required_scopes": [capability.name]}],
         )
-    choice = _model_for(api_key.partner, capability, model, data)
+    choice = model_choice(api_key.partner, capability, model, data)
     model_name = choice.name
     clean_input = _validated(capability.input_serializer, data, "input")
     for field in capability.required_with_base_model if not choice.tuned else ():
@@ -201,7 +201,7 @@ def job_submit(
                 param=f"input.{field}",
             )
     clean_params = _validated(capability.params_serializer, params, "params")
-    _embedder_only_check(capability, choice, clean_params)
+    embedder_only_check(capability, choice, clean_params)
     tokens.context_check(model=choice.base, capability=capability.name, data=clean_input, params=clean_params)
     webhook = _webhook_url(webhook_url)
     if idempotency_key is not None and not (0 < len(idempotency_key) <= 255):

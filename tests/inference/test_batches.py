@@ -98,6 +98,34 @@ def test_invalid_lines_refuse_the_native_batch_with_their_line_numbers(api):
     assert not Batch.objects.exists() and not Job.objects.exists() and not UsageRecord.objects.exists()
 
 
+def test_a_batch_line_gets_the_model_and_the_param_checks_a_single_submission_gets(api, partner):
+    """No model named: a Korean text to classify runs on the bilingual language model, an English one on MiniLM,
+    as POST /api/v1/jobs chooses; a param the language model cannot honour refuses the batch naming it."""
+    quota_set(partner=partner, capability="text_classification", monthly_units=5000, actor="test")
+    labels = ["frustrated", "satisfied"]
+    rows = [
+        {"custom_id": "ko", "input": {"text": "인터넷이 이틀째 끊겼어요. 정말 화가 납니다.", "labels": labels}},
+        {"custom_id": "en", "input": {"text": "My internet has been down for two days.", "labels": labels}},
+    ]
+    response = api.post("/api/v1/batches", {"capability": "text_classification", "requests": rows}, format="json")
+    assert response.status_code == 201, response.json()
+    models = dict(Job.objects.values_list("custom_id", "model"))
+    assert models == {"ko": "qwen2.5-coder-0.5b-instruct", "en": "all-MiniLM-L6-v2"}
+    for job in Job.objects.all():
+        single = api.post(
+            "/api/v1/jobs?wait=0", {"capability": "text_classification", "input": job.input}, format="json"
+        )
+        assert single.json()["model"] == job.model
+
+    refused = [
+        {**rows[1], "custom_id": "multi", "model": "qwen2.5-coder-0.5b-instruct", "params": {"multi_label": True}}
+    ]
+    response = api.post("/api/v1/batches", {"capability": "text_classification", "requests": refused}, format="json")
+    assert response.status_code == 400
+    [detail] = response.json()["error"]["details"]
+    assert detail["code"] == "unsupported_parameter" and "params.multi_label" in detail["message"]
+
+
 @pytest.mark.parametrize(
     ("body", "param"),
     [
