@@ -13,11 +13,11 @@ model's accuracy and seconds per job.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import sys
 import time
 from pathlib import Path
+
+from in_process import django_in_process
 
 ROOT = Path(__file__).resolve().parent.parent
 FEELINGS = ["satisfied", "confused", "worried", "frustrated"]
@@ -40,17 +40,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: the cores are shared)")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "alliance.settings")
-    os.environ["ALLIANCE_TORCH_THREADS"] = str(args.threads)
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
+    django_in_process(args.threads)
     from inference.backends import get_model, run_batch
-    from inference.backends.device import configure_torch
     from inference.registry import model_specs
 
-    configure_torch()
     inputs = [{"text": text, "labels": labels} for text, labels, _ in EXAMPLES]
     figures: list[str] = []
     for spec in model_specs().values():

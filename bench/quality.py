@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import subprocess
 import sys
 import tarfile
@@ -42,6 +41,7 @@ from collections import Counter
 from pathlib import Path
 from statistics import median
 
+from in_process import django_in_process
 from text_metrics import exact_match, rouge_l, token_f1
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -236,16 +236,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: the cores are shared)")
     parser.add_argument("--log", type=Path, help="write every answer, summary and reply here (JSON lines)")
     args = parser.parse_args()
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "alliance.settings")
-    os.environ["ALLIANCE_TORCH_THREADS"] = str(args.threads)
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
-    from inference.backends.device import configure_torch
+    django_in_process(args.threads)
     from inference.registry import model_specs
 
-    configure_torch()
     sizes = dict(SIZES["quick" if args.quick else "full"])
     subsets = datasets()
     data = {name: subsets[name][args.split] for name in ("quoref", "xsum")}

@@ -28,6 +28,19 @@ from partners.services.quotas import (
 )
 
 
+def _charge_record(quota: Quota, api_key: ApiKey | None, job_id: UUID, units: int, month: dt.date) -> UsageRecord:
+    """The ledger's charge row of one job (unsaved)."""
+    return UsageRecord(
+        partner_id=quota.partner_id,
+        api_key=api_key,
+        capability=quota.capability,
+        job_id=job_id,
+        kind=UsageKind.CHARGE,
+        units=units,
+        month=month,
+    )
+
+
 def usage_charge(
     *, quota: Quota, api_key: ApiKey | None, job_id: UUID, units: int, now: dt.datetime | None = None
 ) -> UnitsState:
@@ -42,15 +55,7 @@ def usage_charge(
             code="quota_exceeded",
             retry_after=reset_seconds,
         )
-    UsageRecord.objects.create(
-        partner_id=quota.partner_id,
-        api_key=api_key,
-        capability=quota.capability,
-        job_id=job_id,
-        kind=UsageKind.CHARGE,
-        units=units,
-        month=month,
-    )
+    _charge_record(quota, api_key, job_id, units, month).save(force_insert=True)
     return UnitsState(limit=quota.monthly_units, used=used, reset_seconds=reset_seconds)
 
 
@@ -70,19 +75,7 @@ def usage_charge_inserting(
     used) fails all of it. PostgreSQL only (data-modifying WITH); nothing is written when the units do not fit."""
     month = month_start(now)
     consume_sql, consume_params = quota_consume_statement(quota=quota, units=units, month=month)
-    charge_sql, charge_params = insert_statement(
-        [
-            UsageRecord(
-                partner_id=quota.partner_id,
-                api_key=api_key,
-                capability=quota.capability,
-                job_id=job_id,
-                kind=UsageKind.CHARGE,
-                units=units,
-                month=month,
-            )
-        ]
-    )
+    charge_sql, charge_params = insert_statement([_charge_record(quota, api_key, job_id, units, month)])
     insert_sql, insert_params = insert
     sql = (
         f"WITH charged AS ({consume_sql}), "
@@ -164,20 +157,7 @@ def usage_charge_many(
             code="quota_exceeded",
             retry_after=reset_seconds,
         )
-    insert_many(
-        [
-            UsageRecord(
-                partner_id=quota.partner_id,
-                api_key=api_key,
-                capability=quota.capability,
-                job_id=job_id,
-                kind=UsageKind.CHARGE,
-                units=job_units,
-                month=month,
-            )
-            for job_id, job_units in charges
-        ]
-    )
+    insert_many([_charge_record(quota, api_key, job_id, job_units, month) for job_id, job_units in charges])
     return UnitsState(limit=quota.monthly_units, used=used, reset_seconds=reset_seconds)
 
 
