@@ -195,6 +195,13 @@ class _FinishedJobs:
     async def _listen(self) -> None:
         import redis.asyncio
 
+        task = asyncio.current_task()
+
+        def cancelled() -> bool:
+            # A cancel that the Redis client turned into an error or a quiet read (cancel landing on its read
+            # timeout) must still end the listener, or the loop's shutdown (asyncio.run under WSGI) waits forever.
+            return task is not None and task.cancelling() > 0
+
         backoff = 0.1
         while True:
             client = redis.asyncio.Redis.from_url(self._url, socket_connect_timeout=2, health_check_interval=15)
@@ -203,6 +210,8 @@ class _FinishedJobs:
                 await pubsub.subscribe(CHANNEL)
                 while True:
                     message = await pubsub.get_message(timeout=5.0)
+                    if cancelled():
+                        raise asyncio.CancelledError
                     if message is None:
                         continue
                     if message["type"] == "subscribe":
@@ -215,6 +224,8 @@ class _FinishedJobs:
             except asyncio.CancelledError:
                 raise
             except Exception:  # Redis went away: waiters poll until the subscription is back
+                if cancelled():
+                    raise asyncio.CancelledError from None
                 logger.warning("the finished-jobs subscription broke; reconnecting in %.1f s", backoff, exc_info=True)
             finally:
                 self.subscribed.clear()
