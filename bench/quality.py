@@ -146,8 +146,9 @@ class Timer:
 
 
 def measure(model: str, data: dict, sizes: dict, log) -> dict:
+    from capabilities.language import hangul_share
     from inference.backends import get_model
-    from inference.backends.llm.text import hangul_share, is_echo, is_looping
+    from inference.backends.llm.text import is_echo, is_looping
     from inference.registry import get_model_spec
 
     batch = get_model_spec(model).batch_size

@@ -388,9 +388,8 @@ def jobs_succeed(*, results: list[tuple[Job, dict[str, Any]]], token: uuid.UUID)
                 .filter(pk__in=[job.pk for job, _ in results], status=JobStatus.RUNNING, claim_token=token)
                 .values_list("pk", flat=True)
             )
-            for job, _ in results:
-                if job.pk not in running:
-                    logger.info("job %s is no longer running (canceled or reaped): its output is dropped", job.pk)
+            for job in (job for job, _ in results if job.pk not in running):
+                logger.info("job %s is no longer running (canceled or reaped): its output is dropped", job.pk)
             results = [(job, output) for job, output in results if job.pk in running]
             hooked = [job for job, _ in results if job.webhook_url]
             plain = [(job, output) for job, output in results if not _has_files(output)]
@@ -441,9 +440,9 @@ def _store_plain(results: list[tuple[Job, dict[str, Any]]], now: dt.datetime) ->
             Job.objects.filter(pk__in=[job.pk for job, _ in results]).update(
                 status=JobStatus.SUCCEEDED, output=outputs, finished_at=now
             )
-    except Exception as exc:
-        if isinstance(exc, SoftTimeLimitExceeded):
-            raise
+    except SoftTimeLimitExceeded:
+        raise
+    except Exception:
         logger.warning("one UPDATE of %d outputs failed; storing them one by one", len(results), exc_info=True)
         return False
     return True

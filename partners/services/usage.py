@@ -41,22 +41,28 @@ def _charge_record(quota: Quota, api_key: ApiKey | None, job_id: UUID, units: in
     )
 
 
+def _charged(quota: Quota, used: int | None, what: str, units: int, now: dt.datetime | None) -> UnitsState:
+    """The quota's state after a charge of `units` (`used`: the month's new total), or LimitReached when the charge
+    did not fit (`used` None), with the seconds until the month resets."""
+    reset_seconds = (next_month_start(now) - (now or timezone.now())).total_seconds()
+    if used is None:
+        raise LimitReached(
+            f"Monthly quota for {quota.capability} exhausted: {what} {units} units "
+            f"and the limit is {quota.monthly_units}.",
+            code="quota_exceeded",
+            retry_after=reset_seconds,
+        )
+    return UnitsState(limit=quota.monthly_units, used=used, reset_seconds=reset_seconds)
+
+
 def usage_charge(
     *, quota: Quota, api_key: ApiKey | None, job_id: UUID, units: int, now: dt.datetime | None = None
 ) -> UnitsState:
     """Charges a job once. Must run inside the transaction that creates the job."""
     month = month_start(now)
-    used = quota_consume(quota=quota, units=units, month=month)
-    reset_seconds = (next_month_start(now) - (now or timezone.now())).total_seconds()
-    if used is None:
-        raise LimitReached(
-            f"Monthly quota for {quota.capability} exhausted: this job needs {units} units "
-            f"and the limit is {quota.monthly_units}.",
-            code="quota_exceeded",
-            retry_after=reset_seconds,
-        )
+    state = _charged(quota, quota_consume(quota=quota, units=units, month=month), "this job needs", units, now)
     _charge_record(quota, api_key, job_id, units, month).save(force_insert=True)
-    return UnitsState(limit=quota.monthly_units, used=used, reset_seconds=reset_seconds)
+    return state
 
 
 def usage_charge_inserting(
@@ -91,15 +97,7 @@ def usage_charge_inserting(
             quota_period_ensure(quota=quota, month=month)
             cursor.execute(sql, params)
             row = cursor.fetchone()
-    reset_seconds = (next_month_start(now) - (now or timezone.now())).total_seconds()
-    if row is None:
-        raise LimitReached(
-            f"Monthly quota for {quota.capability} exhausted: this job needs {units} units "
-            f"and the limit is {quota.monthly_units}.",
-            code="quota_exceeded",
-            retry_after=reset_seconds,
-        )
-    return UnitsState(limit=quota.monthly_units, used=int(row[0]), reset_seconds=reset_seconds)
+    return _charged(quota, None if row is None else int(row[0]), "this job needs", units, now)
 
 
 @transaction.atomic
@@ -149,16 +147,9 @@ def usage_charge_many(
     month = month_start(now)
     units = sum(job_units for _, job_units in charges)
     used = quota_consume(quota=quota, units=units, month=month)
-    reset_seconds = (next_month_start(now) - (now or timezone.now())).total_seconds()
-    if used is None:
-        raise LimitReached(
-            f"Monthly quota for {quota.capability} exhausted: these {len(charges)} jobs need {units} units "
-            f"and the limit is {quota.monthly_units}.",
-            code="quota_exceeded",
-            retry_after=reset_seconds,
-        )
+    state = _charged(quota, used, f"these {len(charges)} jobs need", units, now)
     insert_many([_charge_record(quota, api_key, job_id, job_units, month) for job_id, job_units in charges])
-    return UnitsState(limit=quota.monthly_units, used=used, reset_seconds=reset_seconds)
+    return state
 
 
 @transaction.atomic

@@ -10,12 +10,12 @@ import pytest
 import torch
 from sentence_transformers import SentenceTransformer
 
+from capabilities.language import hangul_share
 from capabilities.text import DIALOGUE, QUESTION_ANSWERING, SUMMARIZATION
 from inference.backends import prepare
 from inference.backends.llm.engine import CausalLM, Sampling, load_causal_lm
 from inference.backends.llm.runners import _windows, run_dialogue, run_question_answering, run_summarization
 from inference.backends.llm.text import (
-    hangul_share,
     is_echo,
     is_looping,
     quote_answer,

@@ -13,11 +13,11 @@ import numpy as np
 from sentence_transformers import SentenceTransformer
 
 from capabilities import structured
+from capabilities.language import is_korean
 from inference.backends.llm.engine import CausalLM, Generation, OnDelta, chat_prompt, generate
 from inference.backends.llm.text import (
     embed,
     is_echo,
-    is_korean,
     is_looping,
     quote_answer,
     split_sentences,

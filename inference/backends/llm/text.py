@@ -13,9 +13,6 @@ from dataclasses import dataclass
 import numpy as np
 from sentence_transformers import SentenceTransformer
 
-from capabilities.language import hangul_share as hangul_share  # the check lives where the web process reads it
-from capabilities.language import is_korean as is_korean
-
 
 def _word_list(words: str) -> frozenset[str]:
     return frozenset(words.split())
