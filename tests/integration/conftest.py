@@ -15,10 +15,11 @@ def live_services(transactional_db) -> None:
     skip_or_fail_without_services()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def shared_worker(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[PlatformProcess]:
-    """One plain worker on every queue, started once for the modules that need nothing special of it (the SDK,
-    batches, structured output): each model it serves is loaded once for all of them."""
+    """One plain worker on every queue for a module that needs nothing special of it (the SDK, batches, structured
+    output). Module-scoped on purpose: a worker left running into later modules would take their jobs' messages
+    from the workers those tests start (and measure)."""
     skip_or_fail_without_services()
     with django_db_blocker.unblock():
         process = start_worker(tmp_path_factory.mktemp("shared-worker"), "w-shared")
