@@ -26,7 +26,10 @@ LABELS = {
 # translate the description a capability has now, and tests/web/test_i18n.py checks each one has a translation.
 DESCRIPTIONS = (
     gettext_noop("Answers a question with a span of its context, read by the LLM; evidence windows found with MiniLM."),
-    gettext_noop("Zero-shot classification over the given labels (MiniLM similarity, calibrated)."),
+    gettext_noop(
+        "Zero-shot classification over the given labels (MiniLM similarity, calibrated; a Korean text, or a job "
+        "naming a language model, by the language model's likelihood of each label)."
+    ),
     gettext_noop("An abstractive summary guarded against invented facts, or an extractive one."),
     gettext_noop("The next assistant turn of a conversation, with the model's chat template."),
     gettext_noop("Continues or answers a prompt with the language model (Qwen2.5-Coder-0.5B-Instruct by default)."),
