@@ -17,7 +17,6 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.db.models import F
 
-from partners import auth_cache
 from partners.models import Partner
 from partners.services import audit_record
 
@@ -112,7 +111,6 @@ def signing_secret(partner: Partner) -> str:
 def webhook_secret_rotate(*, partner: Partner, actor: str) -> str:
     """A new signing secret for the partner; webhooks sent from now on are signed with it. Returns it."""
     Partner.objects.filter(pk=partner.pk).update(webhook_secret_version=F("webhook_secret_version") + 1)
-    auth_cache.changed()  # the partner that authenticated keys carry holds the version (no signal from update())
     partner.refresh_from_db(fields=["webhook_secret_version"])
     audit_record(
         partner=partner,

@@ -11,6 +11,23 @@ from django.utils.translation import gettext_lazy as _
 from partners.scopes import capability_scopes
 
 
+class AuthStateQuerySet(models.QuerySet):
+    """The queryset of the models an authenticated API key carries (Partner, ApiKey, ApiKeyCredential):
+    QuerySet.update() sends no signal, so it invalidates every process's authenticated keys itself
+    (partners.auth_cache), as saves and deletes do through partners.signals. A model's `auth_neutral_fields` (an
+    API key's last use) change nothing a request is authorised by and invalidate nothing."""
+
+    def update(self, **kwargs: object) -> int:
+        updated = super().update(**kwargs)
+        if updated and not set(kwargs) <= set(getattr(self.model, "auth_neutral_fields", ())):
+            from partners import auth_cache  # auth_cache reads these models
+
+            auth_cache.changed()
+        return updated
+
+    update.alters_data = True  # type: ignore[attr-defined]
+
+
 class Sector(models.TextChoices):
     IT = "it", _("IT")
     FINANCE = "finance", _("Finance")
@@ -29,6 +46,8 @@ class Tier(models.TextChoices):
 
 
 class Partner(models.Model):
+    objects = AuthStateQuerySet.as_manager()
+
     name = models.CharField(max_length=200, unique=True)
     slug = models.SlugField(max_length=200, unique=True)
     sector = models.CharField(max_length=32, choices=Sector.choices)
@@ -121,6 +140,9 @@ class Invitation(models.Model):
 class ApiKey(models.Model):
     """A stable key identity; its secrets are ApiKeyCredentials, so rotation keeps the id."""
 
+    objects = AuthStateQuerySet.as_manager()
+    auth_neutral_fields = frozenset({"last_used_at"})
+
     public_id = models.CharField(max_length=32, unique=True)
     partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="api_keys")
     name = models.CharField(max_length=100)
@@ -150,6 +172,8 @@ class ApiKey(models.Model):
 
 class ApiKeyCredential(models.Model):
     """One secret of a key: a public prefix for lookup and the SHA-512 hash of the secret."""
+
+    objects = AuthStateQuerySet.as_manager()
 
     api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="credentials")
     prefix = models.CharField(max_length=16, unique=True)

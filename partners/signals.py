@@ -1,5 +1,6 @@
 """Any saved or deleted key, credential or partner invalidates the authenticated keys every process keeps
-(partners.auth_cache). Changes made by QuerySet.update() send no signal: their services call auth_cache.changed()."""
+(partners.auth_cache). QuerySet.update() sends no signal: these models' queryset (partners.models.AuthStateQuerySet)
+invalidates them itself."""
 
 from __future__ import annotations
 

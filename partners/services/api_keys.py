@@ -75,7 +75,6 @@ def api_key_rotate(*, api_key: ApiKey, actor: str, grace_seconds: int = 24 * 360
     grace_end = timezone.now() + dt.timedelta(seconds=max(0, grace_seconds))
     api_key.credentials.filter(valid_until__isnull=True).update(valid_until=grace_end)
     api_key.credentials.filter(valid_until__gt=grace_end).update(valid_until=grace_end)
-    auth_cache.changed()  # the grace periods were set by update(), which sends no signal
     material = keys.generate_key_material()
     ApiKeyCredential.objects.create(api_key=api_key, prefix=material.prefix, hashed_secret=material.hashed_secret)
     audit_record(

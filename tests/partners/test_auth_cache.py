@@ -100,3 +100,26 @@ def test_without_redis_keys_are_read_from_the_database_and_revocation_still_work
         assert api_key_authenticate_cached(raw) is None
     finally:
         auth_cache._redis.cache_clear()  # the next call connects to the restored REDIS_URL
+
+
+def test_any_queryset_update_of_a_key_credential_or_partner_drops_the_copies(transactional_db):
+    """No service has to remember to invalidate: QuerySet.update() on these models does it (AuthStateQuerySet), except
+    for what authorises nothing (a key's last use, written at most once a minute by requests themselves)."""
+    from partners.models import ApiKey, ApiKeyCredential, Partner
+
+    partner = make_partner()
+    api_key, raw = make_key(partner)
+    api_key_authenticate_cached(raw)
+    assert _queries(lambda: api_key_authenticate_cached(raw)) == 0
+    ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=api_key.created_at)
+    assert _queries(lambda: api_key_authenticate_cached(raw)) == 0  # still the copy
+    for update in (
+        lambda: ApiKey.objects.filter(pk=api_key.pk).update(scopes=["summarization"]),
+        lambda: ApiKeyCredential.objects.filter(api_key=api_key).update(valid_until=None),
+        lambda: Partner.objects.filter(pk=partner.pk).update(tier="strategic"),
+    ):
+        update()
+        assert _queries(lambda: api_key_authenticate_cached(raw)) >= 1  # read again
+        assert _queries(lambda: api_key_authenticate_cached(raw)) == 0
+    assert api_key_authenticate_cached(raw).scopes == ["summarization"]
+    assert api_key_authenticate_cached(raw).partner.tier == "strategic"
