@@ -191,8 +191,8 @@ QUESTION_ANSWERING = Capability(
 
 
 def _classifier_for(data: dict[str, Any]) -> str | None:
-    """A Korean text is classified by the bilingual language model (Qwen, by the likelihood of each label as its
-    answer): MiniLM is English-only and no multilingual embedder is available offline. Other texts: MiniLM."""
+    """A Korean text is classified by the bilingual language model (Qwen, by its calibrated yes/no answer for each
+    label): MiniLM is English-only and no multilingual embedder is available offline. Other texts: MiniLM."""
     text = data.get("text")
     return QWEN if isinstance(text, str) and is_korean(text) else None
 
@@ -201,7 +201,7 @@ TEXT_CLASSIFICATION = Capability(
     name="text_classification",
     description=(
         "Zero-shot classification over the given labels (MiniLM similarity, calibrated; a Korean text, or a job "
-        "naming a language model, by the language model's likelihood of each label)."
+        "naming Qwen, by Qwen's calibrated yes/no answer for each label)."
     ),
     input_serializer=TextClassificationInput,
     params_serializer=TextClassificationParams,

@@ -59,7 +59,9 @@ DEFAULT_MODELS: tuple[ModelSpec, ...] = (
         backend="causal_lm",
         source=f"prepared:{LLM}",
         family="llm",
-        capabilities=("dialogue", "text_generation", "summarization", "question_answering", "text_classification"),
+        # No text_classification: at 135M it answers the yes/no questions of inference.backends.llm.classify below
+        # chance (bench/classification_models.py) and reads no Korean; MiniLM classifies English better, far cheaper.
+        capabilities=("dialogue", "text_generation", "summarization", "question_answering"),
         batch_size=8,
         options={"prepare": "inference.backends.llm.smollm2:prepare_smollm2", "uses": [EMBEDDER], "rss_mb": 557},
     ),

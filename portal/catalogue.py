@@ -28,7 +28,7 @@ DESCRIPTIONS = (
     gettext_noop("Answers a question with a span of its context, read by the LLM; evidence windows found with MiniLM."),
     gettext_noop(
         "Zero-shot classification over the given labels (MiniLM similarity, calibrated; a Korean text, or a job "
-        "naming a language model, by the language model's likelihood of each label)."
+        "naming Qwen, by Qwen's calibrated yes/no answer for each label)."
     ),
     gettext_noop("An abstractive summary guarded against invented facts, or an extractive one."),
     gettext_noop("The next assistant turn of a conversation, with the model's chat template."),

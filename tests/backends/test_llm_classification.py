@@ -1,5 +1,6 @@
-"""Zero-shot classification by the language model's likelihood of each label (inference.backends.llm.classify), on
-the real Qwen weights: a Korean message MiniLM misreads, English texts, and a batch that scores as its rows alone."""
+"""Zero-shot classification by the language model's calibrated yes/no answers about each label
+(inference.backends.llm.classify), on the real Qwen weights: a Korean message MiniLM misreads, English texts, a text
+that says nothing, and a batch that scores as its rows alone."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ INPUTS = [
     {"text": GRATEFUL_KO, "labels": FEELINGS},
     {"text": "What time does the store open on Sundays?", "labels": KINDS},
     {"text": "I have called three times and nobody fixed the double charge on my bill.", "labels": KINDS},
+    {"text": "N/A", "labels": FEELINGS},
 ]
 
 
@@ -44,7 +46,14 @@ def test_an_angry_korean_message_is_not_read_as_satisfied(batch):
 
 
 def test_english_texts_get_their_labels_through_the_language_model(batch):
-    assert [output["label"] for output in batch[2:]] == ["question", "complaint"], batch[2:]
+    assert [output["label"] for output in batch[2:4]] == ["question", "complaint"], batch[2:4]
+
+
+def test_a_text_that_says_nothing_favours_no_label(batch):
+    """Calibrated: what the model says of a label whatever the text is taken out (the former method, each label's
+    likelihood uncalibrated, gave "satisfied" about four times the probability of "worried" on a content-free text)."""
+    scores = batch[4]["scores"]
+    assert max(scores.values()) - min(scores.values()) < 0.1, scores
 
 
 def test_a_job_scores_the_same_alone_as_in_a_padded_batch(batch):

@@ -30,11 +30,20 @@ def test_without_a_model_the_input_chooses_it(api, text, model):
     assert Job.objects.get().model == model
 
 
-@pytest.mark.parametrize(("text", "model"), [(KOREAN, EMBEDDER), (KOREAN, LLM), (ENGLISH, QWEN)])
+@pytest.mark.parametrize(("text", "model"), [(KOREAN, EMBEDDER), (ENGLISH, QWEN)])
 def test_a_named_model_is_honoured(api, text, model):
     response = _submit(api, text, model=model)
     assert response.status_code == 202, response.json()
     assert Job.objects.get().model == model
+
+
+def test_the_small_language_model_serves_no_classification(api):
+    """SmolLM2-135M answers the classifier's yes/no questions below chance: it is refused, not run badly."""
+    response = _submit(api, ENGLISH, model=LLM)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert (error["param"], error["code"]) == ("model", "model_mismatch"), error
+    assert not Job.objects.exists()
 
 
 @pytest.mark.parametrize(
