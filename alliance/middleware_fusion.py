@@ -1,0 +1,164 @@
+"""Under ASGI, consecutive plain Django middleware run as one: a request's hooks of each kind in one thread hop.
+
+Django runs every hook of a `MiddlewareMixin` middleware (process_request, process_response) of an async request
+through its own `sync_to_async` hop (MiddlewareMixin.__acall__), and each process_view through another: with the
+platform's MIDDLEWARE that was about 17 thread hops per request before the view's own, and most of what an ASGI
+request cost beyond a WSGI one (bench/README.md, gateway.py). A fused group runs its members' process_request hooks in
+order in one hop, awaits the rest of the chain on the event loop (so a view that waits on a job still holds no
+thread), and runs their process_response hooks in reverse order in one hop; their process_view hooks, in order, are
+one hook of the group.
+
+Django's rules are kept: a member whose process_request answers short-circuits the members after it and the view,
+and its own process_response and those of the members before it see the answer; an exception raised by a member's
+hook becomes the response Django's convert_exception_to_response would make of it, where Django would catch it (a
+process_request's: the members before it still see that response; a process_response's: the members before it see
+it). Only members that are plain MiddlewareMixin subclasses (no __call__ or __acall__ of their own, no
+process_exception or process_template_response) are fused; settings.MIDDLEWARE itself is unchanged, so the WSGI
+handler, the test client and Django's system checks see the list as written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from django.core.exceptions import MiddlewareNotUsed
+from django.core.handlers.asgi import ASGIHandler
+from django.core.handlers.exception import response_for_exception
+from django.http import HttpRequest, HttpResponseBase
+from django.utils.deprecation import MiddlewareMixin
+from django.utils.module_loading import import_string
+
+
+def fusable(middleware: Any) -> bool:
+    """Whether a middleware class is a plain MiddlewareMixin whose hooks can run in a group."""
+    return (
+        isinstance(middleware, type)
+        and issubclass(middleware, MiddlewareMixin)
+        and middleware.__call__ is MiddlewareMixin.__call__
+        and middleware.__acall__ is MiddlewareMixin.__acall__
+        and not hasattr(middleware, "process_exception")
+        and not hasattr(middleware, "process_template_response")
+    )
+
+
+def _never_called(request: HttpRequest) -> HttpResponseBase:
+    raise RuntimeError("a fused middleware's own get_response is never called")
+
+
+class FusedMiddleware:
+    """Several plain MiddlewareMixin middleware (`member_paths`, in MIDDLEWARE's order) as one."""
+
+    member_paths: tuple[str, ...] = ()
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        self.get_response = get_response
+        self.members: list[MiddlewareMixin] = []
+        for path in self.member_paths:
+            try:
+                self.members.append(import_string(path)(_never_called))
+            except MiddlewareNotUsed:
+                continue
+        self._views = [member.process_view for member in self.members if hasattr(member, "process_view")]
+        if self._views:
+            self.process_view = self._process_view
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
+
+    def _enter(self, request: HttpRequest) -> tuple[HttpResponseBase | None, int]:
+        """Runs the members' process_request in order: (the response that short-circuits or None, how many members'
+        process_response must see it)."""
+        for index, member in enumerate(self.members):
+            hook = getattr(member, "process_request", None)
+            if hook is None:
+                continue
+            try:
+                response = hook(request)
+            except Exception as exc:  # noqa: BLE001 - made a response, as Django's wrapper of this member would
+                return response_for_exception(request, exc), index
+            if response is not None:
+                return response, index + 1
+        return None, len(self.members)
+
+    def _leave(self, request: HttpRequest, response: HttpResponseBase, entered: int) -> HttpResponseBase:
+        """Runs the process_response of the first `entered` members, the last first."""
+        for member in reversed(self.members[:entered]):
+            hook = getattr(member, "process_response", None)
+            if hook is None:
+                continue
+            try:
+                response = hook(request, response)
+            except Exception as exc:  # noqa: BLE001 - made a response, as Django's wrapper of this member would
+                response = response_for_exception(request, exc)
+        return response
+
+    def _process_view(
+        self, request: HttpRequest, view: Callable[..., Any], args: tuple, kwargs: dict[str, Any]
+    ) -> HttpResponseBase | None:
+        for hook in self._views:
+            response = hook(request, view, args, kwargs)
+            if response is not None:
+                return response
+        return None
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if iscoroutinefunction(self):
+            return self.__acall__(request)
+        response, entered = self._enter(request)
+        if response is None:
+            response = self.get_response(request)
+        return self._leave(request, response, entered)
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
+        response, entered = await sync_to_async(self._enter, thread_sensitive=True)(request)
+        if response is None:
+            response = await self.get_response(request)
+        return await sync_to_async(self._leave, thread_sensitive=True)(request, response, entered)
+
+
+_groups: dict[tuple[str, ...], str] = {}
+
+
+def _group_path(members: tuple[str, ...]) -> str:
+    """The dotted path of the FusedMiddleware class of these members (made once, kept in this module)."""
+    if members not in _groups:
+        name = f"Fused{len(_groups)}"
+        globals()[name] = type(name, (FusedMiddleware,), {"member_paths": members, "__module__": __name__})
+        _groups[members] = f"{__name__}.{name}"
+    return _groups[members]
+
+
+def fused(paths: Sequence[str]) -> list[str]:
+    """MIDDLEWARE with each run of two or more consecutive fusable entries replaced by one fused group."""
+    result: list[str] = []
+    run: list[str] = []
+
+    def close_run() -> None:
+        result.extend([_group_path(tuple(run))] if len(run) > 1 else run)
+        run.clear()
+
+    for path in paths:
+        if fusable(import_string(path)):
+            run.append(path)
+        else:
+            close_run()
+            result.append(path)
+    close_run()
+    return result
+
+
+class FusedASGIHandler(ASGIHandler):
+    """Django's ASGI handler with MIDDLEWARE's plain runs fused (see the module's docstring)."""
+
+    def load_middleware(self, is_async: bool = False) -> None:
+        from django.conf import settings
+
+        written = settings.MIDDLEWARE
+        settings.MIDDLEWARE = fused(written)
+        try:
+            super().load_middleware(is_async)
+        finally:
+            settings.MIDDLEWARE = written

@@ -1,0 +1,132 @@
+"""The ASGI handler with MIDDLEWARE's plain runs fused (alliance.middleware_fusion): the same answers as Django's own
+ASGI handler (sessions, CSRF, the language, security headers, an API key's request), in fewer thread hops."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import pytest
+from asgiref.sync import SyncToAsync
+from asgiref.testing import ApplicationCommunicator
+from django.conf import settings
+from django.core.handlers.asgi import ASGIHandler
+from django.db import connections
+
+from alliance.middleware_fusion import FusedASGIHandler, fused
+from tests.factories import make_key, make_partner
+
+VARYING = {"set-cookie", "content-length", "x-request-id", "date"}
+
+
+def _call(app, method: str, path: str, headers: list[tuple[bytes, bytes]] = (), body: bytes = b"") -> dict:
+    async def run() -> dict:
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": method,
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": [(b"host", b"testserver"), *headers],
+            "client": ("127.0.0.1", 50000),
+            "server": ("testserver", 80),
+        }
+        communicator = ApplicationCommunicator(app, scope)
+        await communicator.send_input({"type": "http.request", "body": body, "more_body": False})
+        start = await communicator.receive_output(30)
+        chunks = []
+        while True:
+            message = await communicator.receive_output(30)
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        await communicator.wait(5)
+        answered = {name.decode().lower(): value.decode() for name, value in start["headers"]}
+        return {"status": start["status"], "headers": answered, "body": b"".join(chunks).decode(errors="replace")}
+
+    return asyncio.run(run())
+
+
+def _hops(app, *request) -> tuple[dict, int]:
+    """The answer and how many sync_to_async calls the request took."""
+    calls = 0
+    original = SyncToAsync.__call__
+
+    async def counted(self, *args, **kwargs):
+        nonlocal calls
+        calls += 1
+        return await original(self, *args, **kwargs)
+
+    SyncToAsync.__call__ = counted
+    try:
+        return _call(app, *request), calls
+    finally:
+        SyncToAsync.__call__ = original
+
+
+@pytest.fixture(scope="module")
+def handlers():
+    """Both handlers; the request threads' database connections close when their request ends (as under the
+    pool the web process runs with), so none outlives the test database."""
+    database = connections.settings["default"]
+    kept = database["CONN_MAX_AGE"]
+    database["CONN_MAX_AGE"] = 0
+    yield ASGIHandler(), FusedASGIHandler()
+    database["CONN_MAX_AGE"] = kept
+
+
+def test_the_plain_middleware_run_is_one_group_and_the_settings_stay_as_written():
+    paths = fused(settings.MIDDLEWARE)
+    assert len(paths) < len(settings.MIDDLEWARE)
+    assert "django.middleware.csrf.CsrfViewMiddleware" in settings.MIDDLEWARE  # Django's checks still see it
+    assert paths[0] == settings.MIDDLEWARE[0] and paths[-1] == settings.MIDDLEWARE[-1]  # order and ends kept
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers", "body"),
+    [
+        ("GET", "/", [], b""),
+        ("GET", "/portal/login/", [(b"accept-language", b"ko")], b""),
+        ("POST", "/portal/login/", [(b"content-type", b"application/x-www-form-urlencoded")], b"username=a&password=b"),
+        ("GET", "/no-such-page/", [], b""),
+    ],
+)
+def test_the_fused_handler_answers_as_djangos(transactional_db, handlers, method, path, headers, body):
+    plain, fused_handler = handlers
+    expected = _call(plain, method, path, headers, body)
+    answer = _call(fused_handler, method, path, headers, body)
+    assert answer["status"] == expected["status"]
+    assert set(answer["headers"]) == set(expected["headers"])
+    for name in set(expected["headers"]) - VARYING - {"content-security-policy"}:
+        assert answer["headers"][name] == expected["headers"][name], name
+    assert ("csrftoken" in answer["headers"].get("set-cookie", "")) == (
+        "csrftoken" in expected["headers"].get("set-cookie", "")
+    )
+
+
+def test_csrf_sessions_and_the_language_still_apply(transactional_db, handlers):
+    _, fused_handler = handlers
+    refused = _call(
+        fused_handler, "POST", "/portal/login/", [(b"content-type", b"application/x-www-form-urlencoded")], b""
+    )
+    assert refused["status"] == 403  # no CSRF token: CsrfViewMiddleware's process_view, inside the group
+    korean = _call(fused_handler, "GET", "/portal/login/", [(b"accept-language", b"ko")])
+    assert korean["status"] == 200 and re.search("[가-힣]", korean["body"])  # SiteLocaleMiddleware
+    assert korean["headers"]["x-frame-options"] == "DENY"  # XFrameOptionsMiddleware's process_response
+    assert "content-security-policy" in korean["headers"]  # CSPMiddleware's
+    assert "csrftoken" in korean["headers"]["set-cookie"]  # CsrfViewMiddleware's process_response
+
+
+def test_an_api_request_takes_fewer_thread_hops(transactional_db, handlers):
+    plain, fused_handler = handlers
+    _, raw = make_key(make_partner())
+    request = ("GET", "/api/v1/capabilities", [(b"authorization", f"Bearer {raw}".encode())])
+    expected, plain_hops = _hops(plain, *request)
+    answer, fused_hops = _hops(fused_handler, *request)
+    assert answer["status"] == expected["status"] == 200
+    assert answer["body"] == expected["body"]
+    assert fused_hops <= plain_hops - 10, (fused_hops, plain_hops)
