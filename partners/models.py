@@ -8,21 +8,20 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from partners.auth_state import auth_state_updated
 from partners.scopes import capability_scopes
 
 
 class AuthStateQuerySet(models.QuerySet):
     """The queryset of the models an authenticated API key carries (Partner, ApiKey, ApiKeyCredential):
-    QuerySet.update() sends no signal, so it invalidates every process's authenticated keys itself
-    (partners.auth_cache), as saves and deletes do through partners.signals. A model's `auth_neutral_fields` (an
-    API key's last use) change nothing a request is authorised by and invalidate nothing."""
+    QuerySet.update() sends no model signal, so it sends partners.auth_state's, on which partners.signals
+    invalidates every process's authenticated keys (partners.auth_cache), as on saves and deletes. A model's
+    `auth_neutral_fields` (an API key's last use) change nothing a request is authorised by and invalidate nothing."""
 
     def update(self, **kwargs: object) -> int:
         updated = super().update(**kwargs)
         if updated and not set(kwargs) <= set(getattr(self.model, "auth_neutral_fields", ())):
-            from partners import auth_cache  # auth_cache reads these models
-
-            auth_cache.changed()
+            auth_state_updated.send(sender=self.model)
         return updated
 
     update.alters_data = True  # type: ignore[attr-defined]
