@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from django.conf import settings
 from django.core.exceptions import MiddlewareNotUsed
 from django.core.handlers.asgi import ASGIHandler
 from django.core.handlers.exception import response_for_exception
@@ -154,8 +155,6 @@ class FusedASGIHandler(ASGIHandler):
     """Django's ASGI handler with MIDDLEWARE's plain runs fused (see the module's docstring)."""
 
     def load_middleware(self, is_async: bool = False) -> None:
-        from django.conf import settings
-
         written = settings.MIDDLEWARE
         settings.MIDDLEWARE = fused(written)
         try:

@@ -11,6 +11,7 @@ from django.test.utils import CaptureQueriesContext
 
 from inference.webhook_security import webhook_secret_rotate
 from partners import auth_cache
+from partners.models import ApiKey, ApiKeyCredential, Partner
 from partners.services import api_key_authenticate_cached, api_key_revoke, api_key_rotate, partner_set_active
 from tests.factories import client_for, make_key, make_partner
 from tests.services import skip_or_fail_without_services
@@ -105,7 +106,6 @@ def test_without_redis_keys_are_read_from_the_database_and_revocation_still_work
 def test_any_queryset_update_of_a_key_credential_or_partner_drops_the_copies(transactional_db):
     """No service has to remember to invalidate: QuerySet.update() on these models does it (AuthStateQuerySet), except
     for what authorises nothing (a key's last use, written at most once a minute by requests themselves)."""
-    from partners.models import ApiKey, ApiKeyCredential, Partner
 
     partner = make_partner()
     api_key, raw = make_key(partner)
