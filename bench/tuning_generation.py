@@ -1,7 +1,8 @@
-"""Generative tuning measured: LoRA on SmolLM2-135M-Instruct against the untuned model and prompt tuning, on a
-held-out finance-domain task with a clear target style (an AI banker's call note), Korean and English.
+"""Generative tuning measured: LoRA on the registry's two language models (SmolLM2-135M-Instruct and
+Qwen2.5-Coder-0.5B-Instruct) against each untuned model and prompt tuning, on a held-out finance-domain task with a
+clear target style (an AI banker's call note), Korean and English.
 
-Usage: .venv/bin/python bench/tuning_generation.py [--quick] [--threads N] [--rouge-rows N]
+Usage: .venv/bin/python bench/tuning_generation.py [--quick] [--models smollm2,qwen] [--threads N] [--rouge-rows N]
 
 Data: bench/data/finance_notes_{train,test}.jsonl (written by this script when missing, deterministic): a customer's
 message about one of 14 banking products in one of 12 situations, phrased in one of 4 ways, in English or Korean,
@@ -9,17 +10,19 @@ answered in a fixed three-part style ("Summary: ... Recommendation: ... Next ste
 다음 단계: ..."). The 400 training and 120 test pairs are disjoint (product, situation, language) combinations, so
 every test message is a combination never seen in training.
 
-Methods, each trained by inference.backends.tuning.train (the platform's code) on the same rows:
+Methods, each trained by inference.backends.tuning.train (the platform's code) on the same rows, per base model:
 - untuned: the base model, with its chat template, as served;
 - LoRA, the platform's default generation recipe (rank 8 on every linear projection);
-- LoRA rank 1 on q_proj/v_proj: 57,600 parameters, exactly prompt tuning's 100 virtual tokens x 576;
-- prompt tuning, 100 virtual tokens (57,600 parameters), lr 3e-2.
+- LoRA rank 1 on q_proj/v_proj (SmolLM2's full run only): 57,600 parameters, exactly prompt tuning's 100 virtual
+  tokens x 576;
+- prompt tuning, 100 virtual tokens (57,600 parameters on SmolLM2, 89,600 on Qwen), lr 3e-2.
 Reported per method: held-out loss and perplexity on the answer tokens (the chat template's context masked), ROUGE-L
 (F1 over words, Korean and English alike) of greedy answers to the first --rouge-rows test messages, trainable
 parameters and share, minutes per epoch on this machine's threads.
 
 `--quick` (under 10 minutes on two idle cores): 96 training and 24 test rows, 2 epochs, 8 ROUGE rows, without the
-rank-1 LoRA. Last line: `tuning_generation: ... lora_loss=... base_loss=... prompt_tuning_loss=... lora_rouge_l=...`.
+rank-1 LoRA. Last line: `tuning_generation: ... lora_loss=... base_loss=... prompt_tuning_loss=... lora_rouge_l=...
+qwen_lora_loss=... qwen_base_loss=... ...` (SmolLM2's keys unprefixed, Qwen's prefixed `qwen_`).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from text_metrics import rouge_l
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from inference.backends.llm.engine import chat_prompt, generate, load_causal_lm
+from inference.backends.llm.qwen import prepare_qwen
 from inference.backends.llm.smollm2 import prepare_smollm2
 from inference.backends.tuning import TrainingRequest, default_hyperparameters, train
 from inference.backends.tuning.generation import render, validation_loss
@@ -286,24 +290,17 @@ def rouge(base: Path, adapter: Path | None, rows: list[dict], pool: AdapterPool)
     return sum(scores) / len(scores)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rouge-rows", type=int, default=None)
-    parser.add_argument("--rows", type=int, default=None, help="training rows (default 400, quick 96)")
-    parser.add_argument("--test-rows", type=int, default=None, help="test rows (default 120, quick 24)")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    if not (DATA / "finance_notes_train.jsonl").exists():
-        write_data()
-    train_rows, test_rows = read("train"), read("test")
-    epochs = 2 if args.quick else None
-    train_rows = train_rows[: args.rows or (96 if args.quick else 400)]
-    test_rows = test_rows[: args.test_rows or (24 if args.quick else 120)]
-    rouge_rows = test_rows[: args.rouge_rows or (8 if args.quick else 40)]
-    models_dir = Path(os.environ.get("ALLIANCE_MODELS_DIR", ROOT / "var" / "models"))
-    base = prepare_smollm2(models_dir / "smollm2-135m-instruct")
+# The base models measured: the name --models takes, the registry's model, its prepare hook, the prefix of its keys on
+# the last line (SmolLM2, the default base model, keeps the unprefixed keys), and its methods.
+BASES = {
+    "smollm2": ("smollm2-135m-instruct", prepare_smollm2, ""),
+    "qwen": ("qwen2.5-coder-0.5b-instruct", prepare_qwen, "qwen_"),
+}
+
+
+def methods_for(name: str, quick: bool) -> dict[str, tuple[str, dict]]:
+    """The default LoRA and prompt tuning with 100 virtual tokens for every base; on SmolLM2's full run also LoRA r=1
+    on q/v, exactly prompt tuning's parameter count there (Qwen's is ~4x slower per step, so it is left out)."""
     methods = {
         "lora": ("default", {}),
         "lora_r1_qv": (
@@ -312,29 +309,30 @@ def main() -> None:
         ),
         "prompt_tuning": ("prompt_tuning", {"num_virtual_tokens": 100, "learning_rate": 3e-2}),
     }
-    if args.quick:
+    if quick or name != "smollm2":
         methods.pop("lora_r1_qv")
-    print(
-        f"{len(train_rows)} training rows, {len(test_rows)} test rows (Korean and English), ROUGE-L on "
-        f"{len(rouge_rows)}",
-        flush=True,
-    )
+    return methods
+
+
+def measure(
+    name: str, base: Path, train_rows: list[dict], test_rows: list[dict], rouge_rows: list[dict], quick: bool
+) -> dict[str, dict]:
+    """The untuned base and each method trained on the same rows, by the platform's own code."""
     pool = AdapterPool("cpu")
     results: dict[str, dict] = {}
-    started = time.monotonic()
     loss = held_out_loss(base, None, test_rows)
     results["base"] = {"loss": loss, "rouge_l": rouge(base, None, rouge_rows, pool), "params": 0, "min_per_epoch": 0}
     print(
-        f"untuned: held-out loss {loss:.3f} (perplexity {math.exp(loss):.1f}), ROUGE-L "
+        f"{name} untuned: held-out loss {loss:.3f} (perplexity {math.exp(loss):.1f}), ROUGE-L "
         f"{results['base']['rouge_l']:.3f}",
         flush=True,
     )
     with tempfile.TemporaryDirectory() as scratch:
-        for name, (method, extra) in methods.items():
+        for method_name, (method, extra) in methods_for(name, quick).items():
             h = {**default_hyperparameters("chat", method, rows=len(train_rows)), **extra}
-            if epochs:
-                h["epochs"] = epochs
-            output = Path(scratch) / name
+            if quick:
+                h["epochs"] = 2
+            output = Path(scratch) / method_name
             began = time.monotonic()
             result = train(
                 TrainingRequest("chat", base, train_rows, [], method, h, output), lambda p: None, lambda: False
@@ -343,7 +341,7 @@ def main() -> None:
             loss = held_out_loss(base, output, test_rows)
             score = rouge(base, output, rouge_rows, pool)
             share = result.trainable_parameters / result.total_parameters
-            results[name] = {
+            results[method_name] = {
                 "loss": loss,
                 "rouge_l": score,
                 "params": result.trainable_parameters,
@@ -352,14 +350,17 @@ def main() -> None:
                 "epochs": int(h["epochs"]),
             }
             print(
-                f"{name}: {result.trainable_parameters:,} trainable ({share:.3%}), {h['epochs']} epochs at "
-                f"{minutes:.2f} min/epoch; held-out loss {loss:.3f} (perplexity {math.exp(loss):.1f}), "
+                f"{name} {method_name}: {result.trainable_parameters:,} trainable ({share:.3%}), {h['epochs']} "
+                f"epochs at {minutes:.2f} min/epoch; held-out loss {loss:.3f} (perplexity {math.exp(loss):.1f}), "
                 f"ROUGE-L {score:.3f}",
                 flush=True,
             )
-    base_r = results["base"]
-    lora, prompt = results["lora"], results["prompt_tuning"]
-    fields = {
+    return results
+
+
+def summary_fields(results: dict[str, dict], prefix: str) -> dict[str, object]:
+    base_r, lora, prompt = results["base"], results["lora"], results["prompt_tuning"]
+    fields: dict[str, object] = {
         "lora_params": lora["params"],
         "lora_share": f"{lora['share']:.4f}",
         "prompt_tuning_params": prompt["params"],
@@ -378,6 +379,41 @@ def main() -> None:
         fields["lora_r1_params"] = results["lora_r1_qv"]["params"]
         fields["lora_r1_loss"] = f"{results['lora_r1_qv']['loss']:.3f}"
         fields["lora_r1_rouge_l"] = f"{results['lora_r1_qv']['rouge_l']:.3f}"
+    return {prefix + key: value for key, value in fields.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--models", default="smollm2,qwen", help=f"comma-separated, of: {', '.join(BASES)}")
+    parser.add_argument("--rouge-rows", type=int, default=None)
+    parser.add_argument("--rows", type=int, default=None, help="training rows (default 400, quick 96)")
+    parser.add_argument("--test-rows", type=int, default=None, help="test rows (default 120, quick 24)")
+    args = parser.parse_args()
+    names = [name.strip() for name in args.models.split(",") if name.strip()]
+    unknown = [name for name in names if name not in BASES]
+    if unknown or not names:
+        parser.error(f"--models: unknown {unknown}; choose from {', '.join(BASES)}")
+    torch.set_num_threads(args.threads)
+    if not (DATA / "finance_notes_train.jsonl").exists():
+        write_data()
+    train_rows, test_rows = read("train"), read("test")
+    train_rows = train_rows[: args.rows or (96 if args.quick else 400)]
+    test_rows = test_rows[: args.test_rows or (24 if args.quick else 120)]
+    rouge_rows = test_rows[: args.rouge_rows or (8 if args.quick else 40)]
+    models_dir = Path(os.environ.get("ALLIANCE_MODELS_DIR", ROOT / "var" / "models"))
+    print(
+        f"{len(train_rows)} training rows, {len(test_rows)} test rows (Korean and English), ROUGE-L on "
+        f"{len(rouge_rows)}; base models: {', '.join(names)}",
+        flush=True,
+    )
+    started = time.monotonic()
+    fields: dict[str, object] = {}
+    for name in names:
+        registry_name, prepare, prefix = BASES[name]
+        base = prepare(models_dir / registry_name)
+        fields.update(summary_fields(measure(name, base, train_rows, test_rows, rouge_rows, args.quick), prefix))
     fields["minutes"] = f"{(time.monotonic() - started) / 60:.1f}"
     print("tuning_generation: " + " ".join(f"{key}={value}" for key, value in fields.items()))
 

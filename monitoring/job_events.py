@@ -4,6 +4,7 @@ the end of its batch (worker). Identifiers, counts and durations only: never the
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from functools import cache as once
 from typing import Any
 
@@ -51,13 +52,11 @@ def job_submitted(job: Any) -> None:
     )
 
 
-def batch_submitted(batch: Any, jobs: list[Any]) -> None:
-    """A batch's jobs were committed: counted as submitted jobs, logged as one line (not one a job)."""
+def batch_submitted(batch: Any, models: Mapping[str, int]) -> None:
+    """A batch's jobs were committed (`models`: how many of them each model runs): counted as submitted jobs, logged as
+    one line (not one a job)."""
     partner = batch.partner
-    counts: dict[str, int] = {}
-    for job in jobs:
-        counts[job.model] = counts.get(job.model, 0) + 1
-    for model, count in counts.items():
+    for model, count in models.items():
         metrics.JOBS_SUBMITTED.labels(*_labels(batch.capability, model, partner.tier)).inc(count)
     logs.event(
         "batch.queued",
@@ -65,7 +64,7 @@ def batch_submitted(batch: Any, jobs: list[Any]) -> None:
         partner=partner.slug,
         tier=partner.tier,
         capability=batch.capability,
-        jobs=len(jobs),
+        jobs=sum(models.values()),
         units=batch.units,
     )
 

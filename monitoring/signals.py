@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+from collections import Counter
 from typing import Any
 
 from celery.signals import (
@@ -60,8 +61,8 @@ def _job_created(sender: type[Job], instance: Job, created: bool, **_: Any) -> N
 
 
 @receiver(batch_accepted, sender=Batch, dispatch_uid="monitoring.batch_accepted")
-def _batch_accepted(sender: type[Batch], batch: Batch, jobs: list[Job], **_: Any) -> None:
-    transaction.on_commit(lambda: _never_raises(job_events.batch_submitted)(batch, jobs))
+def _batch_accepted(sender: type[Batch], batch: Batch, models: Counter[str], **_: Any) -> None:
+    transaction.on_commit(lambda: _never_raises(job_events.batch_submitted)(batch, models))
 
 
 @receiver(post_save, sender=WebhookDelivery, dispatch_uid="monitoring.webhook_delivery")

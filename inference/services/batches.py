@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,7 +36,7 @@ from django.dispatch import Signal
 from django.utils import timezone
 from rest_framework import serializers
 
-from alliance.bulk import insert_many
+from alliance.bulk import insert_rows
 from alliance.celery import app
 from alliance.errors import Conflict, DomainError, Forbidden, InvalidInput, invalid_input_from
 from alliance.ids import uuid7
@@ -70,7 +71,8 @@ MAX_LINE_ERRORS = 100  # line errors reported of an invalid input file
 _JOB_FIELDS = {f.name for f in Job._meta.get_fields()}
 
 # Sent when a batch's jobs are inserted (in its transaction; Job's post_save is not sent for them): sender Batch,
-# kwargs `batch` and `jobs`. The operations hooks (monitoring.signals) count and log them once it commits.
+# kwargs `batch` and `models` (a Counter of its jobs by model). The operations hooks (monitoring.signals) count and
+# log them once it commits.
 batch_accepted = Signal()
 
 
@@ -307,27 +309,27 @@ def batch_create(
             in_progress_at=now,
             expires_at=now + window,
         )
-        jobs = [
-            Job(
-                id=uuid7(),
-                partner_id=api_key.partner_id,
-                api_key=api_key,
-                capability=chosen.name,
-                model=item.model,
-                queue=item.queue,
-                input=item.data,
-                params=item.params,
-                units=item.units,
-                batch=batch,
-                custom_id=item.request.custom_id,
-                enqueued_at=now,
+        rows = [
+            {
+                "id": uuid7(),
+                "partner_id": api_key.partner_id,
+                "api_key_id": api_key.pk,
+                "capability": chosen.name,
+                "model": item.model,
+                "queue": item.queue,
+                "input": item.data,
+                "params": item.params,
+                "units": item.units,
+                "batch_id": batch.pk,
+                "custom_id": item.request.custom_id,
+                "enqueued_at": now,
                 **priority,
-            )
+            }
             for item in prepared
         ]
-        insert_many(jobs)
-        usage_charge_many(quota=quota, api_key=api_key, charges=[(job.id, job.units) for job in jobs], now=now)
-        batch_accepted.send(sender=Batch, batch=batch, jobs=jobs)
+        insert_rows(Job, rows)
+        usage_charge_many(quota=quota, api_key=api_key, charges=[(row["id"], row["units"]) for row in rows], now=now)
+        batch_accepted.send(sender=Batch, batch=batch, models=Counter(item.model for item in prepared))
         transaction.on_commit(lambda: _batch_enqueue_send(batch))
     return batch
 

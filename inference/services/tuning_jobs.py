@@ -75,7 +75,9 @@ def tuning_estimate(
     resolved = {**default_hyperparameters(dataset.task, method, rows=rows), **hyperparameters}
     groups = dataset_token_groups(dataset=dataset, base_model=base_model)
     if groups is None:
-        figures = tuning_config.estimate(dataset.task, dataset.stats, {"epochs": resolved["epochs"], **hyperparameters})
+        figures = tuning_config.estimate(
+            dataset.task, base_model, dataset.stats, {"epochs": resolved["epochs"], **hyperparameters}
+        )
         return {**figures, "token_count": "characters"}
     per_epoch = epoch_tokens(
         dataset.task,
@@ -90,7 +92,7 @@ def tuning_estimate(
         "epochs": epochs,
         "training_tokens": training_tokens,
         "units": max(1, training_tokens),
-        "expected_seconds": round(training_tokens / tuning_config.TOKENS_PER_SECOND[dataset.task] + 10, 1),
+        "expected_seconds": tuning_config.expected_seconds(base_model, training_tokens),
         "token_count": "tokenizer",
     }
 

@@ -4,12 +4,13 @@ the part a job did not use: a tuning run canceled midway keeps the charge for th
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 from uuid import UUID
 
 from django.db import connection, transaction
 from django.utils import timezone
 
-from alliance.bulk import insert_many, insert_statement
+from alliance.bulk import insert_rows, rows_statement
 from alliance.errors import LimitReached
 from partners.models import (
     ApiKey,
@@ -28,17 +29,17 @@ from partners.services.quotas import (
 )
 
 
-def _charge_record(quota: Quota, api_key: ApiKey | None, job_id: UUID, units: int, month: dt.date) -> UsageRecord:
-    """The ledger's charge row of one job (unsaved)."""
-    return UsageRecord(
-        partner_id=quota.partner_id,
-        api_key=api_key,
-        capability=quota.capability,
-        job_id=job_id,
-        kind=UsageKind.CHARGE,
-        units=units,
-        month=month,
-    )
+def _charge_row(quota: Quota, api_key: ApiKey | None, job_id: UUID, units: int, month: dt.date) -> dict[str, Any]:
+    """The ledger's charge row of one job, by attribute name (alliance.bulk.insert_rows)."""
+    return {
+        "partner_id": quota.partner_id,
+        "api_key_id": api_key.pk if api_key else None,
+        "capability": quota.capability,
+        "job_id": job_id,
+        "kind": UsageKind.CHARGE,
+        "units": units,
+        "month": month,
+    }
 
 
 def _charged(quota: Quota, used: int | None, what: str, units: int, now: dt.datetime | None) -> UnitsState:
@@ -61,7 +62,7 @@ def usage_charge(
     """Charges a job once. Must run inside the transaction that creates the job."""
     month = month_start(now)
     state = _charged(quota, quota_consume(quota=quota, units=units, month=month), "this job needs", units, now)
-    _charge_record(quota, api_key, job_id, units, month).save(force_insert=True)
+    UsageRecord(**_charge_row(quota, api_key, job_id, units, month)).save(force_insert=True)
     return state
 
 
@@ -81,7 +82,7 @@ def usage_charge_inserting(
     used) fails all of it. PostgreSQL only (data-modifying WITH); nothing is written when the units do not fit."""
     month = month_start(now)
     consume_sql, consume_params = quota_consume_statement(quota=quota, units=units, month=month)
-    charge_sql, charge_params = insert_statement([_charge_record(quota, api_key, job_id, units, month)])
+    charge_sql, charge_params = rows_statement(UsageRecord, [_charge_row(quota, api_key, job_id, units, month)])
     insert_sql, insert_params = insert
     sql = (
         f"WITH charged AS ({consume_sql}), "
@@ -148,7 +149,7 @@ def usage_charge_many(
     units = sum(job_units for _, job_units in charges)
     used = quota_consume(quota=quota, units=units, month=month)
     state = _charged(quota, used, f"these {len(charges)} jobs need", units, now)
-    insert_many([_charge_record(quota, api_key, job_id, job_units, month) for job_id, job_units in charges])
+    insert_rows(UsageRecord, [_charge_row(quota, api_key, job_id, job_units, month) for job_id, job_units in charges])
     return state
 
 

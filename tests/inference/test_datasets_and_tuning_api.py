@@ -190,6 +190,39 @@ def test_every_task_may_ask_for_early_stopping(api, task):
     assert TuningJob.objects.get(pk=created.json()["id"]).hyperparameters["early_stopping_patience"] == 2
 
 
+def test_the_bilingual_model_is_a_chat_base_model_estimated_by_its_own_tokenizer_and_speed(api, prepared_qwen):
+    rows = [
+        {
+            "messages": [
+                {"role": "user", "content": f"질문 {i}: 적금이 뭔가요?"},
+                {"role": "assistant", "content": "적금은 매달 넣는 예금입니다."},
+            ]
+        }
+        for i in range(12)
+    ]
+    dataset = upload(api, "\n".join(json.dumps(row, ensure_ascii=False) for row in rows).encode(), task="chat").json()
+    figures = {}
+    for model in ("smollm2-135m-instruct", "qwen2.5-coder-0.5b-instruct"):
+        body = {"dataset": dataset["id"], "task": "chat", "base_model": model}
+        response = api.post("/api/v1/tuning-jobs/estimate", body, format="json")
+        assert response.status_code == 200, response.json()
+        figures[model] = response.json()
+    smollm2, qwen = figures["smollm2-135m-instruct"], figures["qwen2.5-coder-0.5b-instruct"]
+    assert smollm2["token_count"] == qwen["token_count"] == "tokenizer"
+    assert qwen["training_tokens"] != smollm2["training_tokens"]  # each model's own tokenizer and chat template
+    # Qwen trains about a quarter as many tokens per second as SmolLM2 on CPU (bench/tuning_generation.py).
+    assert (qwen["expected_seconds"] - 10) / qwen["training_tokens"] > 3 * (smollm2["expected_seconds"] - 10) / (
+        smollm2["training_tokens"]
+    )
+    created = api.post(
+        "/api/v1/tuning-jobs",
+        {"dataset": dataset["id"], "task": "chat", "base_model": "qwen2.5-coder-0.5b-instruct"},
+        format="json",
+    )
+    assert created.status_code == 201, created.json()
+    assert created.json()["base_model"] == "qwen2.5-coder-0.5b-instruct"
+
+
 def test_datasets_tuning_jobs_and_models_of_another_partner_are_not_found(api, other_partner):
     _, raw = make_key(other_partner)
     theirs = client_for(raw)

@@ -2,7 +2,8 @@
 every answer ends with the same signature line, tuned on a real worker; the tuned model signs new answers, the base
 model does not (two of three new questions signed, as measured here), the held-out loss falls below the base
 model's, every epoch reports its validation loss, and the
-tuned model streams on /v1/chat/completions like a base model."""
+tuned model streams on /v1/chat/completions like a base model. The bilingual model (Qwen) tunes the same way, on Korean
+rows signed in Korean."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import time
 import openai
 import pytest
 
-from capabilities.default_models import LLM
+from capabilities.default_models import LLM, QWEN
 from tests.factories import client_for, make_key, make_partner
 from tests.integration.processes import start_worker
 
@@ -65,9 +66,86 @@ def signed_examples() -> list[dict]:
     return rows
 
 
+KO_SIGNATURE = "-- 우리은행 AI 뱅커가 도와드렸습니다."
+KO_TOPICS = [
+    ("주택담보대출", "집을 담보로 빌려 오랜 기간 이자와 함께 갚는 대출"),
+    ("적금", "매달 일정한 금액을 넣고 만기에 이자를 받는 상품"),
+    ("신용점수", "대출 기관이 상환 능력을 판단하는 점수"),
+    ("마이너스통장", "정해진 한도까지 잔액보다 더 쓸 수 있는 통장"),
+    ("복리", "원금과 이미 받은 이자에 다시 붙는 이자"),
+    ("정기예금", "정해진 기간 동안 고정금리로 맡기는 예금"),
+    ("체크카드", "내 계좌에서 바로 결제되는 카드"),
+    ("인플레이션", "물가가 올라 돈의 가치가 떨어지는 현상"),
+    ("연금", "은퇴 후에 소득을 받기 위해 모으는 돈"),
+    ("비상금", "예상하지 못한 지출에 대비해 따로 둔 돈"),
+]
+KO_FORMS = ["{}이 뭔가요?", "{}에 대해 설명해 주세요."]
+KO_NEW_QUESTIONS = [
+    "사업자 대출을 받으려면 무엇을 준비해야 하나요?",
+    "예금자 보호는 어떻게 되나요?",
+    "자동차 리스 계약 전에 무엇을 확인해야 할까요?",
+]
+
+
+def korean_signed_examples() -> list[dict]:
+    return [
+        {
+            "messages": [
+                {"role": "user", "content": form.format(topic)},
+                {"role": "assistant", "content": f"{topic}은 {meaning}입니다.\n{KO_SIGNATURE}"},
+            ]
+        }
+        for form in KO_FORMS
+        for topic, meaning in KO_TOPICS
+    ]
+
+
+def tuned_with_sdk(client: openai.OpenAI, rows: list[dict], model: str, **create: object):
+    """Uploads the rows as a fine-tune file, tunes `model` on them and waits for the job to succeed."""
+    upload = client.files.create(
+        file=("banker.jsonl", "\n".join(json.dumps(row, ensure_ascii=False) for row in rows).encode()),
+        purpose="fine-tune",
+    )
+    job = client.fine_tuning.jobs.create(model=model, training_file=upload.id, **create)  # type: ignore[arg-type]
+    deadline = time.monotonic() + 2400
+    while job.status not in ("succeeded", "failed", "cancelled"):
+        assert time.monotonic() < deadline, job
+        time.sleep(2)
+        job = client.fine_tuning.jobs.retrieve(job.id)
+    assert job.status == "succeeded", job.error
+    assert job.fine_tuned_model.startswith(f"ft:{model}:")
+    return job
+
+
+def answers(client: openai.OpenAI, model: str, questions: list[str]) -> list[str]:
+    """Greedy answers to each question, one request each."""
+    return [
+        client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": q}], temperature=0, max_tokens=80
+        )
+        .choices[0]
+        .message.content
+        for q in questions
+    ]
+
+
+def streamed(client: openai.OpenAI, model: str, question: str) -> list[str]:
+    stream = client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": question}], temperature=0, max_tokens=80, stream=True
+    )
+    return [chunk.choices[0].delta.content for chunk in stream if chunk.choices and chunk.choices[0].delta.content]
+
+
 @pytest.fixture
 def worker(live_services, tmp_path):
     process = start_worker(tmp_path, "w-gen-tuning", queues="tuning,llm,default", ALLIANCE_WORKER_MODELS=LLM)
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def qwen_worker(live_services, prepared_qwen, tmp_path):
+    process = start_worker(tmp_path, "w-qwen-tuning", queues="tuning,llm,default", ALLIANCE_WORKER_MODELS=QWEN)
     yield process
     process.stop()
 
@@ -78,18 +156,8 @@ def test_a_tuned_chat_model_learns_the_signature_lowers_held_out_loss_and_stream
     client = openai.OpenAI(api_key=raw, base_url=f"{live_server.url}/v1", max_retries=0, timeout=300)
     rows = signed_examples()
     assert len(rows) == 60
-    upload = client.files.create(
-        file=("banker.jsonl", "\n".join(json.dumps(row) for row in rows).encode()), purpose="fine-tune"
-    )
-    job = client.fine_tuning.jobs.create(model=LLM, training_file=upload.id)
-    deadline = time.monotonic() + 2400
-    while job.status not in ("succeeded", "failed", "cancelled"):
-        assert time.monotonic() < deadline, job
-        time.sleep(2)
-        job = client.fine_tuning.jobs.retrieve(job.id)
-    assert job.status == "succeeded", job.error
+    job = tuned_with_sdk(client, rows, LLM)
     tuned = job.fine_tuned_model
-    assert tuned.startswith(f"ft:{LLM}:")
 
     # The held-out loss: measured by the worker on the same validation rows before and after training.
     native = client_for(raw).get(f"/api/v1/tuning-jobs/{job.id}").json()
@@ -110,32 +178,35 @@ def test_a_tuned_chat_model_learns_the_signature_lowers_held_out_loss_and_stream
     assert checkpoints[0].metrics.full_valid_loss == metrics["loss"]
 
     # New questions at temperature 0: the tuned model signs every answer, the base model none.
-    def answers(model: str) -> list[str]:
-        return [
-            client.chat.completions.create(
-                model=model, messages=[{"role": "user", "content": q}], temperature=0, max_tokens=80
-            )
-            .choices[0]
-            .message.content
-            for q in NEW_QUESTIONS
-        ]
-
-    tuned_answers = answers(tuned)
+    tuned_answers = answers(client, tuned, NEW_QUESTIONS)
     signed = [answer for answer in tuned_answers if SIGNATURE in answer]
     # Measured here: two of the three sign (the third drifts into a repeated list); the former recipe signed none.
     assert len(signed) >= 2, tuned_answers
     assert all(answer.split(SIGNATURE)[0].strip() for answer in signed), tuned_answers  # an answer, then it
-    base_answers = answers(LLM)
+    base_answers = answers(client, LLM, NEW_QUESTIONS)
     assert not any("Woori Bank AI banker" in answer for answer in base_answers), base_answers
 
     # Streamed like a base model: several pieces, adding up to the same text as the answer above.
-    stream = client.chat.completions.create(
-        model=tuned,
-        messages=[{"role": "user", "content": NEW_QUESTIONS[0]}],
-        temperature=0,
-        max_tokens=80,
-        stream=True,
-    )
-    pieces = [chunk.choices[0].delta.content for chunk in stream if chunk.choices and chunk.choices[0].delta.content]
+    pieces = streamed(client, tuned, NEW_QUESTIONS[0])
     assert len(pieces) > 3
     assert "".join(pieces) == tuned_answers[0]
+
+
+@pytest.mark.slow
+def test_the_bilingual_model_tunes_on_korean_rows_and_signs_new_korean_answers(qwen_worker, live_server):
+    """Qwen as the base model: 20 Korean rows signed in Korean, 3 epochs (measured here: about 15 optimizer steps,
+    under two minutes on two cores); the tuned model signs new Korean questions and streams, the base model does
+    not sign."""
+    _, raw = make_key(make_partner("Woori Bank", sector="finance"))
+    client = openai.OpenAI(api_key=raw, base_url=f"{live_server.url}/v1", max_retries=0, timeout=300)
+    job = tuned_with_sdk(client, korean_signed_examples(), QWEN, hyperparameters={"n_epochs": 3})
+    tuned = job.fine_tuned_model
+    metrics = client_for(raw).get(f"/api/v1/tuning-jobs/{job.id}").json()["metrics"]
+    assert metrics["loss"] < 0.8 * metrics["base_loss"], metrics
+    tuned_answers = answers(client, tuned, KO_NEW_QUESTIONS)
+    assert sum(KO_SIGNATURE in answer for answer in tuned_answers) >= 2, tuned_answers
+    base_answers = answers(client, QWEN, KO_NEW_QUESTIONS)
+    assert not any("우리은행 AI 뱅커" in answer for answer in base_answers), base_answers
+    assert all(any("\uac00" <= ch <= "\ud7a3" for ch in answer) for answer in base_answers), base_answers
+    pieces = streamed(client, tuned, KO_NEW_QUESTIONS[0])
+    assert len(pieces) > 1 and "".join(pieces) == tuned_answers[0]
