@@ -15,6 +15,13 @@ process_request's: the members before it still see that response; a process_resp
 it). Only members that are plain MiddlewareMixin subclasses (no __call__ or __acall__ of their own, no
 process_exception or process_template_response) are fused; settings.MIDDLEWARE itself is unchanged, so the WSGI
 handler, the test client and Django's system checks see the list as written.
+
+Hooks known to do no blocking work (LOOP_SAFE: they read headers and cookies, set attributes and lazy objects, write
+headers) run on the event loop itself, without a hop, when every hook of that kind in the group is one of them:
+SecurityMiddleware (a group of its own) then costs no hop at all, and the main group's process_request none. A hook
+that may touch the database stays in a thread: the session's process_response (it saves), CSRF's process_view (it
+reads form bodies and renders the refusal), the messages' process_response (it may load the session). Were a loop-safe
+hook to reach the database after all, Django would refuse with SynchronousOnlyOperation instead of blocking the loop.
 """
 
 from __future__ import annotations
@@ -44,6 +51,28 @@ def fusable(middleware: Any) -> bool:
     )
 
 
+# Per middleware class, the hooks that run on the event loop (see the module's docstring).
+LOOP_SAFE: dict[str, frozenset[str]] = {
+    "django.middleware.security.SecurityMiddleware": frozenset({"process_request", "process_response"}),
+    "django.contrib.sessions.middleware.SessionMiddleware": frozenset({"process_request"}),  # a lazy SessionStore
+    "alliance.locale.SiteLocaleMiddleware": frozenset({"process_request", "process_response"}),
+    "django.middleware.common.CommonMiddleware": frozenset({"process_request", "process_response"}),
+    "django.middleware.csrf.CsrfViewMiddleware": frozenset({"process_request", "process_response"}),
+    "django.contrib.auth.middleware.AuthenticationMiddleware": frozenset({"process_request"}),  # a lazy user
+    "django.contrib.messages.middleware.MessageMiddleware": frozenset({"process_request"}),
+    "django.middleware.clickjacking.XFrameOptionsMiddleware": frozenset({"process_response"}),
+    "csp.middleware.CSPMiddleware": frozenset({"process_request", "process_response"}),
+}
+
+
+def loop_safe(path: str, hook: str) -> bool:
+    """Whether the hook of the middleware at `path` may run on the event loop. CSRF's hooks read the session when
+    the token is kept there (CSRF_USE_SESSIONS), so then they may not."""
+    if path == "django.middleware.csrf.CsrfViewMiddleware" and settings.CSRF_USE_SESSIONS:
+        return False
+    return hook in LOOP_SAFE.get(path, frozenset())
+
+
 def _never_called(request: HttpRequest) -> HttpResponseBase:
     raise RuntimeError("a fused middleware's own get_response is never called")
 
@@ -58,11 +87,19 @@ class FusedMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
         self.get_response = get_response
         self.members: list[MiddlewareMixin] = []
+        paths: list[str] = []
         for path in self.member_paths:
             try:
                 self.members.append(import_string(path)(_never_called))
             except MiddlewareNotUsed:
                 continue
+            paths.append(path)
+
+        def inline(hook: str) -> bool:
+            return all(loop_safe(path, hook) for path, m in zip(paths, self.members, strict=True) if hasattr(m, hook))
+
+        self.inline_request = inline("process_request")
+        self.inline_response = inline("process_response")
         self._views = [member.process_view for member in self.members if hasattr(member, "process_view")]
         if self._views:
             self.process_view = self._process_view
@@ -114,9 +151,14 @@ class FusedMiddleware:
         return self._leave(request, response, entered)
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
-        response, entered = await sync_to_async(self._enter, thread_sensitive=True)(request)
+        if self.inline_request:
+            response, entered = self._enter(request)
+        else:
+            response, entered = await sync_to_async(self._enter, thread_sensitive=True)(request)
         if response is None:
             response = await self.get_response(request)
+        if self.inline_response:
+            return self._leave(request, response, entered)
         return await sync_to_async(self._leave, thread_sensitive=True)(request, response, entered)
 
 
@@ -133,12 +175,14 @@ def _group_path(members: tuple[str, ...]) -> str:
 
 
 def fused(paths: Sequence[str]) -> list[str]:
-    """MIDDLEWARE with each run of two or more consecutive fusable entries replaced by one fused group."""
+    """MIDDLEWARE with each run of consecutive fusable entries replaced by one fused group (a run of one only when a
+    hook of it runs on the loop: alone it would gain nothing else)."""
     result: list[str] = []
     run: list[str] = []
 
     def close_run() -> None:
-        result.extend([_group_path(tuple(run))] if len(run) > 1 else run)
+        alone_but_inline = len(run) == 1 and bool(LOOP_SAFE.get(run[0]))
+        result.extend([_group_path(tuple(run))] if len(run) > 1 or alone_but_inline else run)
         run.clear()
 
     for path in paths:

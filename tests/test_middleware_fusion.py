@@ -12,6 +12,7 @@ from asgiref.testing import ApplicationCommunicator
 from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler
 from django.db import connections
+from django.utils.module_loading import import_string
 
 from alliance.middleware_fusion import FusedASGIHandler, fused
 from tests.factories import make_key, make_partner
@@ -129,4 +130,31 @@ def test_an_api_request_takes_fewer_thread_hops(transactional_db, handlers):
     answer, fused_hops = _hops(fused_handler, *request)
     assert answer["status"] == expected["status"] == 200
     assert answer["body"] == expected["body"]
-    assert fused_hops <= plain_hops - 10, (fused_hops, plain_hops)
+    assert fused_hops <= plain_hops - 13, (fused_hops, plain_hops)
+
+
+def test_a_signed_in_page_reads_its_session_and_user_in_the_views_thread(transactional_db, handlers):
+    """Hooks that run on the event loop leave the session and the user lazy: the signed-in page (the session and user
+    read from the database) answers as under Django's handler, with no SynchronousOnlyOperation."""
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    user = get_user_model().objects.create_user("hops", password="pw-hops-123456789")
+    browser = Client()
+    browser.force_login(user)
+    cookie = [(b"cookie", f"sessionid={browser.cookies['sessionid'].value}".encode())]
+    plain, fused_handler = handlers
+    expected = _call(plain, "GET", "/portal/", cookie)
+    answer = _call(fused_handler, "GET", "/portal/", cookie)
+    assert answer["status"] == expected["status"] == 403  # signed in (not sent to sign in), without a partner
+    assert "do not belong to any partner" in answer["body"]
+
+
+def test_security_and_the_groups_requests_run_on_the_loop():
+    paths = fused(settings.MIDDLEWARE)
+    groups = [import_string(path) for path in paths if path.startswith("alliance.middleware_fusion.")]
+    security = next(g for g in groups if g.member_paths == ("django.middleware.security.SecurityMiddleware",))
+    main = next(g for g in groups if "django.contrib.sessions.middleware.SessionMiddleware" in g.member_paths)
+    assert security(lambda r: None).inline_request and security(lambda r: None).inline_response
+    main_group = main(lambda r: None)
+    assert main_group.inline_request and not main_group.inline_response  # the session may save: in a thread
