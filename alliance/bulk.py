@@ -55,7 +55,7 @@ def insert_statement(objects: Sequence[models.Model]) -> tuple[str, list[str]]:
 
 def insert_rows(model: type[models.Model], rows: Sequence[dict[str, Any]]) -> None:
     """Inserts rows of `model` given as {attname: value} dicts, all with the same keys (foreign keys by their `_id`
-    attribute). A field the rows leave out takes its default, computed once for all rows (auto_now_add: one `now`);
+    attribute). A field the rows leave out takes its default, computed once for all rows (auto_now_add: one `now` on PostgreSQL);
     a unique field (the primary key included) must be given."""
     if not rows:
         return
