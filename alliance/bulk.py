@@ -9,7 +9,7 @@ costs ~50 us a row of a wide table, a third of accepting a batch."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from functools import cache
 from typing import Any
 
@@ -55,11 +55,12 @@ def insert_statement(objects: Sequence[models.Model]) -> tuple[str, list[str]]:
 
 def insert_rows(model: type[models.Model], rows: Sequence[dict[str, Any]]) -> None:
     """Inserts rows of `model` given as {attname: value} dicts, all with the same keys (foreign keys by their `_id`
-    attribute). A field the rows leave out takes its default, computed once for all rows (auto_now_add: one `now` on PostgreSQL);
-    a unique field (the primary key included) must be given."""
+    attribute). A field the rows leave out takes its default, computed once for all rows (auto_now_add: one `now` on
+    PostgreSQL); a unique field (the primary key included) must be given."""
     if not rows:
         return
     if connection.vendor != "postgresql":
+        _missing(model, rows[0].keys())
         model._default_manager.bulk_create([model(**row) for row in rows])
         return
     sql, params = rows_statement(model, rows)
@@ -71,6 +72,16 @@ def rows_statement(model: type[models.Model], rows: Sequence[dict[str, Any]]) ->
     """PostgreSQL only: the INSERT of insert_rows as (SQL, parameters), for a caller that composes it."""
     fields, sql = _insert_sql(model)
     keys = rows[0].keys()
+    missing = _missing(model, keys)
+    blank = model()  # the defaults, once
+    defaults = {field.column: _default(field, blank) for field in missing}
+    given = [(field.attname, field.column) for field in fields if field.attname in keys]
+    return sql, [_encoder.encode([{**defaults, **{column: row[name] for name, column in given}} for row in rows])]
+
+
+def _missing(model: type[models.Model], keys: Collection[str]) -> list[models.Field]:
+    """The inserted fields the rows leave out; refuses keys that are no inserted field, and a unique field left out."""
+    fields, _ = _insert_sql(model)
     unknown = set(keys) - {field.attname for field in fields}
     if unknown:
         raise ValueError(f"{model.__name__} has no inserted field {', '.join(sorted(unknown))}.")
@@ -78,10 +89,7 @@ def rows_statement(model: type[models.Model], rows: Sequence[dict[str, Any]]) ->
     unique = [field.name for field in missing if field.unique]
     if unique:
         raise ValueError(f"Rows of {model.__name__} must give their unique {', '.join(unique)}.")
-    blank = model()  # the defaults, once
-    defaults = {field.column: _default(field, blank) for field in missing}
-    given = [(field.attname, field.column) for field in fields if field.attname in keys]
-    return sql, [_encoder.encode([{**defaults, **{column: row[name] for name, column in given}} for row in rows])]
+    return missing
 
 
 def _default(field: models.Field, blank: models.Model) -> Any:
