@@ -20,7 +20,8 @@ Hooks known to do no blocking work (LOOP_SAFE: they read headers and cookies, se
 headers) run on the event loop itself, without a hop, when every hook of that kind in the group is one of them:
 SecurityMiddleware (a group of its own) then costs no hop at all, and the main group's process_request none. A hook
 that may touch the database stays in a thread: the session's process_response (it saves), CSRF's process_view (it
-reads form bodies and renders the refusal), the messages' process_response (it may load the session). Were a loop-safe
+reads form bodies and renders the refusal; but for a csrf_exempt view, such as every API view, it returns at once and
+runs on the loop), the messages' process_response (it may load the session). Were a loop-safe
 hook to reach the database after all, Django would refuse with SynchronousOnlyOperation instead of blocking the loop.
 """
 
@@ -101,8 +102,12 @@ class FusedMiddleware:
         self.inline_request = inline("process_request")
         self.inline_response = inline("process_response")
         self._views = [member.process_view for member in self.members if hasattr(member, "process_view")]
+        # CSRF's process_view returns at once for a view marked csrf_exempt (every DRF view): when it is the group's
+        # only process_view, such a view's costs no hop.
+        viewing = [path for path, member in zip(paths, self.members, strict=True) if hasattr(member, "process_view")]
+        self.exempt_views_inline = viewing == ["django.middleware.csrf.CsrfViewMiddleware"]
         if self._views:
-            self.process_view = self._process_view
+            self.process_view = self._aprocess_view if iscoroutinefunction(get_response) else self._process_view
         if iscoroutinefunction(get_response):
             markcoroutinefunction(self)
 
@@ -141,6 +146,13 @@ class FusedMiddleware:
             if response is not None:
                 return response
         return None
+
+    async def _aprocess_view(
+        self, request: HttpRequest, view: Callable[..., Any], args: tuple, kwargs: dict[str, Any]
+    ) -> HttpResponseBase | None:
+        if self.exempt_views_inline and getattr(view, "csrf_exempt", False):
+            return self._process_view(request, view, args, kwargs)
+        return await sync_to_async(self._process_view, thread_sensitive=True)(request, view, args, kwargs)
 
     def __call__(self, request: HttpRequest) -> Any:
         if iscoroutinefunction(self):
