@@ -18,11 +18,13 @@ handler, the test client and Django's system checks see the list as written.
 
 Hooks known to do no blocking work (LOOP_SAFE: they read headers and cookies, set attributes and lazy objects, write
 headers) run on the event loop itself, without a hop, when every hook of that kind in the group is one of them:
-SecurityMiddleware (a group of its own) then costs no hop at all, and the main group's process_request none. A hook
-that may touch the database stays in a thread: the session's process_response (it saves), CSRF's process_view (it
-reads form bodies and renders the refusal; but for a csrf_exempt view, such as every API view, it returns at once and
-runs on the loop), the messages' process_response (it may load the session). Were a loop-safe
-hook to reach the database after all, Django would refuse with SynchronousOnlyOperation instead of blocking the loop.
+SecurityMiddleware (a group of its own) then costs no hop at all, and the main group's process_request none. Hooks
+that may touch the database run in a thread when they would: the session's process_response when the session was
+modified (it saves), the messages' process_response when messages were read or added (it may load the session)
+(LOOP_SAFE_WHEN: else they only set headers, on the loop), CSRF's process_view but for a csrf_exempt view, such as
+every API view (it reads form bodies and renders the refusal; for an exempt view it returns at once). So an API
+request's middleware take no hop. Were a loop-safe hook to reach the database after all, Django would refuse with
+SynchronousOnlyOperation instead of blocking the loop.
 """
 
 from __future__ import annotations
@@ -66,6 +68,28 @@ LOOP_SAFE: dict[str, frozenset[str]] = {
 }
 
 
+def _session_unsaved(request: HttpRequest) -> bool:
+    """SessionMiddleware.process_response saves (the database) only a modified, non-empty session, or every session
+    under SESSION_SAVE_EVERY_REQUEST; else it only sets headers."""
+    session = getattr(request, "session", None)
+    if session is None:
+        return True
+    return not (session.modified or settings.SESSION_SAVE_EVERY_REQUEST) or session.is_empty()
+
+
+def _messages_untouched(request: HttpRequest) -> bool:
+    """MessageMiddleware.process_response stores messages (maybe in the session) only when some were read or added."""
+    storage = getattr(request, "_messages", None)
+    return storage is None or not (storage.used or storage.added_new)
+
+
+# Hooks that run on the event loop when the request left them nothing to write (checked after the view).
+LOOP_SAFE_WHEN: dict[str, dict[str, Callable[[HttpRequest], bool]]] = {
+    "django.contrib.sessions.middleware.SessionMiddleware": {"process_response": _session_unsaved},
+    "django.contrib.messages.middleware.MessageMiddleware": {"process_response": _messages_untouched},
+}
+
+
 def loop_safe(path: str, hook: str) -> bool:
     """Whether the hook of the middleware at `path` may run on the event loop. CSRF's hooks read the session when
     the token is kept there (CSRF_USE_SESSIONS), so then they may not."""
@@ -101,6 +125,13 @@ class FusedMiddleware:
 
         self.inline_request = inline("process_request")
         self.inline_response = inline("process_response")
+        # Else, when each response hook is loop-safe or has a condition: those conditions, checked per request.
+        hooked = [path for path, member in zip(paths, self.members, strict=True) if hasattr(member, "process_response")]
+        conditional = [LOOP_SAFE_WHEN.get(path, {}).get("process_response") for path in hooked]
+        safe_or_conditional = all(
+            loop_safe(path, "process_response") or check for path, check in zip(hooked, conditional, strict=True)
+        )
+        self._response_checks = [check for check in conditional if check] if safe_or_conditional else None
         self._views = [member.process_view for member in self.members if hasattr(member, "process_view")]
         # CSRF's process_view returns at once for a view marked csrf_exempt (every DRF view): when it is the group's
         # only process_view, such a view's costs no hop.
@@ -169,7 +200,9 @@ class FusedMiddleware:
             response, entered = await sync_to_async(self._enter, thread_sensitive=True)(request)
         if response is None:
             response = await self.get_response(request)
-        if self.inline_response:
+        if self.inline_response or (
+            self._response_checks is not None and all(check(request) for check in self._response_checks)
+        ):
             return self._leave(request, response, entered)
         return await sync_to_async(self._leave, thread_sensitive=True)(request, response, entered)
 
