@@ -13,17 +13,17 @@ from capabilities.base import StrictFloatField, StrictIntegerField, StrictSerial
 from capabilities.default_models import EMBEDDER, LLM, QWEN
 from inference.backends.tuning.types import METHODS
 
-# The first base model of a task is its default: SmolLM2 tunes about 4x as fast as Qwen on CPU; Qwen is the one that
-# reads and writes Korean (bench/tuning_generation.py measures both).
+# The first base model of a task is its default: SmolLM2 tunes a row about 1.5x as fast as Qwen on CPU; Qwen is the one
+# that reads and writes Korean (bench/tuning_generation.py measures both).
 BASE_MODELS = {"classification": (EMBEDDER,), "generation": (LLM, QWEN), "chat": (LLM, QWEN)}
 TASK_CAPABILITY = {"classification": "text_classification", "generation": "text_generation", "chat": "dialogue"}
 TUNED_PREFIX = "ft:"
 QUOTA_KEY = "tuning"
 
-# Training tokens per second of each base model on two CPU cores, measured by bench/tuning.py (MiniLM) and
-# bench/tuning_generation.py (the default LoRA on SmolLM2 and on Qwen); a GPU worker is far faster, so the estimate
-# is an upper bound there.
-TOKENS_PER_SECOND = {EMBEDDER: 3_000.0, LLM: 400.0, QWEN: 100.0}
+# Training tokens per second of each base model on two idle CPU cores, measured by bench/tuning.py (MiniLM) and
+# bench/tuning_generation.py (the default LoRA: SmolLM2 ~235, Qwen ~85 on its banker's notes, the per-epoch
+# validation included); a GPU worker is far faster, so the estimate is an upper bound there.
+TOKENS_PER_SECOND = {EMBEDDER: 3_000.0, LLM: 235.0, QWEN: 85.0}
 DEFAULT_EPOCHS = {"classification": 3, "generation": 2, "chat": 2}
 MAX_TOKENS_PER_ROW = {"classification": 128, "generation": 256, "chat": 256}
 

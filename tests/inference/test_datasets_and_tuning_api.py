@@ -210,8 +210,8 @@ def test_the_bilingual_model_is_a_chat_base_model_estimated_by_its_own_tokenizer
     smollm2, qwen = figures["smollm2-135m-instruct"], figures["qwen2.5-coder-0.5b-instruct"]
     assert smollm2["token_count"] == qwen["token_count"] == "tokenizer"
     assert qwen["training_tokens"] != smollm2["training_tokens"]  # each model's own tokenizer and chat template
-    # Qwen trains about a quarter as many tokens per second as SmolLM2 on CPU (bench/tuning_generation.py).
-    assert (qwen["expected_seconds"] - 10) / qwen["training_tokens"] > 3 * (smollm2["expected_seconds"] - 10) / (
+    # Qwen trains about a third as many tokens per second as SmolLM2 on CPU (bench/tuning_generation.py).
+    assert (qwen["expected_seconds"] - 10) / qwen["training_tokens"] > 2.5 * (smollm2["expected_seconds"] - 10) / (
         smollm2["training_tokens"]
     )
     created = api.post(
