@@ -20,7 +20,7 @@ Reported per method: held-out loss and perplexity on the answer tokens (the chat
 (F1 over words, Korean and English alike) of greedy answers to the first --rouge-rows test messages, trainable
 parameters and share, minutes per epoch on this machine's threads.
 
-`--quick` (about 7 minutes on two idle cores): 96 training rows (Qwen: the first 48) and 24 test rows, 1 epoch,
+`--quick` (416 s on two idle cores): 96 training rows (Qwen: the first 48) and 24 test rows, 1 epoch,
 8 ROUGE rows, without the rank-1 LoRA. Last line: `tuning_generation: ... lora_loss=... base_loss=...
 prompt_tuning_loss=... lora_rouge_l=... qwen_lora_loss=... qwen_base_loss=... ...` (SmolLM2's keys unprefixed,
 Qwen's prefixed `qwen_`).
