@@ -94,6 +94,7 @@ def test_the_plain_middleware_run_is_one_group_and_the_settings_stay_as_written(
         ("GET", "/portal/login/", [(b"accept-language", b"ko")], b""),
         ("POST", "/portal/login/", [(b"content-type", b"application/x-www-form-urlencoded")], b"username=a&password=b"),
         ("GET", "/no-such-page/", [], b""),
+        ("GET", "/api/v1/capabilities", [(b"host", b"evil.example")], b""),  # DisallowedHost in a loop-safe hook
     ],
 )
 def test_the_fused_handler_answers_as_djangos(transactional_db, handlers, method, path, headers, body):
