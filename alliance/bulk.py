@@ -2,9 +2,9 @@
 rows, so the statement's cost is one json.dumps and one server-side parse instead of Django's per-value adaptation
 (bulk_create spends ~2 ms a row of a wide table on that); elsewhere (SQLite, the embedded default) bulk_create.
 
-Rows come as unsaved model instances (insert_many, insert_statement) or, where many rows are built at once (a
-batch's jobs and charges), as plain dicts by attribute name (insert_rows, rows_statement): building a model instance
-costs ~50 us a row of a wide table, a third of accepting a batch."""
+Rows come as plain dicts by attribute name (insert_rows, rows_statement): building a model instance costs ~50 us a
+row of a wide table, a third of accepting a batch; a caller that has the instance anyway (a single submission's job,
+which its answer shows) passes it to insert_statement."""
 
 from __future__ import annotations
 
@@ -31,23 +31,10 @@ class _RowEncoder(DjangoJSONEncoder):
 _encoder = _RowEncoder(separators=(",", ":"))
 
 
-def insert_many(objects: Sequence[models.Model]) -> None:
-    """Inserts unsaved model instances of one model as they are (their Python defaults and auto_now_add values
-    applied, primary keys set by the caller: nothing is read back)."""
-    if not objects:
-        return
-    model = type(objects[0])
-    if connection.vendor != "postgresql":
-        model._default_manager.bulk_create(objects)
-        return
-    sql, params = insert_statement(objects)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-
-
 def insert_statement(objects: Sequence[models.Model]) -> tuple[str, list[str]]:
-    """PostgreSQL only: the INSERT of insert_many as (SQL, parameters), for a caller that composes it into a larger
-    statement (a WHERE clause may follow it)."""
+    """PostgreSQL only: the INSERT of unsaved model instances of one model, as they are (their Python defaults and
+    auto_now_add values applied, primary keys set by the caller), as (SQL, parameters) for a caller that composes it
+    into a larger statement (a WHERE clause may follow it)."""
     fields, sql = _insert_sql(type(objects[0]))
     rows = [{field.column: field.pre_save(obj, add=True) for field in fields} for obj in objects]
     return sql, [_encoder.encode(rows)]
