@@ -120,13 +120,18 @@ class FusedMiddleware:
                 continue
             paths.append(path)
 
+        pairs = list(zip(paths, self.members, strict=True))
+
+        def having(hook: str) -> list[str]:
+            return [path for path, member in pairs if hasattr(member, hook)]
+
         def inline(hook: str) -> bool:
-            return all(loop_safe(path, hook) for path, m in zip(paths, self.members, strict=True) if hasattr(m, hook))
+            return all(loop_safe(path, hook) for path in having(hook))
 
         self.inline_request = inline("process_request")
         self.inline_response = inline("process_response")
         # Else, when each response hook is loop-safe or has a condition: those conditions, checked per request.
-        hooked = [path for path, member in zip(paths, self.members, strict=True) if hasattr(member, "process_response")]
+        hooked = having("process_response")
         conditional = [LOOP_SAFE_WHEN.get(path, {}).get("process_response") for path in hooked]
         safe_or_conditional = all(
             loop_safe(path, "process_response") or check for path, check in zip(hooked, conditional, strict=True)
@@ -135,8 +140,7 @@ class FusedMiddleware:
         self._views = [member.process_view for member in self.members if hasattr(member, "process_view")]
         # CSRF's process_view returns at once for a view marked csrf_exempt (every DRF view): when it is the group's
         # only process_view, such a view's costs no hop.
-        viewing = [path for path, member in zip(paths, self.members, strict=True) if hasattr(member, "process_view")]
-        self.exempt_views_inline = viewing == ["django.middleware.csrf.CsrfViewMiddleware"]
+        self.exempt_views_inline = having("process_view") == ["django.middleware.csrf.CsrfViewMiddleware"]
         if self._views:
             self.process_view = self._aprocess_view if iscoroutinefunction(get_response) else self._process_view
         if iscoroutinefunction(get_response):

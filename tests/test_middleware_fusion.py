@@ -10,8 +10,10 @@ import pytest
 from asgiref.sync import SyncToAsync
 from asgiref.testing import ApplicationCommunicator
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.handlers.asgi import ASGIHandler
 from django.db import connections
+from django.test import Client
 from django.utils.module_loading import import_string
 
 from alliance.middleware_fusion import FusedASGIHandler, fused
@@ -137,9 +139,6 @@ def test_an_api_request_takes_fewer_thread_hops(transactional_db, handlers):
 def test_a_signed_in_page_reads_its_session_and_user_in_the_views_thread(transactional_db, handlers):
     """Hooks that run on the event loop leave the session and the user lazy: the signed-in page (the session and user
     read from the database) answers as under Django's handler, with no SynchronousOnlyOperation."""
-    from django.contrib.auth import get_user_model
-    from django.test import Client
-
     user = get_user_model().objects.create_user("hops", password="pw-hops-123456789")
     browser = Client()
     browser.force_login(user)
@@ -165,8 +164,6 @@ def test_security_and_the_groups_requests_run_on_the_loop():
 def test_signing_in_saves_the_session_in_a_thread_and_the_cookie_signs_in(transactional_db, handlers):
     """The session's process_response saves a modified session (off the loop): the sign-in's session cookie then
     opens a signed-in page."""
-    from django.contrib.auth import get_user_model
-
     get_user_model().objects.create_user("signer", password="pw-signer-123456789")
     _, fused_handler = handlers
     form = _call(fused_handler, "GET", "/portal/login/")
